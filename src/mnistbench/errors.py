@@ -1,0 +1,21 @@
+"""User-facing errors: each carries one paragraph that says what was wrong and how to fix it.
+
+The CLI prints the message (no traceback) and exits with status 2; library callers can catch the
+specific subclass.
+"""
+
+
+class MnistbenchError(Exception):
+    """Base class for every error that is the user's input or environment, not a bug."""
+
+
+class ConfigError(MnistbenchError):
+    """A run configuration, model name, dataset name or option value is invalid."""
+
+
+class DataError(MnistbenchError):
+    """Data files are missing, corrupt or cannot be downloaded."""
+
+
+class StoreError(MnistbenchError):
+    """The results store cannot be opened, written or read."""
