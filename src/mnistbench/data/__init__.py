@@ -1,0 +1,45 @@
+"""Data layer: find, verify and load MNIST-style IDX data sets, and serve them from the device."""
+
+from mnistbench.data.catalog import DATASETS, DatasetSpec, get_dataset_spec
+from mnistbench.data.device import (
+    DeviceData,
+    Split,
+    background_value,
+    batch_indices,
+    iterate_batches,
+    prepare_device_data,
+    random_affine,
+)
+from mnistbench.data.fetch import (
+    FileCheck,
+    RawDataset,
+    check_dataset,
+    download_dataset,
+    load_dataset,
+    locate_dataset,
+    search_dirs,
+    verify_file,
+)
+from mnistbench.data.idx import read_idx
+
+__all__ = [
+    "DATASETS",
+    "DatasetSpec",
+    "DeviceData",
+    "FileCheck",
+    "RawDataset",
+    "Split",
+    "background_value",
+    "batch_indices",
+    "check_dataset",
+    "download_dataset",
+    "get_dataset_spec",
+    "iterate_batches",
+    "load_dataset",
+    "locate_dataset",
+    "prepare_device_data",
+    "random_affine",
+    "read_idx",
+    "search_dirs",
+    "verify_file",
+]
