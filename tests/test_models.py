@@ -1,0 +1,96 @@
+"""Every registered model, tested the moment it is registered (timm-style, over the registry)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mnistbench.errors import ConfigError
+from mnistbench.models import create_model, get_model_info, list_models
+
+MODEL_NAMES = [info.name for info in list_models()]
+
+
+def _batch(name: str, batch_size: int = 4) -> torch.Tensor:
+    return torch.randn(batch_size, *get_model_info(name).input_shape)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_output_shape_and_finite(name: str) -> None:
+    torch.manual_seed(0)
+    logits = create_model(name)(_batch(name))
+    assert logits.shape == (4, 10)
+    assert torch.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_other_class_counts(name: str) -> None:
+    assert create_model(name, num_classes=3)(_batch(name)).shape == (4, 3)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_parameter_count_matches_published(name: str) -> None:
+    info = get_model_info(name)
+    params = sum(p.numel() for p in create_model(name).parameters())
+    if info.published is None or info.published.params is None:
+        pytest.skip(f"{name} has no published parameter count")
+    assert params == info.published.params
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_every_parameter_gets_a_gradient(name: str) -> None:
+    info = get_model_info(name)
+    if "no_autograd" in info.tags:
+        pytest.skip(f"{name} is trained without autograd")
+    model = create_model(name)
+    model.train()
+    model(_batch(name)).logsumexp(dim=1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum()]
+    assert not missing, f"no gradient reaches {missing}"
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_forward_features_width(name: str) -> None:
+    model = create_model(name).eval()
+    features = model.forward_features(_batch(name))
+    assert features.shape == (4, model.num_features)
+    assert model.head.in_features == model.num_features
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_same_seed_same_output(name: str) -> None:
+    x = _batch(name)
+    outputs = []
+    for _ in range(2):
+        torch.manual_seed(123)
+        outputs.append(create_model(name).eval()(x))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_registration_metadata(name: str) -> None:
+    info = get_model_info(name)
+    assert info.family and info.architecture
+    assert info.recipe.get("epochs", 1) >= 1
+    if info.published is not None:
+        assert 0 < info.published.test_accuracy <= 1
+
+
+def test_study_a_models_are_registered_with_their_figures() -> None:
+    expected = {
+        "mlp": (535_818, 0.9781),
+        "cnn": (206_922, 0.9882),
+        "microresnet": (174_970, 0.9931),
+    }
+    for name, (params, accuracy) in expected.items():
+        published = get_model_info(name).published
+        assert (published.params, published.test_accuracy, published.study) == (
+            params,
+            accuracy,
+            "A",
+        )
+
+
+def test_unknown_model_names_closest_matches() -> None:
+    with pytest.raises(ConfigError, match=r"Did you mean.*microresnet"):
+        get_model_info("micro_resnet")
