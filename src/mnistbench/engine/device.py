@@ -1,0 +1,53 @@
+"""Device choice, synchronisation and autocast: the only place that knows device kinds."""
+
+from __future__ import annotations
+
+import functools
+from contextlib import AbstractContextManager, nullcontext
+
+import torch
+
+from mnistbench.errors import ConfigError
+
+
+def resolve_device(choice: str = "auto") -> str:
+    """'auto' -> cuda, then mps, then cpu; an explicit device that is absent is a ConfigError."""
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available(),
+        "mps": getattr(torch.backends, "mps", None) is not None
+        and torch.backends.mps.is_available(),
+    }
+    if choice == "auto":
+        return next(d for d in ("cuda", "mps", "cpu") if available[d])
+    if choice not in available:
+        raise ConfigError(f"Unknown --device {choice!r}. Choose one of auto, cpu, cuda, mps.")
+    if not available[choice]:
+        raise ConfigError(
+            f"--device {choice} was asked for, but this machine's PyTorch "
+            f"({torch.__version__}) sees no {choice.upper()} device. "
+            "Use --device cpu, or --device auto to take the best one present."
+        )
+    return choice
+
+
+def synchronize(device: str | torch.device) -> None:
+    """Wait for queued kernels, so a clock read after it measures finished work."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        torch.cuda.synchronize()
+    elif kind == "mps":
+        torch.mps.synchronize()
+
+
+def autocast_factory(device: str, precision: str) -> type[AbstractContextManager] | None:
+    """A zero-argument factory for the autocast context of `precision` (None for fp32)."""
+    if precision == "fp32":
+        return None
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    device_type = torch.device(device).type
+    return functools.partial(torch.autocast, device_type=device_type, dtype=dtype)  # type: ignore[return-value]
+
+
+def no_autocast() -> AbstractContextManager:
+    return nullcontext()

@@ -1,0 +1,188 @@
+"""What a run measures besides accuracy: size, FLOPs, latency, memory, energy, environment."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from mnistbench.engine.device import synchronize
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def model_size_bytes(model: nn.Module) -> int:
+    """Bytes of every parameter and buffer (BatchNorm statistics included), as stored."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def flops_per_sample(model: nn.Module, input_shape: tuple[int, ...], device: str) -> int:
+    """Forward-pass FLOPs for one image, counted by torch.utils.flop_counter (1 MAC = 2 FLOPs)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            model(torch.zeros(1, *input_shape, device=device))
+        return int(counter.get_total_flops())
+    finally:
+        model.train(was_training)
+
+
+def inference_latency_ms(
+    model: nn.Module,
+    input_shape: tuple[int, ...],
+    batch_size: int,
+    device: str,
+    autocast: type | None = None,
+    budget_s: float = 1.0,
+    max_repeats: int = 50,
+) -> float:
+    """Median wall time of one forward pass on `batch_size` images, after two warm-up passes."""
+    from contextlib import nullcontext
+
+    was_training = model.training
+    model.eval()
+    images = torch.zeros(batch_size, *input_shape, device=device)
+    timings_s: list[float] = []
+    try:
+        with torch.inference_mode(), autocast() if autocast else nullcontext():
+            for _ in range(2):
+                model(images)
+            started = time.perf_counter()
+            while len(timings_s) < max_repeats and (
+                len(timings_s) < 3 or time.perf_counter() - started < budget_s
+            ):
+                synchronize(device)
+                t0 = time.perf_counter()
+                model(images)
+                synchronize(device)
+                timings_s.append(time.perf_counter() - t0)
+    finally:
+        model.train(was_training)
+    return statistics.median(timings_s) * 1000.0
+
+
+def reset_peak_memory(device: str) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+
+
+def peak_memory_mb(device: str) -> tuple[float, str]:
+    """Peak memory and what it is: CUDA allocator peak, or the process's peak resident set."""
+    if torch.device(device).type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
+    # ru_maxrss is KiB on Linux, bytes on macOS; it covers the whole process (data included)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    scale = 1 / 2**20 if platform.system() == "Darwin" else 1 / 2**10
+    return rss * scale, "process_peak_rss"
+
+
+@dataclass
+class EnergyReading:
+    energy_kwh: float | None
+    method: str  # how CodeCarbon measured (hardware list), or "unavailable"
+    reason: str | None = None  # why energy_kwh is None
+
+
+class EnergyMeter:
+    """CodeCarbon's offline tracker around a block of work; never fails the run.
+
+    Offline mode needs no network (country given explicitly). On machines without RAPL or NVML,
+    CodeCarbon estimates CPU power from its TDP table and the measured load; `method` says so.
+    """
+
+    def __init__(self, country_iso_code: str = "USA", measure_power_secs: float = 5.0):
+        self._tracker = None
+        self._error: str | None = None
+        try:
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
+            from codecarbon import OfflineEmissionsTracker
+
+            self._tracker = OfflineEmissionsTracker(
+                country_iso_code=country_iso_code,
+                save_to_file=False,
+                log_level="error",
+                measure_power_secs=measure_power_secs,
+                tracking_mode="process",
+            )
+        except Exception as error:  # CodeCarbon's failures must not end a training run
+            self._error = f"{type(error).__name__}: {error}"
+
+    def start(self) -> None:
+        if self._tracker is None:
+            return
+        try:
+            self._tracker.start()
+        except Exception as error:
+            self._error, self._tracker = f"{type(error).__name__}: {error}", None
+
+    def stop(self) -> EnergyReading:
+        if self._tracker is None:
+            return EnergyReading(None, "unavailable", self._error or "codecarbon not started")
+        try:
+            self._tracker.stop()
+            data = self._tracker.final_emissions_data
+            hardware = ", ".join(str(h) for h in getattr(self._tracker, "_hardware", []))
+            return EnergyReading(float(data.energy_consumed), f"codecarbon {hardware}".strip())
+        except Exception as error:
+            return EnergyReading(None, "unavailable", f"{type(error).__name__}: {error}")
+
+
+def cpu_model_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def git_sha() -> str | None:
+    """The project's commit, when it runs from a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None if result.returncode == 0 else None
+
+
+def collect_environment(device: str) -> dict[str, object]:
+    """Provenance stored with every run."""
+    from mnistbench import __version__
+
+    kind = torch.device(device).type
+    device_name = torch.cuda.get_device_name() if kind == "cuda" else cpu_model_name()
+    return {
+        "mnistbench_version": __version__,
+        "git_sha": git_sha(),
+        "torch_version": torch.__version__,
+        "python_version": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "device": kind,
+        "device_name": device_name,
+        "cpu_model": cpu_model_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }

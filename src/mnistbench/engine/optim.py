@@ -1,0 +1,42 @@
+"""Optimizers and learning-rate schedulers built from a RunConfig."""
+
+from __future__ import annotations
+
+import torch
+
+from mnistbench.config import RunConfig
+
+
+def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torch.optim.Optimizer:
+    """sgd (momentum, nesterov), adam or adamw; foreach kernels batch the update per dtype."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params,
+            lr=config.lr,
+            momentum=config.momentum,
+            nesterov=config.nesterov and config.momentum > 0,
+            weight_decay=config.weight_decay,
+            foreach=True,
+        )
+    optimizer_class = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[config.optimizer]
+    return optimizer_class(params, lr=config.lr, weight_decay=config.weight_decay, foreach=True)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: RunConfig, steps_per_epoch: int
+) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, str]:
+    """The scheduler and when to step it: "epoch" or "step" (ignored when the scheduler is None)."""
+    total_steps = config.epochs * steps_per_epoch
+    if config.scheduler == "none":
+        return None, "epoch"
+    if config.scheduler == "step":
+        scheduler = torch.optim.lr_scheduler.StepLR(
+            optimizer, step_size=config.step_size, gamma=config.gamma
+        )
+        return scheduler, "epoch"
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps), "step"
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=total_steps
+    )
+    return scheduler, "step"

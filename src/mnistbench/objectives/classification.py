@@ -1,0 +1,51 @@
+"""Supervised classification with cross-entropy on logits (MLP, CNN, ResNet, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from mnistbench.objectives.base import Batch, Objective
+
+
+class CrossEntropyObjective(Objective):
+    """Minimise cross-entropy of `model(x)` against integer labels."""
+
+    def __init__(self, *args, label_smoothing: float = 0.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.label_smoothing = label_smoothing  # fraction of target mass spread over all classes
+
+    def configure_optimizers(
+        self, build: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer]
+    ) -> list[torch.optim.Optimizer]:
+        self.parameters = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizers = [build(self.parameters)]
+        return self.optimizers
+
+    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        (optimizer,) = self.optimizers
+        with self.autocast():
+            logits = self.model(images)
+            loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.clip_gradients(self.parameters)
+        optimizer.step()
+        correct = (logits.detach().argmax(dim=1) == labels).sum()
+        return {"loss": loss.detach(), "correct": correct, "count": labels.new_tensor(len(labels))}
+
+    @torch.inference_mode()
+    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, labels = batch
+        with self.autocast():
+            logits = self.model(images).float()
+        predictions = logits.argmax(dim=1)
+        return {
+            "loss_sum": F.cross_entropy(logits, labels, reduction="sum"),
+            "correct": (predictions == labels).sum(),
+            "count": labels.new_tensor(len(labels)),
+            "predictions": predictions,
+        }

@@ -1,0 +1,40 @@
+"""Shared fixtures: every test runs offline, away from the user's cache and data folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from synthetic import install_as_mnist
+
+# Captured before the autouse fixture clears it, for tests marked real_data.
+REAL_DATA_ENV = os.environ.get("MNISTBENCH_DATA")
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the user's cache, MNISTBENCH_DATA, proxies, or the network."""
+    monkeypatch.delenv("MNISTBENCH_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("MNISTBENCH_OFFLINE", "1")
+    for var in list(os.environ):
+        if var.lower().endswith("_proxy"):
+            monkeypatch.delenv(var)
+
+
+@pytest.fixture
+def learnable_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A data root holding a tiny learnable "mnist" whose checksums the catalog accepts."""
+    return install_as_mnist(tmp_path / "data", monkeypatch)
+
+
+def real_data_root() -> Path | None:
+    """The real data root from MNISTBENCH_DATA (relative to the repo root), if it holds MNIST."""
+    if not REAL_DATA_ENV:
+        return None
+    root = Path(REAL_DATA_ENV)
+    if not root.is_absolute():
+        root = Path(__file__).resolve().parent.parent / root
+    return root if (root / "mnist").is_dir() else None
