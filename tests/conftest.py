@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from mnistbench.data.catalog import STANDARD_FILES
 from synthetic import install_as_mnist
 
 # Captured before the autouse fixture clears it, for tests marked real_data.
@@ -30,11 +31,19 @@ def learnable_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return install_as_mnist(tmp_path / "data", monkeypatch)
 
 
-def real_data_root() -> Path | None:
-    """The real data root from MNISTBENCH_DATA (relative to the repo root), if it holds MNIST."""
+def real_data_root(name: str = "mnist") -> Path:
+    """The real data root from MNISTBENCH_DATA (relative to the repo root); skips the test when
+    that folder does not hold the four files of `name`."""
     if not REAL_DATA_ENV:
-        return None
+        pytest.skip(
+            "MNISTBENCH_DATA is not set; point it at a folder holding mnist/, fashion-mnist/"
+        )
     root = Path(REAL_DATA_ENV)
     if not root.is_absolute():
         root = Path(__file__).resolve().parent.parent / root
-    return root if (root / "mnist").is_dir() else None
+    folder = root / name
+    if not all(
+        (folder / f).is_file() or (folder / f[:-3]).is_file() for f in STANDARD_FILES.values()
+    ):
+        pytest.skip(f"real {name} files are not in {folder}")
+    return root

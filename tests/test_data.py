@@ -7,7 +7,6 @@ import dataclasses
 import functools
 import gzip
 import hashlib
-import os
 import socket
 import threading
 import time
@@ -19,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import real_data_root
 from mnistbench.data import (
     DATASETS,
     DatasetSpec,
@@ -39,9 +39,8 @@ from mnistbench.data import (
 )
 from mnistbench.data.catalog import ROLES, STANDARD_FILES
 from mnistbench.errors import ConfigError, DataError
+from synthetic import idx_bytes, write_dataset
 
-# Captured at import: the autouse fixture below removes it from each test's environment.
-REAL_DATA_ENV = os.environ.get("MNISTBENCH_DATA")
 TINY = "tiny"
 Tiny = tuple[DatasetSpec, dict[str, bytes]]  # the `tiny` fixture: spec and file contents
 Mirror = tuple[Path, str, list[str]]  # the `http_mirror` fixture: folder, base URL, request log
@@ -50,12 +49,6 @@ Mirror = tuple[Path, str, list[str]]  # the `http_mirror` fixture: folder, base 
 # ---------------------------------------------------------------------------------------------
 # Helpers and fixtures
 # ---------------------------------------------------------------------------------------------
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    """Encode a uint8 array as IDX: 0, 0, type 0x08, ndim, big-endian dims, payload."""
-    header = bytes([0, 0, 0x08, array.ndim]) + np.array(array.shape, dtype=">u4").tobytes()
-    return header + np.ascontiguousarray(array, dtype=np.uint8).tobytes()
 
 
 def tiny_contents(seed: int = 0) -> dict[str, bytes]:
@@ -67,29 +60,6 @@ def tiny_contents(seed: int = 0) -> dict[str, bytes]:
         "test_images": idx_bytes(rng.integers(0, 256, (12, 6, 6), dtype=np.uint8)),
         "test_labels": idx_bytes(rng.integers(0, 10, 12, dtype=np.uint8)),
     }
-
-
-def write_dataset(folder: Path, contents: dict[str, bytes], gz: bool = True) -> Path:
-    """Write the four files into `folder` (created), gzip-compressed or decompressed."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for role, content in contents.items():
-        name = STANDARD_FILES[role]
-        if gz:
-            (folder / name).write_bytes(gzip.compress(content))
-        else:
-            (folder / name.removesuffix(".gz")).write_bytes(content)
-    return folder
-
-
-@pytest.fixture(autouse=True)
-def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test sees the user's cache, MNISTBENCH_DATA, proxies, or the network."""
-    monkeypatch.delenv("MNISTBENCH_DATA", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
-    monkeypatch.setenv("MNISTBENCH_OFFLINE", "1")
-    for var in list(os.environ):
-        if var.lower().endswith("_proxy"):
-            monkeypatch.delenv(var)
 
 
 @pytest.fixture
@@ -618,20 +588,6 @@ def test_device_paths_on_cuda() -> None:
 # ---------------------------------------------------------------------------------------------
 # Real data (MNISTBENCH_DATA)
 # ---------------------------------------------------------------------------------------------
-
-
-def real_data_root(name: str) -> Path:
-    if not REAL_DATA_ENV:
-        pytest.skip(
-            "MNISTBENCH_DATA is not set; point it at a folder holding mnist/, fashion-mnist/"
-        )
-    root = Path(REAL_DATA_ENV).resolve()  # CI passes a path relative to the repository root
-    folder = root / name
-    if not all(
-        (folder / f).is_file() or (folder / f[:-3]).is_file() for f in STANDARD_FILES.values()
-    ):
-        pytest.skip(f"real {name} files are not in {folder}")
-    return root
 
 
 @pytest.mark.real_data

@@ -51,3 +51,16 @@ def autocast_factory(device: str, precision: str) -> type[AbstractContextManager
 
 def no_autocast() -> AbstractContextManager:
     return nullcontext()
+
+
+def place_model(model: torch.nn.Module, device: str) -> torch.nn.Module:
+    """Move `model` to `device`; conv models go channels-last, which oneDNN and cuDNN run faster.
+
+    Same arithmetic, other memory layout (measured on 2 CPU cores: study A `cnn` 9.9 -> 6.7 s
+    per epoch). A 1-channel (N, 1, H, W) input is already channels-last in memory, so the data
+    need not change.
+    """
+    model = model.to(device)
+    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model = model.to(memory_format=torch.channels_last)
+    return model

@@ -108,12 +108,14 @@ class EnergyMeter:
         self._tracker = None
         self._error: str | None = None
         try:
-            logging.getLogger("codecarbon").setLevel(logging.ERROR)
             from codecarbon import OfflineEmissionsTracker
+
+            # codecarbon sets its logger to INFO on import; its start-up chatter is not ours
+            logging.getLogger("codecarbon").setLevel(logging.ERROR)
 
             self._tracker = OfflineEmissionsTracker(
                 country_iso_code=country_iso_code,
-                save_to_file=False,
+                output_methods=[],  # the figures go to our store, not to emissions.csv
                 log_level="error",
                 measure_power_secs=measure_power_secs,
                 tracking_mode="process",

@@ -17,6 +17,7 @@ import torch
 from mnistbench.config import RunConfig, validate_config
 from mnistbench.data import load_dataset, prepare_device_data
 from mnistbench.engine import autocast_factory, confusion_matrix, fit, summarize_epochs
+from mnistbench.engine.device import place_model
 from mnistbench.engine.measure import (
     EnergyMeter,
     collect_environment,
@@ -82,7 +83,7 @@ def run_config(
     )
     data_load_s = time.perf_counter() - wall_started
     torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=data.num_classes).to(config.device)
+    model = place_model(create_model(config.model, num_classes=data.num_classes), config.device)
     autocast = autocast_factory(config.device, config.precision)
     objective = CrossEntropyObjective(
         model, autocast=autocast, grad_clip=config.grad_clip, label_smoothing=config.label_smoothing

@@ -1,0 +1,250 @@
+"""The command line: bad input gets one clear paragraph, exit 2, no traceback, an intact store."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import real_data_root
+from mnistbench.cli import main
+from mnistbench.store import Store
+
+REQUIRED_JSON_KEYS = {
+    "run_id", "config_hash", "model", "dataset", "status", "epochs", "test_accuracy",
+    "best_val_accuracy", "params", "flops_per_sample", "time_per_epoch_s", "wall_time_s",
+    "train_images_per_s", "peak_memory_mb", "energy_kwh",
+}  # fmt: skip
+QUICK = ["--epochs", "1", "--val-size", "100", "--quiet"]
+
+
+def store_snapshot(path: Path) -> list[tuple]:
+    """Every row of every table, to prove a failed command changed nothing."""
+    with sqlite3.connect(path) as connection:
+        tables = [
+            r[0] for r in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        ]
+        return [
+            (t, *row) for t in sorted(tables) for row in connection.execute(f"SELECT * FROM {t}")
+        ]
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """A store that already holds one finished run."""
+    path = tmp_path / "results.sqlite"
+    with Store(path) as store:
+        run_id = store.start_run({"model": "mlp", "dataset": "mnist"}, "0" * 16, {"device": "cpu"})
+        store.log_epoch(run_id, 1, {"train_loss": 0.3, "test_accuracy": 0.97})
+        store.finish_run(run_id, "finished", {"test_accuracy": 0.97, "params": 535_818})
+    return path
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_clean_error(code: int, err: str, *phrases: str) -> None:
+    assert code == 2
+    assert "Traceback" not in err
+    assert err.startswith("mnistbench: error: ")
+    for phrase in phrases:
+        assert phrase in err, f"{phrase!r} not in {err!r}"
+
+
+def test_run_records_and_prints_json(capsys, learnable_data_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    code, out, _ = run_cli(
+        capsys, "run", "mlp", "--data-dir", str(learnable_data_dir), "--store", str(store),
+        "--epochs", "2", "--val-size", "100", "--json",
+    )  # fmt: skip
+    assert code == 0
+    record = json.loads(out)
+    assert record.keys() >= REQUIRED_JSON_KEYS
+    assert record["status"] == "finished" and record["epochs"] == 2
+    assert 0.9 < record["test_accuracy"] <= 1.0
+    assert record["params"] == 535_818
+    with Store(store) as s:
+        (run,) = s.list_runs()
+        assert len(s.epochs(run.run_id)) == 2
+        (matrix,) = [a for a in s.artefacts(run.run_id) if a.name == "confusion_matrix"]
+        assert sum(map(sum, json.loads(matrix.content))) == 300  # every test image counted once
+
+
+def test_finished_config_is_not_trained_again(capsys, learnable_data_dir: Path, tmp_path: Path):
+    args = [
+        "run",
+        "mlp",
+        "--data-dir",
+        str(learnable_data_dir),
+        "--store",
+        str(tmp_path / "s"),
+        *QUICK,
+    ]
+    assert run_cli(capsys, *args)[0] == 0
+    code, out, _ = run_cli(capsys, *args)
+    assert code == 0 and "already in the store" in out
+    assert run_cli(capsys, *args, "--force")[0] == 0
+    with Store(tmp_path / "s") as store:
+        assert [r.run_id for r in store.list_runs()] == [1, 2]
+
+
+def test_same_seed_same_accuracy(capsys, learnable_data_dir: Path, tmp_path: Path) -> None:
+    args = ["run", "cnn", "--data-dir", str(learnable_data_dir), "--store", str(tmp_path / "s")]
+    results = [
+        json.loads(run_cli(capsys, *args, *QUICK, "--subset", "500", "--json", "--force")[1])
+        for _ in range(2)
+    ]
+    assert results[0]["test_accuracy"] == results[1]["test_accuracy"]
+    assert results[0]["final_train_loss"] == results[1]["final_train_loss"]
+
+
+def test_report_and_list(capsys, store_path: Path) -> None:
+    code, out, _ = run_cli(capsys, "report", "--store", str(store_path))
+    assert code == 0 and "| mlp |" in out and "97.00%" in out and "97.81% (study A)" in out
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0
+    for row in ("| mlp | mlp | 535,818 | 97.81%", "| cnn | cnn | 206,922", "| microresnet |"):
+        assert row in out
+
+
+def test_report_without_store(capsys, tmp_path: Path) -> None:
+    code, _, err = run_cli(capsys, "report", "--store", str(tmp_path / "none.sqlite"))
+    assert_clean_error(code, err, "No results store", "--store")
+
+
+def _drop(root: Path, name: str) -> None:
+    (root / "mnist" / name).unlink()
+
+
+def _corrupt(root: Path, name: str) -> None:
+    (root / "mnist" / name).write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02ab"))
+
+
+def _truncate(root: Path, name: str) -> None:
+    path = root / "mnist" / name
+    path.write_bytes(path.read_bytes()[:-200])
+
+
+@pytest.mark.parametrize(
+    ("damage", "phrases"),
+    [
+        (_drop, ("t10k-labels-idx1-ubyte", "MNISTBENCH_DATA", "--data-dir")),
+        (_corrupt, ("t10k-labels-idx1-ubyte", "expected", "SHA-256", "data download")),
+        (_truncate, ("t10k-labels-idx1-ubyte",)),
+    ],
+    ids=["one-file-missing", "file-corrupt", "file-truncated"],
+)
+def test_damaged_data_is_named(capsys, learnable_data_dir, store_path, damage, phrases) -> None:
+    before = store_snapshot(store_path)
+    damage(learnable_data_dir, "t10k-labels-idx1-ubyte.gz")
+    code, _, err = run_cli(
+        capsys,
+        "run",
+        "mlp",
+        "--data-dir",
+        str(learnable_data_dir),
+        "--store",
+        str(store_path),
+        *QUICK,
+    )
+    assert_clean_error(code, err, *phrases)
+    assert store_snapshot(store_path) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "phrases"),
+    [
+        (["run", "mlp", "--data-dir", "/no/such/folder"], ("/no/such/folder", "MNISTBENCH_DATA")),
+        (["run", "mlpp"], ("Unknown model 'mlpp'", "mlp", "mnistbench list")),
+        (["run", "resnet"], ("Unknown model", "microresnet")),
+        (["run", "mlp", "--dataset", "cifar10"], ("cifar10", "mnist", "fashion-mnist")),
+        (["run", "mlp", "--lr", "0"], ("--lr", "positive")),
+        (["run", "mlp", "--lr", "-0.01"], ("--lr", "positive")),
+        (["run", "mlp", "--epochs", "0"], ("--epochs", "at least 1")),
+        (["run", "mlp", "--batch-size", "0"], ("--batch-size", "at least 1")),
+        (["run", "mlp", "--device", "cuda"], ("cuda", "--device cpu")),
+    ],
+)
+def test_bad_input_is_a_clean_error(capsys, store_path: Path, args, phrases) -> None:
+    import torch
+
+    if "--device" in args and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    before = store_snapshot(store_path)
+    code, _, err = run_cli(capsys, *args, "--store", str(store_path), "--no-download")
+    assert_clean_error(code, err, *phrases)
+    assert store_snapshot(store_path) == before
+
+
+def test_unwritable_store_path(capsys, tmp_path: Path, learnable_data_dir: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    code, _, err = run_cli(
+        capsys, "run", "mlp", "--data-dir", str(learnable_data_dir), "--store",
+        str(blocker / "results.sqlite"), *QUICK,
+    )  # fmt: skip
+    assert_clean_error(code, err, str(blocker), "--store")
+    assert blocker.read_text() == "not a folder"
+
+
+def test_data_check(capsys, learnable_data_dir: Path) -> None:
+    code, out, _ = run_cli(
+        capsys, "data", "check", "--dataset", "mnist", "--data-dir", str(learnable_data_dir)
+    )
+    assert code == 0 and out.count("| ok |") == 4
+    _corrupt(learnable_data_dir, "train-images-idx3-ubyte.gz")
+    code, out, err = run_cli(
+        capsys, "data", "check", "--dataset", "mnist", "--data-dir", str(learnable_data_dir)
+    )
+    assert code == 1 and "| corrupt |" in out and "mnistbench data download" in err
+
+
+def test_data_download_offline_is_a_clean_error(capsys, tmp_path: Path) -> None:
+    code, _, err = run_cli(
+        capsys, "data", "download", "--dataset", "mnist", "--data-dir", str(tmp_path / "d")
+    )
+    assert_clean_error(code, err, "MNISTBENCH_OFFLINE")
+
+
+def test_module_entry_point_in_a_real_process(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mnistbench", "run", "cnnn", "--store", str(tmp_path / "s.sqlite")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "Did you mean cnn" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.real_data
+def test_sigterm_records_interrupted(tmp_path: Path) -> None:
+    root = real_data_root("mnist")
+    store = tmp_path / "s.sqlite"
+    env = {**os.environ, "MNISTBENCH_DATA": str(root)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mnistbench", "run", "mlp", "--epochs", "50", "--subset", "3000",
+         "--val-size", "500", "--store", str(store), "--quiet"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:  # wait until the first epoch is recorded
+        time.sleep(0.5)
+        if store.exists() and Store(store).list_runs() and Store(store).epochs(1):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    with Store(store) as s:
+        (run,) = s.list_runs()
+        assert run.status == "interrupted" and 1 <= len(s.epochs(run.run_id)) < 50

@@ -1,0 +1,79 @@
+"""run_config end to end on a tiny learnable data set: rows land, failures are recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mnistbench.config import make_config
+from mnistbench.errors import DataError
+from mnistbench.experiments import run_config, runner
+from mnistbench.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "results.sqlite") as opened:
+        yield opened
+
+
+def _config(**overrides):
+    return make_config("mlp", **{"epochs": 2, "val_size": 100, **overrides})
+
+
+def test_rows_and_measurements_land(store: Store, learnable_data_dir: Path) -> None:
+    outcome = run_config(_config(), store, data_dir=learnable_data_dir, progress=False)
+    record = outcome.record
+    assert not outcome.reused and record.status == "finished"
+    m = record.metrics
+    assert m["params"] == 535_818
+    assert (
+        m["flops_per_sample"] == 2 * m["macs_per_sample"] == 2 * (784 * 512 + 512 * 256 + 256 * 10)
+    )
+    assert m["model_size_bytes"] == 535_818 * 4
+    assert m["time_per_epoch_s"] > 0 and m["wall_time_s"] > m["total_train_time_s"]
+    assert m["train_images_per_s"] == pytest.approx(2 * 1100 / m["total_train_time_s"])
+    assert m["latency_batch1_ms"] > 0 and m["latency_batch1000_ms"] > m["latency_batch1_ms"]
+    assert m["peak_memory_mb"] > 0
+    assert m["energy_kwh"] is None or m["energy_kwh"] >= 0
+    assert m["energy_method"]
+    env = record.environment
+    assert {"torch_version", "device_name", "cpu_model", "torch_threads", "git_sha"} <= env.keys()
+    assert [e["epoch"] for e in store.epochs(record.run_id)] == [1, 2]
+    assert record.config["model"] == "mlp" and record.config_hash == _config().config_hash()
+
+
+def test_completed_config_is_reused_unless_forced(store: Store, learnable_data_dir: Path) -> None:
+    first = run_config(_config(), store, data_dir=learnable_data_dir, progress=False)
+    again = run_config(_config(), store, data_dir=learnable_data_dir, progress=False)
+    forced = run_config(_config(), store, data_dir=learnable_data_dir, progress=False, force=True)
+    assert again.reused and again.record.run_id == first.record.run_id
+    assert not forced.reused and forced.record.run_id != first.record.run_id
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "text"),
+    [(KeyboardInterrupt(), "interrupted", "interrupted"), (RuntimeError("boom"), "failed", "boom")],
+)
+def test_interrupted_and_failed_runs_are_recorded(
+    store: Store, learnable_data_dir: Path, monkeypatch, error, status, text
+) -> None:
+    def explode(*args, **kwargs):
+        raise error
+
+    with monkeypatch.context() as patch, pytest.raises(type(error)):
+        patch.setattr(runner, "fit", explode)
+        run_config(_config(), store, data_dir=learnable_data_dir, progress=False)
+    (record,) = store.list_runs()
+    assert record.status == status and text in record.error
+    assert record.metrics["params"] == 535_818  # what was measured before the failure is kept
+    # a failed or interrupted run does not block the config from being trained again
+    retried = run_config(_config(), store, data_dir=learnable_data_dir, progress=False)
+    assert not retried.reused and retried.record.status == "finished"
+
+
+def test_bad_data_leaves_no_row(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(DataError):
+        run_config(_config(), store, data_dir=tmp_path / "missing", progress=False)
+    assert store.list_runs() == []
