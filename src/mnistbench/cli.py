@@ -7,6 +7,7 @@ paragraph and exit 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import signal
@@ -20,7 +21,7 @@ from mnistbench import __version__
 from mnistbench.config import DEVICE_CHOICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, make_config
 from mnistbench.data import DATASETS, check_dataset, download_dataset
 from mnistbench.engine import resolve_device
-from mnistbench.errors import MnistbenchError
+from mnistbench.errors import MnistbenchError, StoreError
 from mnistbench.experiments import run_config
 from mnistbench.models import list_models
 from mnistbench.report import format as fmt
@@ -141,6 +142,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         augment=True if args.augment else None,
         precision=args.precision,
+        momentum=args.momentum,
+        nesterov=True if args.nesterov else None,
+        weight_decay=args.weight_decay,
+        grad_clip=args.grad_clip,
+        label_smoothing=args.label_smoothing,
+        early_stopping_patience=args.patience,
+        min_delta=args.min_delta,
         val_size=args.val_size,
         subset=args.subset,
         target_accuracy=args.target,
@@ -181,6 +189,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             "or point --store at an existing results.sqlite."
         )
     with Store(store_path) as store:
+        # a killed run shows as interrupted, not as still running; a read-only store as it is
+        with contextlib.suppress(StoreError):
+            store.mark_stale_runs()
         markdown = runs_markdown(store)
     if args.out:
         out = Path(args.out)
@@ -268,7 +279,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--optimizer", choices=OPTIMIZERS, help="optimizer")
     p_run.add_argument("--lr", type=float, help="(peak) learning rate, > 0")
     p_run.add_argument("--scheduler", choices=SCHEDULERS, help="learning-rate schedule")
-    p_run.add_argument("--precision", choices=PRECISIONS, help="autocast precision (default fp32)")
+    p_run.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="autocast precision (default: bf16 on CUDA, fp32 elsewhere; bf16 works on CPUs too)",
+    )
+    p_run.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    p_run.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
+    p_run.add_argument("--weight-decay", type=float, help="weight decay (default 0)")
+    p_run.add_argument("--grad-clip", type=float, help="max gradient norm (default: the recipe)")
+    p_run.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing")
+    p_run.add_argument(
+        "--patience", type=_whole_number, help="early stopping: epochs without val improvement"
+    )
+    p_run.add_argument("--min-delta", type=float, help="early stopping: smallest improvement")
     p_run.add_argument(
         "--seed", type=int, default=0, help="seed for init, split, order (default 0)"
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 
 import torch
 
@@ -47,10 +47,6 @@ def autocast_factory(device: str, precision: str) -> type[AbstractContextManager
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     device_type = torch.device(device).type
     return functools.partial(torch.autocast, device_type=device_type, dtype=dtype)  # type: ignore[return-value]
-
-
-def no_autocast() -> AbstractContextManager:
-    return nullcontext()
 
 
 def place_model(model: torch.nn.Module, device: str) -> torch.nn.Module:

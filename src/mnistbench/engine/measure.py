@@ -9,6 +9,7 @@ import resource
 import statistics
 import subprocess
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +52,6 @@ def inference_latency_ms(
     max_repeats: int = 50,
 ) -> float:
     """Median wall time of one forward pass on `batch_size` images, after two warm-up passes."""
-    from contextlib import nullcontext
-
     was_training = model.training
     model.eval()
     images = torch.zeros(batch_size, *input_shape, device=device)

@@ -8,7 +8,8 @@ return unsynced tensors; the engine calls `.item()` only where it logs.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from contextlib import AbstractContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import nn
@@ -35,12 +36,12 @@ class Objective(ABC):
         self.optimizers: list[torch.optim.Optimizer] = []
 
     def autocast(self) -> AbstractContextManager:
-        from contextlib import nullcontext
-
         return self._autocast() if self._autocast is not None else nullcontext()
 
     @abstractmethod
-    def configure_optimizers(self, build: callable) -> list[torch.optim.Optimizer]:
+    def configure_optimizers(
+        self, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+    ) -> list[torch.optim.Optimizer]:
         """Create this objective's optimizers with `build(params)`; remember and return them."""
 
     @abstractmethod

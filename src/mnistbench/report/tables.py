@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from mnistbench.models import get_model_info
+from mnistbench.config import RunConfig
+from mnistbench.errors import ConfigError
+from mnistbench.models import ModelInfo, get_model_info
 from mnistbench.report import format as fmt
 from mnistbench.store import RunRecord, Store
 
@@ -10,6 +12,7 @@ RUNS_TABLE_COLUMNS = (
     "Model",
     "Architecture",
     "Dataset",
+    "Settings (vs recipe)",
     "Epochs",
     "Test acc (final)",
     "Test acc @ best val",
@@ -31,29 +34,51 @@ def latest_per_config(runs: list[RunRecord]) -> list[RunRecord]:
     return sorted(latest.values(), key=lambda r: (r.dataset, r.model, r.run_id))
 
 
+def _info(model: str) -> ModelInfo | None:
+    try:
+        return get_model_info(model)
+    except ConfigError:  # a model no longer registered still has its stored rows shown
+        return None
+
+
 def _published(model: str, dataset: str) -> str:
-    try:
-        published = get_model_info(model).published
-    except Exception:  # a model no longer registered still has its stored rows shown
+    info = _info(model)
+    if info is None or info.published is None or dataset != "mnist":
         return "—"
-    if published is None or dataset != "mnist":
-        return "—"
-    return f"{fmt.percent(published.test_accuracy)} (study {published.study})"
+    published = info.published
+    text = f"{fmt.percent(published.test_accuracy)} (study {published.study}"
+    if published.time_per_epoch_s is not None:
+        text += f", {published.time_per_epoch_s:g} s/epoch {published.device or ''}".rstrip()
+    return text + ")"
 
 
-def _architecture(model: str) -> str:
-    try:
-        return get_model_info(model).architecture
-    except Exception:
+def settings_vs_recipe(run: RunRecord) -> str:
+    """The run's settings that differ from its model's registered recipe (seed excluded)."""
+    info = _info(run.model)
+    if info is None:
         return "—"
+    defaults = {**RunConfig(model=run.model).to_dict(), **info.recipe}
+    ignored = {"model", "dataset", "device", "seed", "epochs"}  # shown in their own columns
+    changed = [
+        f"{key}={value}"
+        for key, value in run.config.items()
+        if key not in ignored and key in defaults and defaults[key] != value
+    ]
+    return ", ".join(changed) or "recipe"
+
+
+def _device(run: RunRecord) -> str:
+    env = run.environment
+    return f"{env.get('device', '?')}: {env.get('device_name', '?')}"
 
 
 def runs_table_row(run: RunRecord) -> list[str]:
     m = run.metrics
     return [
         run.model,
-        _architecture(run.model),
+        info.architecture if (info := _info(run.model)) else "—",
         run.dataset,
+        settings_vs_recipe(run),
         str(m.get("epochs_completed", run.config.get("epochs", "—"))),
         fmt.percent(m.get("test_accuracy")),
         fmt.percent(m.get("test_accuracy_at_best_val")),
@@ -63,7 +88,7 @@ def runs_table_row(run: RunRecord) -> list[str]:
         fmt.si(m.get("flops_per_sample")),
         fmt.seconds(m.get("time_per_epoch_s")),
         fmt.number(m.get("energy_kwh")),
-        run.environment.get("device_name", "—"),
+        _device(run),
     ]
 
 
@@ -94,7 +119,7 @@ def runs_markdown(store: Store) -> str:
     if others:
         parts += [
             "",
-            "## Runs that did not finish",
+            "## Runs not finished (running, failed, interrupted, diverged)",
             "",
             markdown_table(
                 ("Run", "Model", "Dataset", "Status", "Error"),
