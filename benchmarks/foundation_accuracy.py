@@ -33,6 +33,7 @@ RUNS = [
     ("mlp", {"epochs": 5, "val_size": 0}, 5, 0.978),  # all 60,000 training images, as study A
     ("mlp", {"epochs": 5, "scheduler": "onecycle"}, 5, 0.978),
     ("cnn", {"epochs": 5}, 3, 0.988),
+    ("cnn", {"epochs": 5, "scheduler": "onecycle"}, 3, 0.988),
     ("microresnet", {"epochs": 10, "precision": "bf16"}, 1, 0.993),
     ("microresnet", {"epochs": 10, "precision": "bf16", "scheduler": "onecycle"}, 3, 0.993),
 ]

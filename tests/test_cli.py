@@ -229,19 +229,9 @@ def test_module_entry_point_in_a_real_process(tmp_path: Path) -> None:
 
 @pytest.mark.real_data
 def test_sigterm_records_interrupted(tmp_path: Path) -> None:
-    root = real_data_root("mnist")
     store = tmp_path / "s.sqlite"
-    env = {**os.environ, "MNISTBENCH_DATA": str(root)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mnistbench", "run", "mlp", "--epochs", "50", "--subset", "3000",
-         "--val-size", "500", "--store", str(store), "--quiet"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:  # wait until the first epoch is recorded
-        time.sleep(0.5)
-        if store.exists() and Store(store).list_runs() and Store(store).epochs(1):
-            break
+    process = _spawn_run(store, real_data_root("mnist"), "--epochs", "50")
+    _wait_for_first_epoch(store)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
     assert process.returncode == 130, err
@@ -249,3 +239,63 @@ def test_sigterm_records_interrupted(tmp_path: Path) -> None:
     with Store(store) as s:
         (run,) = s.list_runs()
         assert run.status == "interrupted" and 1 <= len(s.epochs(run.run_id)) < 50
+
+
+def test_dry_run_records_nothing(capsys, learnable_data_dir: Path, tmp_path: Path) -> None:
+    store = tmp_path / "s.sqlite"
+    code, out, _ = run_cli(
+        capsys, "run", "cnn", "--data-dir", str(learnable_data_dir), "--store", str(store),
+        "--dry-run", "--quiet",
+    )  # fmt: skip
+    assert code == 0 and "dry run of cnn on mnist: finished; nothing recorded" in out
+    assert not store.exists()
+
+
+def _spawn_run(store: Path, root: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mnistbench", "run", "mlp", "--subset", "3000", "--val-size",
+         "500", "--store", str(store), "--quiet", *args],
+        env={**os.environ, "MNISTBENCH_DATA": str(root)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for_first_epoch(store: Path, timeout_s: float = 90) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        if store.exists():
+            with Store(store) as s:
+                if s.list_runs() and s.epochs(s.list_runs()[0].run_id):
+                    return
+    raise AssertionError("no epoch was recorded in time")
+
+
+@pytest.mark.real_data
+def test_two_processes_write_one_store(tmp_path: Path) -> None:
+    root = real_data_root("mnist")
+    store = tmp_path / "s.sqlite"
+    processes = [_spawn_run(store, root, "--epochs", "2", "--seed", str(s)) for s in (1, 2)]
+    for process in processes:
+        _, err = process.communicate(timeout=180)
+        assert process.returncode == 0, err
+    with Store(store) as s:
+        runs = s.list_runs()
+        assert sorted(r.config["seed"] for r in runs) == [1, 2]
+        assert all(r.status == "finished" and len(s.epochs(r.run_id)) == 2 for r in runs)
+
+
+@pytest.mark.real_data
+def test_sigkill_leaves_the_run_marked_interrupted_later(capsys, tmp_path: Path) -> None:
+    root = real_data_root("mnist")
+    store = tmp_path / "s.sqlite"
+    process = _spawn_run(store, root, "--epochs", "50")
+    _wait_for_first_epoch(store)
+    process.kill()  # SIGKILL: no handler runs, the row stays 'running'
+    process.communicate(timeout=60)
+    with Store(store) as s:
+        assert s.list_runs()[0].status == "running"
+    code, out, _ = run_cli(capsys, "report", "--store", str(store))
+    assert code == 0 and "| interrupted | process" in out
+    with Store(store) as s:
+        assert s.list_runs()[0].status == "interrupted"

@@ -77,3 +77,14 @@ def test_bad_data_leaves_no_row(store: Store, tmp_path: Path) -> None:
     with pytest.raises(DataError):
         run_config(_config(), store, data_dir=tmp_path / "missing", progress=False)
     assert store.list_runs() == []
+
+
+def test_energy_meter_stops_once() -> None:
+    from mnistbench.engine.measure import EnergyMeter
+
+    meter = EnergyMeter()
+    meter.start()
+    first = meter.stop()
+    assert meter.stop() is first  # a second stop (the runner's finally) changes nothing
+    assert first.energy_kwh is None or first.energy_kwh >= 0
+    assert first.method

@@ -12,13 +12,21 @@ import json
 import math
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from mnistbench import __version__
-from mnistbench.config import DEVICE_CHOICES, OPTIMIZERS, PRECISIONS, SCHEDULERS, make_config
+from mnistbench.config import (
+    DEVICE_CHOICES,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCHEDULERS,
+    make_config,
+    with_overrides,
+)
 from mnistbench.data import DATASETS, check_dataset, download_dataset
 from mnistbench.engine import resolve_device
 from mnistbench.errors import MnistbenchError, StoreError
@@ -153,7 +161,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         subset=args.subset,
         target_accuracy=args.target,
     )
-    with Store(args.store) as store:
+    with contextlib.ExitStack() as cleanup:
+        if args.dry_run:
+            # two steps on a tiny subset, into a throw-away store: the whole path in seconds
+            config = with_overrides(
+                config, epochs=1, subset=2 * config.batch_size, val_size=config.batch_size
+            )
+            scratch = Path(cleanup.enter_context(tempfile.TemporaryDirectory()))
+            store = cleanup.enter_context(Store(scratch / "dry-run.sqlite"))
+        else:
+            store = cleanup.enter_context(Store(args.store))
         # SIGTERM (kill, a scheduler's time limit) ends the run like Ctrl-C: recorded, not lost
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         outcome = run_config(
@@ -163,8 +180,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             force=args.force,
             progress=not args.quiet,
             download=not args.no_download,
+            measure_energy=not args.dry_run,
             log=(lambda message: None) if args.quiet or args.json else _eprint,
         )
+    if args.dry_run:
+        status = outcome.record.status
+        print(f"dry run of {config.model} on {config.dataset}: {status}; nothing recorded")
+        return 0 if status == "finished" else 1
     if args.json:
         print(json.dumps(_run_json(outcome.record), default=_json_default, allow_nan=False))
     else:
@@ -307,6 +329,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_run.add_argument("--force", action="store_true", help="train even if already recorded")
     p_run.add_argument("--quiet", action="store_true", help="no progress bar or log lines")
     p_run.add_argument("--json", action="store_true", help="print the run record as JSON")
+    p_run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="two training steps on a tiny subset, one evaluation, nothing recorded",
+    )
     p_run.set_defaults(handler=cmd_run)
 
     p_report = verbs.add_parser("report", help="Markdown table of the store's runs")

@@ -106,6 +106,7 @@ class EnergyMeter:
     def __init__(self, country_iso_code: str = "USA", measure_power_secs: float = 5.0):
         self._tracker = None
         self._error: str | None = None
+        self._reading: EnergyReading | None = None
         try:
             from codecarbon import OfflineEmissionsTracker
 
@@ -131,15 +132,21 @@ class EnergyMeter:
             self._error, self._tracker = f"{type(error).__name__}: {error}", None
 
     def stop(self) -> EnergyReading:
+        """End the measurement (its background thread too); later calls return the same reading."""
+        if self._reading is not None:
+            return self._reading
         if self._tracker is None:
-            return EnergyReading(None, "unavailable", self._error or "codecarbon not started")
-        try:
-            self._tracker.stop()
-            data = self._tracker.final_emissions_data
-            hardware = ", ".join(str(h) for h in getattr(self._tracker, "_hardware", []))
-            return EnergyReading(float(data.energy_consumed), f"codecarbon {hardware}".strip())
-        except Exception as error:
-            return EnergyReading(None, "unavailable", f"{type(error).__name__}: {error}")
+            reading = EnergyReading(None, "unavailable", self._error or "codecarbon not started")
+        else:
+            try:
+                self._tracker.stop()
+                data = self._tracker.final_emissions_data
+                hardware = ", ".join(str(h) for h in getattr(self._tracker, "_hardware", []))
+                reading = EnergyReading(float(data.energy_consumed), f"codecarbon {hardware}")
+            except Exception as error:
+                reading = EnergyReading(None, "unavailable", f"{type(error).__name__}: {error}")
+        self._reading = reading
+        return reading
 
 
 def cpu_model_name() -> str:

@@ -16,7 +16,7 @@ import torch
 
 from mnistbench.config import RunConfig, validate_config
 from mnistbench.data import load_dataset, prepare_device_data
-from mnistbench.engine import autocast_factory, confusion_matrix, fit, summarize_epochs
+from mnistbench.engine import FitResult, autocast_factory, confusion_matrix, fit, summarize_epochs
 from mnistbench.engine.device import place_model
 from mnistbench.engine.measure import (
     EnergyMeter,
@@ -93,8 +93,8 @@ def run_config(
 
     run_id = store.start_run(config.to_dict(), config_hash, collect_environment(config.device))
     log(f"run {run_id}: {config.model} on {config.dataset} ({config_hash}), {config.device}")
+    energy = EnergyMeter() if measure_energy else None
     try:
-        energy = EnergyMeter() if measure_energy else None
         if energy:
             energy.start()
         reset_peak_memory(config.device)
@@ -105,30 +105,12 @@ def run_config(
             on_epoch=lambda record: store.log_epoch(run_id, record.epoch, record.to_dict()),
             progress=progress,
         )
-        reading = energy.stop() if energy else None
-        metrics.update(summarize_epochs(result.epochs, config.target_accuracy))
-        peak_mb, peak_kind = peak_memory_mb(config.device)
-        train_images = len(data.train) * len(result.epochs)
-        metrics.update(
-            stopped_early=result.stopped_early,
-            train_images_per_s=(
-                train_images / metrics["total_train_time_s"] if result.epochs else None
-            ),
-            peak_memory_mb=peak_mb,
-            peak_memory_kind=peak_kind,
-            energy_kwh=reading.energy_kwh if reading else None,
-            energy_method=reading.method if reading else "disabled",
-            energy_note=reading.reason if reading else "energy measurement turned off",
-        )
+        metrics.update(_training_metrics(result, len(data.train), config, energy))
         if result.status == "finished":
-            metrics.update(
-                latency_batch1_ms=inference_latency_ms(
-                    model, info.input_shape, 1, config.device, autocast
-                ),
-                latency_batch1000_ms=inference_latency_ms(
-                    model, info.input_shape, 1000, config.device, autocast
-                ),
-            )
+            for batch_size in (1, 1000):
+                metrics[f"latency_batch{batch_size}_ms"] = inference_latency_ms(
+                    model, info.input_shape, batch_size, config.device, autocast
+                )
             if result.last_test is not None:
                 matrix = confusion_matrix(
                     data.test.labels, result.last_test.predictions, data.num_classes
@@ -137,9 +119,34 @@ def run_config(
         metrics["wall_time_s"] = time.perf_counter() - wall_started
         store.finish_run(run_id, result.status, metrics, error=result.message)
     except KeyboardInterrupt:
-        store.finish_run(run_id, "interrupted", metrics, error="interrupted by the user (Ctrl-C)")
+        store.finish_run(run_id, "interrupted", metrics, error="interrupted (Ctrl-C or SIGTERM)")
         raise
     except BaseException as error:
         store.finish_run(run_id, "failed", metrics, error=f"{type(error).__name__}: {error}")
         raise
+    finally:
+        if energy:
+            energy.stop()  # idempotent; ends CodeCarbon's sampling thread on every way out
     return RunOutcome(store.get_run(run_id), reused=False)
+
+
+def _training_metrics(
+    result: FitResult, train_size: int, config: RunConfig, energy: EnergyMeter | None
+) -> dict[str, object]:
+    """Summary figures of a finished fit: accuracies, times, throughput, memory, energy."""
+    reading = energy.stop() if energy else None
+    summary = summarize_epochs(result.epochs, config.target_accuracy)
+    peak_mb, peak_kind = peak_memory_mb(config.device)
+    total_train_time_s = summary.get("total_train_time_s")
+    return {
+        **summary,
+        "stopped_early": result.stopped_early,
+        "train_images_per_s": (
+            train_size * len(result.epochs) / total_train_time_s if total_train_time_s else None
+        ),
+        "peak_memory_mb": peak_mb,
+        "peak_memory_kind": peak_kind,
+        "energy_kwh": reading.energy_kwh if reading else None,
+        "energy_method": reading.method if reading else "disabled",
+        "energy_note": reading.reason if reading else "energy measurement turned off",
+    }
