@@ -299,3 +299,20 @@ def test_sigkill_leaves_the_run_marked_interrupted_later(capsys, tmp_path: Path)
     assert code == 0 and "| interrupted | process" in out
     with Store(store) as s:
         assert s.list_runs()[0].status == "interrupted"
+
+
+def test_options_reach_the_recorded_config(capsys, learnable_data_dir: Path, tmp_path: Path):
+    code, out, _ = run_cli(
+        capsys, "run", "mlp", "--data-dir", str(learnable_data_dir), "--store",
+        str(tmp_path / "s"), "--json", "--epochs", "2", "--val-size", "100", "--optimizer", "sgd",
+        "--lr", "0.05", "--nesterov", "--augment", "--patience", "3", "--target", "0.5",
+        "--seed", "7", "--grad-clip", "2", "--label-smoothing", "0.1", "--scheduler", "cosine",
+    )  # fmt: skip
+    assert code == 0
+    config = json.loads(out)["config"]
+    expected = {
+        "optimizer": "sgd", "lr": 0.05, "nesterov": True, "augment": True,
+        "early_stopping_patience": 3, "target_accuracy": 0.5, "seed": 7, "grad_clip": 2.0,
+        "label_smoothing": 0.1, "scheduler": "cosine", "batch_size": 128,  # from the recipe
+    }  # fmt: skip
+    assert {key: config[key] for key in expected} == expected

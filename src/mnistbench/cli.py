@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -24,6 +25,7 @@ from mnistbench.config import (
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULERS,
+    RunConfig,
     make_config,
     with_overrides,
 )
@@ -137,30 +139,13 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    device = resolve_device(args.device)
-    config = make_config(
-        args.model,
-        device=device,
-        dataset=args.dataset,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        scheduler=args.scheduler,
-        seed=args.seed,
-        augment=True if args.augment else None,
-        precision=args.precision,
-        momentum=args.momentum,
-        nesterov=True if args.nesterov else None,
-        weight_decay=args.weight_decay,
-        grad_clip=args.grad_clip,
-        label_smoothing=args.label_smoothing,
-        early_stopping_patience=args.patience,
-        min_delta=args.min_delta,
-        val_size=args.val_size,
-        subset=args.subset,
-        target_accuracy=args.target,
-    )
+    # run options are named after RunConfig fields; None means "not given: use the recipe"
+    overrides = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(RunConfig)
+        if f.name not in ("model", "device") and hasattr(args, f.name)
+    }
+    config = make_config(args.model, device=resolve_device(args.device), **overrides)
     with contextlib.ExitStack() as cleanup:
         if args.dry_run:
             # two steps on a tiny subset, into a throw-away store: the whole path in seconds
@@ -307,22 +292,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="autocast precision (default: bf16 on CUDA, fp32 elsewhere; bf16 works on CPUs too)",
     )
     p_run.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
-    p_run.add_argument("--nesterov", action="store_true", help="Nesterov momentum (SGD)")
+    p_run.add_argument(
+        "--nesterov", action="store_const", const=True, help="Nesterov momentum (SGD)"
+    )
     p_run.add_argument("--weight-decay", type=float, help="weight decay (default 0)")
     p_run.add_argument("--grad-clip", type=float, help="max gradient norm (default: the recipe)")
     p_run.add_argument("--label-smoothing", type=float, help="cross-entropy label smoothing")
     p_run.add_argument(
-        "--patience", type=_whole_number, help="early stopping: epochs without val improvement"
+        "--patience",
+        dest="early_stopping_patience",
+        type=_whole_number,
+        help="early stopping: epochs without validation improvement",
     )
     p_run.add_argument("--min-delta", type=float, help="early stopping: smallest improvement")
-    p_run.add_argument(
-        "--seed", type=int, default=0, help="seed for init, split, order (default 0)"
-    )
+    p_run.add_argument("--seed", type=int, help="seed for init, split, order (default 0)")
     p_run.add_argument("--val-size", type=_whole_number, help="validation images held out (5000)")
     p_run.add_argument("--subset", type=_whole_number, help="train on this many images only")
-    p_run.add_argument("--target", type=float, help="target accuracy fraction (default 0.99)")
+    p_run.add_argument(
+        "--target",
+        dest="target_accuracy",
+        type=float,
+        help="target accuracy as a fraction, for epochs/seconds-to-target (default 0.99)",
+    )
     p_run.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default auto")
-    p_run.add_argument("--augment", action="store_true", help="batched random affine on the fly")
+    p_run.add_argument(
+        "--augment", action="store_const", const=True, help="batched random affine on the fly"
+    )
     p_run.add_argument("--data-dir", help=DATA_HELP)
     p_run.add_argument("--no-download", action="store_true", help="never download missing data")
     p_run.add_argument("--store", help=f"results store (default {default_store_path()})")
