@@ -113,6 +113,15 @@ def http_mirror(tmp_path: Path) -> Iterator[Mirror]:
         thread.join(timeout=5)
 
 
+@pytest.fixture
+def online_mirror(monkeypatch: pytest.MonkeyPatch, tiny: Tiny, http_mirror: Mirror) -> Mirror:
+    """Network allowed (MNISTBENCH_OFFLINE unset) and `http_mirror` serving the tiny files."""
+    monkeypatch.delenv("MNISTBENCH_OFFLINE")
+    served, _, _ = http_mirror
+    write_dataset(served, tiny[1])
+    return http_mirror
+
+
 def dead_mirror() -> str:
     """A 127.0.0.1 URL on a port nothing listens on (connection refused at once)."""
     with socket.socket() as sock:
@@ -358,12 +367,10 @@ def test_download_offline_never_fetches(tmp_path: Path, tiny: Tiny, http_mirror:
 
 
 def test_download_falls_back_to_next_mirror(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny: Tiny, http_mirror: Mirror
+    tmp_path: Path, tiny: Tiny, online_mirror: Mirror
 ) -> None:
-    monkeypatch.delenv("MNISTBENCH_OFFLINE")
-    spec, contents = tiny
-    served, base, log = http_mirror
-    write_dataset(served, contents)
+    spec, _ = tiny
+    _, base, log = online_mirror
     folder = download_dataset(
         TINY,
         tmp_path / "dl",
@@ -404,13 +411,9 @@ def test_download_rejects_wrong_bytes(
     assert len(log) == 2  # one request per retry round
 
 
-def test_download_replaces_corrupt_file(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny: Tiny, http_mirror: Mirror
-) -> None:
-    monkeypatch.delenv("MNISTBENCH_OFFLINE")
+def test_download_replaces_corrupt_file(tmp_path: Path, tiny: Tiny, online_mirror: Mirror) -> None:
     spec, contents = tiny
-    served, base, log = http_mirror
-    write_dataset(served, contents)
+    _, base, log = online_mirror
     folder = write_dataset(tmp_path / "dl" / TINY, contents)
     (folder / "train-labels-idx1-ubyte.gz").write_bytes(b"junk")
     download_dataset(TINY, tmp_path / "dl", progress=False, mirrors=[base], retries=1)
@@ -419,12 +422,10 @@ def test_download_replaces_corrupt_file(
 
 
 def test_load_downloads_into_data_dir(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny: Tiny, http_mirror: Mirror
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny: Tiny, online_mirror: Mirror
 ) -> None:
-    monkeypatch.delenv("MNISTBENCH_OFFLINE")
-    spec, contents = tiny
-    served, base, _ = http_mirror
-    write_dataset(served, contents)
+    spec, _ = tiny
+    _, base, _ = online_mirror
     monkeypatch.setitem(DATASETS, TINY, dataclasses.replace(spec, mirrors=(base,)))
     (tmp_path / "data").mkdir()
     raw = load_dataset(TINY, tmp_path / "data", progress=False)
