@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import signal
 import sys
 import tempfile
@@ -173,16 +172,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"dry run of {config.model} on {config.dataset}: {status}; nothing recorded")
         return 0 if status == "finished" else 1
     if args.json:
-        print(json.dumps(_run_json(outcome.record), default=_json_default, allow_nan=False))
+        # the store already turned NaN/inf into null, so strict JSON cannot fail here
+        print(json.dumps(_run_json(outcome.record), allow_nan=False))
     else:
         _print_run_summary(outcome.record, outcome.reused)
     return 0 if outcome.record.status in ("finished", "diverged") else 1
-
-
-def _json_default(value: object) -> object:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return str(value)
 
 
 # -------------------------------------------------------------------------- report
