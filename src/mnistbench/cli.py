@@ -30,9 +30,10 @@ from mnistbench.config import (
 )
 from mnistbench.data import DATASETS, check_dataset, download_dataset
 from mnistbench.engine import resolve_device
+from mnistbench.engine.measure import count_parameters
 from mnistbench.errors import MnistbenchError, StoreError
 from mnistbench.experiments import run_config
-from mnistbench.models import list_models
+from mnistbench.models import create_model, list_models
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table, runs_markdown
 from mnistbench.store import RunRecord, Store, default_store_path
@@ -57,7 +58,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for info in list_models():
         with torch.device("meta"):  # count parameters without allocating weights
-            params = sum(p.numel() for p in info.builder().parameters())
+            params = count_parameters(create_model(info.name), trainable_only=False)
         published = info.published
         rows.append(
             [
