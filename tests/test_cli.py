@@ -305,13 +305,13 @@ def test_options_reach_the_recorded_config(capsys, learnable_data_dir: Path, tmp
     code, out, _ = run_cli(
         capsys, "run", "mlp", "--data-dir", str(learnable_data_dir), "--store",
         str(tmp_path / "s"), "--json", "--epochs", "2", "--val-size", "100", "--optimizer", "sgd",
-        "--lr", "0.05", "--nesterov", "--augment", "--patience", "3", "--target", "0.5",
+        "--lr", "0.05", "--nesterov", "--augment", "affine", "--patience", "3", "--target", "0.5",
         "--seed", "7", "--grad-clip", "2", "--label-smoothing", "0.1", "--scheduler", "cosine",
     )  # fmt: skip
     assert code == 0
     config = json.loads(out)["config"]
     expected = {
-        "optimizer": "sgd", "lr": 0.05, "nesterov": True, "augment": True,
+        "optimizer": "sgd", "lr": 0.05, "nesterov": True, "augment": "affine",
         "early_stopping_patience": 3, "target_accuracy": 0.5, "seed": 7, "grad_clip": 2.0,
         "label_smoothing": 0.1, "scheduler": "cosine", "batch_size": 128,  # from the recipe
     }  # fmt: skip

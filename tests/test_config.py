@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -64,3 +65,27 @@ def test_invalid_values_name_the_problem(overrides: dict, message: str) -> None:
 def test_unknown_model() -> None:
     with pytest.raises(ConfigError, match=r"Unknown model .mpl.*mlp"):
         make_config("mpl")
+
+
+def test_model_options_are_sorted_hashed_and_checked() -> None:
+    from mnistbench.config import parse_model_option
+
+    assert parse_model_option("beta=4.0") == ("beta", 4.0)
+    assert parse_model_option("in_channels=1") == ("in_channels", 1)
+    assert parse_model_option("flag=true") == ("flag", True)
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        parse_model_option("beta")
+    with pytest.raises(ConfigError, match="has no option"):
+        make_config("mlp", model_options={"beta": 4.0})
+
+
+def test_config_round_trips_through_its_dict() -> None:
+    config = make_config("mlp", augment="affine", image_size=32)
+    assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_augment_and_image_size_are_validated() -> None:
+    with pytest.raises(ConfigError, match="--augment 'spin'"):
+        make_config("mlp", augment="spin")
+    with pytest.raises(ConfigError, match="--image-size 4"):
+        make_config("mlp", image_size=4)

@@ -607,3 +607,19 @@ def test_real_dataset_loads(name: str, record_property: pytest.RecordProperty) -
     assert [c.status for c in check_dataset(name, root)] == ["ok"] * 4
     data = prepare_device_data(raw, subset=1000)
     assert data.train.images.shape == (1000, 1, 28, 28) and len(data.val or []) == 5000
+
+
+def test_resize_data_once_or_per_batch() -> None:
+    from mnistbench.data import DeviceData, Split, resize_data
+
+    images = torch.rand(6, 1, 28, 28)
+    labels = torch.arange(6)
+    split = Split(images, labels)
+    data = DeviceData("mnist", split, None, Split(images[:2], labels[:2]), 0.0, 1.0, 10, ())
+    once = resize_data(data, 64)
+    assert once.train.images.shape == (6, 1, 64, 64) and once.train.resize_to is None
+    lazy = resize_data(data, 64, budget_bytes=1)
+    assert lazy.train.images.shape == (6, 1, 28, 28) and lazy.train.resize_to == 64
+    batch, _ = next(iterate_batches(lazy.train, 4, shuffle=False, generator=None))
+    assert batch.shape == (4, 1, 64, 64)
+    assert torch.allclose(batch, once.train.images[:4])

@@ -20,12 +20,14 @@ import torch
 
 from mnistbench import __version__
 from mnistbench.config import (
+    AUGMENTATIONS,
     DEVICE_CHOICES,
     OPTIMIZERS,
     PRECISIONS,
     SCHEDULERS,
     RunConfig,
     make_config,
+    parse_model_option,
     with_overrides,
 )
 from mnistbench.data import DATASETS, check_dataset, download_dataset
@@ -311,7 +313,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_run.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="default auto")
     p_run.add_argument(
-        "--augment", action="store_const", const=True, help="batched random affine on the fly"
+        "--augment",
+        choices=AUGMENTATIONS,
+        help="batched augmentation policy (default: the recipe's; study_d/rotate7: studies D/E)",
+    )
+    p_run.add_argument(
+        "--image-size", type=_whole_number, help="resize images to this side (study C: 64)"
+    )
+    p_run.add_argument(
+        "--compile",
+        action="store_const",
+        const=True,
+        help="torch.compile the model (warm-up timed apart from training)",
+    )
+    p_run.add_argument(
+        "--model-option",
+        dest="model_options",
+        action="append",
+        metavar="KEY=VALUE",
+        type=parse_model_option,
+        help="model entrypoint option, repeatable (e.g. in_channels=1, beta=4.0)",
     )
     p_run.add_argument("--data-dir", help=DATA_HELP)
     p_run.add_argument("--no-download", action="store_true", help="never download missing data")

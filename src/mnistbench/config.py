@@ -17,6 +17,10 @@ from mnistbench.errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 PRECISIONS = ("fp32", "bf16", "fp16")
+# Batched training-time augmentations (data/augment.py): "affine" is the generic policy,
+# "study_d" and "rotate7" are the published recipes of studies D and E.
+AUGMENTATIONS = ("none", "affine", "study_d", "rotate7")
+OptionValue = str | int | float | bool
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -38,7 +42,9 @@ class RunConfig:
     gamma: float = 0.1  # decay factor, step scheduler
     grad_clip: float | None = None  # max global gradient L2 norm; None = no clipping
     label_smoothing: float = 0.0  # cross-entropy label smoothing
-    augment: bool = False  # batched random affine on training batches
+    augment: str = "none"  # batched augmentation policy of training batches, see AUGMENTATIONS
+    image_size: int = 28  # side the images are resized to, once and batched (study C: 64)
+    compile: bool = False  # torch.compile the model; warm-up is timed apart from training
     val_size: int = 5000  # images held out of the training set for validation (0 = none)
     subset: int | None = None  # keep only this many training images (quick looks, tests)
     early_stopping_patience: int | None = None  # epochs without val improvement; None = off
@@ -49,6 +55,20 @@ class RunConfig:
     )
     seed: int = 0  # seeds init, validation split, batch order and augmentation
     device: str = "cpu"  # resolved device type: cpu | cuda | mps
+    # Keyword arguments of the model's entrypoint (e.g. ("beta", 4.0), ("in_channels", 1)),
+    # sorted by key so equal options hash equally.
+    model_options: tuple[tuple[str, OptionValue], ...] = ()
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunConfig:
+        """Inverse of `to_dict` (JSON turns the option pairs into lists; this turns them back)."""
+        values = dict(values)
+        values["model_options"] = tuple(tuple(pair) for pair in values.get("model_options", ()))
+        return cls(**values)
+
+    def options(self) -> dict[str, OptionValue]:
+        """`model_options` as keyword arguments for the model's entrypoint."""
+        return dict(self.model_options)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +91,8 @@ _OPTION_NAMES = {
     "subset": "--subset",
     "target_accuracy": "--target",
     "seed": "--seed",
+    "augment": "--augment",
+    "image_size": "--image-size",
 }
 
 
@@ -78,9 +100,9 @@ def validate_config(config: RunConfig) -> RunConfig:
     """Check every field; raise ConfigError naming the setting, the rule and the fix."""
     # imported here to keep config import-light and free of cycles
     from mnistbench.data import get_dataset_spec
-    from mnistbench.models import get_model_info
+    from mnistbench.models.registry import check_model_options
 
-    get_model_info(config.model)
+    check_model_options(config.model, config.options())
     get_dataset_spec(config.dataset)
     c = config
     checks: list[tuple[str, bool, str, str]] = [  # (field, valid, rule, fix)
@@ -95,6 +117,13 @@ def validate_config(config: RunConfig) -> RunConfig:
         ("optimizer", c.optimizer in OPTIMIZERS, f"choose one of {', '.join(OPTIMIZERS)}", ""),
         ("scheduler", c.scheduler in SCHEDULERS, f"choose one of {', '.join(SCHEDULERS)}", ""),
         ("precision", c.precision in PRECISIONS, f"choose one of {', '.join(PRECISIONS)}", ""),
+        ("augment", c.augment in AUGMENTATIONS, f"choose one of {', '.join(AUGMENTATIONS)}", ""),
+        (
+            "image_size",
+            8 <= c.image_size <= 512,
+            "must be between 8 and 512 pixels",
+            "Use 28 (native), 64 (study C) or 224 (ImageNet size).",
+        ),
         ("val_size", c.val_size >= 0, "must be 0 or more", "Pass 0 to skip validation."),
         (
             "subset",
@@ -177,9 +206,39 @@ def make_config(model: str, device: str = "cpu", **overrides: Any) -> RunConfig:
     values: dict[str, Any] = {"precision": default_precision(device), **info.recipe}
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.update(model=model, device=device)
+    values["model_options"] = normalize_options(values.get("model_options", ()))
     return validate_config(RunConfig(**values))
+
+
+def normalize_options(
+    options: dict[str, OptionValue] | tuple | list,
+) -> tuple[tuple[str, OptionValue], ...]:
+    """Model options as sorted (key, value) pairs, from a dict or a sequence of pairs."""
+    pairs = options.items() if isinstance(options, dict) else options
+    return tuple(sorted((str(k), v) for k, v in pairs))
 
 
 def with_overrides(config: RunConfig, **changes: Any) -> RunConfig:
     """A validated copy of `config` with some fields changed."""
     return validate_config(replace(config, **changes))
+
+
+def parse_model_option(text: str) -> tuple[str, OptionValue]:
+    """'key=value' from the command line, with the value read as bool, int, float or text."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(
+            f"Invalid --model-option {text!r}: write it as KEY=VALUE, e.g. --model-option beta=4.0."
+        )
+    value: OptionValue = raw.strip()
+    lowered = raw.strip().lower()
+    if lowered in ("true", "false"):
+        value = lowered == "true"
+    else:
+        for kind in (int, float):
+            try:
+                value = kind(raw)
+                break
+            except ValueError:
+                continue
+    return key.strip(), value

@@ -1,5 +1,6 @@
 """Data layer: find, verify and load MNIST-style IDX data sets, and serve them from the device."""
 
+from mnistbench.data.augment import augment_batch
 from mnistbench.data.catalog import DATASETS, DatasetSpec, get_dataset_spec
 from mnistbench.data.device import (
     DeviceData,
@@ -9,6 +10,8 @@ from mnistbench.data.device import (
     iterate_batches,
     prepare_device_data,
     random_affine,
+    resize_data,
+    resize_images,
 )
 from mnistbench.data.fetch import (
     FileCheck,
@@ -29,6 +32,7 @@ __all__ = [
     "FileCheck",
     "RawDataset",
     "Split",
+    "augment_batch",
     "background_value",
     "batch_indices",
     "check_dataset",
@@ -40,6 +44,8 @@ __all__ = [
     "prepare_device_data",
     "random_affine",
     "read_idx",
+    "resize_data",
+    "resize_images",
     "search_dirs",
     "verify_file",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -21,10 +21,15 @@ SCALINGS: tuple[str, ...] = ("standard", "unit", "symmetric")
 
 @dataclass
 class Split:
-    """One split on the device: images (N, 1, H, W) float32, scaled; labels (N,) int64."""
+    """One split on the device: images (N, 1, H, W) float32, scaled; labels (N,) int64.
+
+    `resize_to` set means the stored images are native size and every batch is resized on the
+    fly (used when resizing the whole split at once would not fit in memory).
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
+    resize_to: int | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -176,7 +181,45 @@ def iterate_batches(
     for idx in batch_indices(
         len(split), batch_size, shuffle, generator, split.images.device, drop_last
     ):
-        yield split.images[idx], split.labels[idx]
+        images = split.images[idx]
+        if split.resize_to is not None:
+            images = resize_images(images, split.resize_to)
+        yield images, split.labels[idx]
+
+
+def resize_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear (antialiased when shrinking) resize of a (B, C, H, W) batch to size x size."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    shrinking = size < images.shape[-1]
+    return F.interpolate(
+        images, size=(size, size), mode="bilinear", align_corners=False, antialias=shrinking
+    )
+
+
+RESIZE_ONCE_BUDGET_BYTES = 4 << 30  # above this, splits are resized per batch instead
+
+
+def resize_data(
+    data: DeviceData, size: int, budget_bytes: int = RESIZE_ONCE_BUDGET_BYTES
+) -> DeviceData:
+    """Every split resized to size x size: once, batched, when the result fits `budget_bytes`,
+    otherwise marked to be resized batch by batch (224x224 MNIST would need 11 GiB)."""
+    splits = [s for s in (data.train, data.val, data.test) if s is not None]
+    if all(s.images.shape[-1] == size for s in splits):
+        return data
+    total_bytes = sum(len(s) * s.images.shape[1] * size * size * 4 for s in splits)
+    once = total_bytes <= budget_bytes
+
+    def resized(split: Split | None) -> Split | None:
+        if split is None:
+            return None
+        if not once:
+            return Split(split.images, split.labels, resize_to=size)
+        chunks = [resize_images(chunk, size) for chunk in split.images.split(4096)]
+        return Split(torch.cat(chunks), split.labels)
+
+    return replace(data, train=resized(data.train), val=resized(data.val), test=resized(data.test))
 
 
 def random_affine(

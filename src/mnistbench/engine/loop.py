@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mnistbench.config import RunConfig
-from mnistbench.data import DeviceData, Split, background_value, iterate_batches, random_affine
+from mnistbench.data import DeviceData, Split, augment_batch, iterate_batches
 from mnistbench.engine.device import synchronize
 from mnistbench.engine.optim import build_optimizer, build_scheduler
 from mnistbench.objectives import Objective
@@ -108,7 +108,6 @@ def fit(
     schedules = [build_scheduler(opt, config, steps_per_epoch) for opt in optimizers]
     batch_generator = torch.Generator(device=device).manual_seed(config.seed)
     augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
-    fill = background_value(data)
     result = FitResult(status="finished")
     best_val, epochs_without_gain = -math.inf, 0
 
@@ -130,8 +129,10 @@ def fit(
             iterate_batches(data.train, config.batch_size, shuffle=True, generator=batch_generator),
             start=1,
         ):
-            if config.augment:
-                images = random_affine(images, augment_generator, fill=fill)
+            if config.augment != "none":
+                images = augment_batch(
+                    config.augment, images, augment_generator, mean=data.mean, std=data.std
+                )
             out = objective.step((images, labels))
             for scheduler, when in schedules:
                 if scheduler is not None and when == "step":

@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 
 from mnistbench.config import RunConfig, validate_config
-from mnistbench.data import load_dataset, prepare_device_data
-from mnistbench.engine import FitResult, autocast_factory, confusion_matrix, fit, summarize_epochs
+from mnistbench.data import load_dataset, prepare_device_data, resize_data
+from mnistbench.engine import FitResult, autocast_factory, confusion_matrix, summarize_epochs
 from mnistbench.engine.device import place_model
 from mnistbench.engine.measure import (
     EnergyMeter,
@@ -29,7 +29,7 @@ from mnistbench.engine.measure import (
     reset_peak_memory,
 )
 from mnistbench.models import create_model, get_model_info
-from mnistbench.objectives import CrossEntropyObjective
+from mnistbench.recipes import RecipeContext, run_protocol
 from mnistbench.store import RunRecord, Store
 
 
@@ -79,16 +79,21 @@ def run_config(
     info = get_model_info(config.model)
     raw = load_dataset(config.dataset, data_dir=data_dir, download=download, progress=progress)
     data = prepare_device_data(
-        raw, config.device, val_size=config.val_size, seed=config.seed, subset=config.subset
+        raw,
+        config.device,
+        val_size=config.val_size,
+        seed=config.seed,
+        scaling=info.input_scaling,
+        subset=config.subset,
     )
+    data = resize_data(data, config.image_size)
     data_load_s = time.perf_counter() - wall_started
     torch.manual_seed(config.seed)
-    model = place_model(create_model(config.model, num_classes=data.num_classes), config.device)
+    model = create_model(config.model, num_classes=data.num_classes, **config.options())
+    model = place_model(model, config.device)
     autocast = autocast_factory(config.device, config.precision)
-    objective = CrossEntropyObjective(
-        model, autocast=autocast, grad_clip=config.grad_clip, label_smoothing=config.label_smoothing
-    )
-    metrics: dict[str, object] = _static_measurements(model, info.input_shape, config.device)
+    input_shape = (info.input_shape[0], config.image_size, config.image_size)
+    metrics: dict[str, object] = _static_measurements(model, input_shape, config.device)
     metrics["data_load_s"] = data_load_s
 
     run_id = store.start_run(config.to_dict(), config_hash, collect_environment(config.device))
@@ -98,18 +103,23 @@ def run_config(
         if energy:
             energy.start()
         reset_peak_memory(config.device)
-        result = fit(
-            objective,
-            data,
-            config,
+        context = RecipeContext(
+            model=model,
+            data=data,
+            config=config,
             on_epoch=lambda record: store.log_epoch(run_id, record.epoch, record.to_dict()),
+            add_artefact=lambda name, kind, content: store.add_artefact(
+                run_id, name, kind, content
+            ),
             progress=progress,
         )
+        result = run_protocol(info.protocol, context)
         metrics.update(_training_metrics(result, len(data.train), config, energy))
+        metrics.update(context.extra_metrics or {})
         if result.status == "finished":
             for batch_size in (1, 1000):
                 metrics[f"latency_batch{batch_size}_ms"] = inference_latency_ms(
-                    model, info.input_shape, batch_size, config.device, autocast
+                    model, input_shape, batch_size, config.device, autocast
                 )
             if result.last_test is not None:
                 matrix = confusion_matrix(

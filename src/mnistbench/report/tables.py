@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from mnistbench.config import RunConfig
 from mnistbench.errors import ConfigError
 from mnistbench.models import ModelInfo, get_model_info
@@ -57,7 +59,8 @@ def settings_vs_recipe(run: RunRecord) -> str:
     info = _info(run.model)
     if info is None:
         return "—"
-    defaults = {**RunConfig(model=run.model).to_dict(), **info.recipe}
+    # through JSON, as the store keeps configs, so tuples compare equal to the stored lists
+    defaults = json.loads(json.dumps({**RunConfig(model=run.model).to_dict(), **info.recipe}))
     ignored = {"model", "dataset", "device", "seed", "epochs"}  # shown in their own columns
     changed = [
         f"{key}={value}"
