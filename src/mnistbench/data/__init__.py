@@ -1,6 +1,6 @@
 """Data layer: find, verify and load MNIST-style IDX data sets, and serve them from the device."""
 
-from mnistbench.data.augment import augment_batch
+from mnistbench.data.augment import augment_batch, simsiam_view
 from mnistbench.data.catalog import DATASETS, DatasetSpec, get_dataset_spec
 from mnistbench.data.device import (
     DeviceData,
@@ -24,6 +24,7 @@ from mnistbench.data.fetch import (
     verify_file,
 )
 from mnistbench.data.idx import read_idx
+from mnistbench.data.sealed import SealedSplit, seal_test
 
 __all__ = [
     "DATASETS",
@@ -31,6 +32,7 @@ __all__ = [
     "DeviceData",
     "FileCheck",
     "RawDataset",
+    "SealedSplit",
     "Split",
     "augment_batch",
     "background_value",
@@ -46,6 +48,8 @@ __all__ = [
     "read_idx",
     "resize_data",
     "resize_images",
+    "seal_test",
     "search_dirs",
+    "simsiam_view",
     "verify_file",
 ]

@@ -57,6 +57,9 @@ def place_model(model: torch.nn.Module, device: str) -> torch.nn.Module:
     need not change.
     """
     model = model.to(device)
-    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+    # A model can opt out on the CPU, where channels-last measured slower for it
+    # (`channels_last_cpu = False`: study C's ResNet-18/50, see models/resnet.py).
+    wanted = torch.device(device).type != "cpu" or getattr(model, "channels_last_cpu", True)
+    if wanted and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
     return model

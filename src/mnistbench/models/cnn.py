@@ -2,6 +2,8 @@
 
 Study A `cnn`: two conv3x3+maxpool stages (16, 32 channels) and a 128-unit hidden layer,
 Kaiming-normal init with zero bias; 206,922 parameters, 98.82% after 3 epochs.
+Study B `cnn_small`: two unpadded conv3x3+maxpool stages (32, 64 channels) straight into the
+classifier, PyTorch's default init; 34,826 parameters (the study's accuracy is not in SPECS.md).
 """
 
 from __future__ import annotations
@@ -55,3 +57,40 @@ class TwoConvNet(nn.Module):
 )
 def cnn(num_classes: int = 10) -> TwoConvNet:
     return TwoConvNet(num_classes=num_classes)
+
+
+class ConvPoolNet(nn.Module):
+    """Unpadded conv-ReLU-pool stages, then one linear classifier on the flattened map."""
+
+    def __init__(self, channels: tuple[int, int] = (32, 64), num_classes: int = 10):
+        super().__init__()
+        c1, c2 = channels
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # 28 -> 26 -> 13
+            nn.Conv2d(c1, c2, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2),  # 13 -> 11 -> 5
+        )  # fmt: skip
+        self.num_features = c2 * 5 * 5
+        self.head = nn.Linear(self.num_features, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, 1, 28, 28) -> (B, c2, 5, 5) -> (B, c2*25)
+        return self.features(x).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+@register_model(
+    family="cnn",
+    architecture="conv3x3(32)-pool, conv3x3(64)-pool, no padding, FC 1600-10",
+    recipe={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3},
+    published=Published(
+        study="B",
+        test_accuracy=None,
+        params=34_826,
+        epochs=5,
+        note="study B's figures are not in SPECS.md; parameter count checked by counting",
+    ),
+)
+def cnn_small(num_classes: int = 10) -> ConvPoolNet:
+    return ConvPoolNet(num_classes=num_classes)

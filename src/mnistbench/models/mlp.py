@@ -1,6 +1,8 @@
 """Multi-layer perceptrons on flattened 28x28 images.
 
 Study A `mlp`: 784-512-256-10, Kaiming-normal init, 535,818 parameters, 97.81% after 3 epochs.
+Study B `mlp_784_512`: 784-512-10, PyTorch's default init, 407,050 parameters; the study gives
+no accuracy figure we can cite, so none is registered.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from mnistbench.models.registry import Published, register_model
 class MLP(nn.Module):
     """Fully connected ReLU network; `forward_features` is the last hidden layer."""
 
-    def __init__(self, hidden: tuple[int, ...], num_classes: int = 10, in_features: int = 784):
+    def __init__(
+        self,
+        hidden: tuple[int, ...],
+        num_classes: int = 10,
+        in_features: int = 784,
+        kaiming_init: bool = True,  # False keeps nn.Linear's default (study B's tutorial code)
+    ):
         super().__init__()
         widths = (in_features, *hidden)
         self.hidden = nn.Sequential(
@@ -28,7 +36,7 @@ class MLP(nn.Module):
         )
         self.num_features = widths[-1]
         self.head = nn.Linear(self.num_features, num_classes)
-        for module in self.modules():
+        for module in self.modules() if kaiming_init else ():
             if isinstance(module, nn.Linear):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
                 nn.init.zeros_(module.bias)
@@ -58,3 +66,22 @@ _STUDY_A = {"epochs": 3, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "gr
 )
 def mlp(num_classes: int = 10) -> MLP:
     return MLP(hidden=(512, 256), num_classes=num_classes)
+
+
+_STUDY_B = {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3}
+
+
+@register_model(
+    family="mlp",
+    architecture="MLP 784-512-10, ReLU",
+    recipe=_STUDY_B,
+    published=Published(
+        study="B",
+        test_accuracy=None,
+        params=407_050,
+        epochs=5,
+        note="study B's figures are not in SPECS.md; parameter count checked by counting",
+    ),
+)
+def mlp_784_512(num_classes: int = 10) -> MLP:
+    return MLP(hidden=(512,), num_classes=num_classes, kaiming_init=False)

@@ -1,0 +1,223 @@
+"""Support-vector machines on raw pixels: study C's scikit-learn SVC baselines.
+
+`svm_rbf` and `svm_poly`: SVC(kernel, gamma='scale', C=1, degree=3, max_iter=1000) on flattened
+[0, 1] pixels of 10,000 training images (the recipe's `subset`); the iteration cap is why they
+stop at 95-96% (Cortes & Vapnik 1995; libsvm's SMO solver). Published: MNIST rbf 96.35% /
+poly 95.40%, Fashion-MNIST rbf 85.67% / poly 80.67%, fit ~7.6 s. Trained by the `sklearn`
+protocol (recipes.py), not by gradient descent; all 60,000 images: `--subset 60000 --val-size 0`.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.svm import SVC
+from torch import nn
+
+from mnistbench.models.registry import Published, register_model
+
+
+class SVCHead(nn.Module):
+    """A scikit-learn SVC as a model head: features in, one score per class out.
+
+    libsvm fits it; prediction runs here in torch, float64 as libsvm computes, with the same
+    one-vs-one votes: the kernel against every support vector is one matrix product instead of
+    libsvm's row-by-row loop (measured on 2 cores: 10,000 MNIST test images against ~3,700
+    support vectors, see benchmarks/results/zoo_large.md). tests/test_svm.py checks that the
+    decision values equal sklearn's. Holds no torch parameters.
+    """
+
+    def __init__(self, estimator: SVC, in_features: int, out_features: int):
+        super().__init__()
+        self.estimator = estimator
+        self.in_features = in_features
+        self.out_features = out_features
+        # Filled from the fitted estimator by `load_fitted` (buffers: they follow .to(device)).
+        self.register_buffer("support_vectors", None, persistent=False)
+        self.register_buffer("pair_coef", None, persistent=False)  # (pairs, n_SV)
+        self.register_buffer("intercept", None, persistent=False)  # (pairs,)
+        self.pairs: list[tuple[int, int]] = []  # (i, j), i < j, in libsvm's order
+
+    def load_fitted(self, device: torch.device | str = "cpu") -> None:
+        """Copy the fitted SVC's support vectors and one-vs-one coefficients into tensors on
+        `device` (where the data lives: prediction runs there, on a GPU too)."""
+        est = self.estimator
+        n = len(est.classes_)
+        start = np.concatenate([[0], np.cumsum(est.n_support_)])  # SVs are grouped by class
+        self.pairs = [(i, j) for i in range(n) for j in range(i + 1, n)]
+        coef = np.zeros((len(self.pairs), est.support_vectors_.shape[0]))
+        for p, (i, j) in enumerate(self.pairs):
+            # libsvm: the (i, j) machine weighs class i's SVs by row j-1, class j's by row i
+            coef[p, start[i] : start[i + 1]] = est.dual_coef_[j - 1, start[i] : start[i + 1]]
+            coef[p, start[j] : start[j + 1]] = est.dual_coef_[i, start[j] : start[j + 1]]
+
+        def as_tensor(array: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(array, dtype=torch.float64, device=device)
+
+        self.support_vectors = as_tensor(est.support_vectors_)  # (n_SV, D)
+        self.pair_coef = as_tensor(coef)
+        self.intercept = as_tensor(est.intercept_)
+
+    @property
+    def fitted(self) -> bool:
+        return self.support_vectors is not None
+
+    def _check_fitted(self) -> None:
+        if not self.fitted:
+            raise RuntimeError(
+                "This scikit-learn model has not been fitted yet; it is trained by the "
+                "'sklearn' protocol (mnistbench run), or by calling fit_estimator()."
+            )
+
+    def _kernel(self, x: torch.Tensor) -> torch.Tensor:
+        est, sv = self.estimator, self.support_vectors
+        gamma = est._gamma  # the resolved value of gamma='scale' (1 / (D * Var(X)))
+        dot = x @ sv.T  # (B, D) @ (D, n_SV) -> (B, n_SV)
+        if est.kernel == "rbf":
+            sq_dist = x.square().sum(1, keepdim=True) - 2 * dot + sv.square().sum(1)
+            return torch.exp(-gamma * sq_dist.clamp_min_(0))
+        if est.kernel == "poly":
+            return (gamma * dot + est.coef0) ** est.degree
+        if est.kernel == "linear":
+            return dot
+        if est.kernel == "sigmoid":
+            return torch.tanh(gamma * dot + est.coef0)
+        raise ValueError(f"unsupported SVC kernel {est.kernel!r}")
+
+    def pair_decisions(self, features: torch.Tensor) -> torch.Tensor:
+        """libsvm's one-vs-one decision values: (B, D) -> (B, pairs); > 0 votes for class i."""
+        self._check_fitted()
+        kernel = self._kernel(features.to(torch.float64))  # (B, n_SV)
+        return kernel @ self.pair_coef.T + self.intercept  # (B, n_SV) @ (n_SV, pairs)
+
+    def _scatter_pairs(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-pair values (B, pairs) -> added to class i (B, C) and to class j (B, C)."""
+        b, c = values.shape[0], len(self.estimator.classes_)
+        first = torch.tensor([i for i, _ in self.pairs], device=values.device).expand(b, -1)
+        second = torch.tensor([j for _, j in self.pairs], device=values.device).expand(b, -1)
+        to_first = values.new_zeros(b, c).scatter_add_(1, first, values)
+        to_second = values.new_zeros(b, c).scatter_add_(1, second, values)
+        return to_first, to_second
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """sklearn's one-vs-rest scores (decision_function): votes + squashed confidences."""
+        dec = self.pair_decisions(features)
+        wins_i = (dec >= 0).to(dec.dtype)
+        to_i, to_j = self._scatter_pairs(torch.cat([wins_i, 1 - wins_i, dec]))
+        b = dec.shape[0]
+        votes = to_i[:b] + to_j[b : 2 * b]
+        confidence = to_i[2 * b :] - to_j[2 * b :]
+        scores = votes + confidence / (3 * (confidence.abs() + 1))  # (-1/3, 1/3) breaks ties
+        return scores.float()
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """Class indices by libsvm's rule: one vote per pair (> 0 for i), first maximum wins."""
+        dec = self.pair_decisions(features)
+        wins_i = (dec > 0).to(dec.dtype)
+        to_i, to_j = self._scatter_pairs(torch.cat([wins_i, 1 - wins_i]))
+        votes = to_i[: dec.shape[0]] + to_j[dec.shape[0] :]
+        classes = torch.as_tensor(self.estimator.classes_, device=dec.device)
+        return classes[votes.argmax(dim=1)]  # argmax returns the first of equal maxima
+
+
+class PixelSVM(nn.Module):
+    """SVC on flattened pixels: `forward_features` flattens, `head` is the fitted SVC."""
+
+    def __init__(self, estimator: SVC, num_classes: int = 10, num_pixels: int = 28 * 28):
+        super().__init__()
+        self.num_classes = num_classes
+        self.num_features = num_pixels
+        self.head = SVCHead(estimator, num_pixels, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)  # (B, 1, H, W) -> (B, H*W)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+    def fit_estimator(self, images: torch.Tensor, labels: torch.Tensor) -> None:
+        """Fit the SVC on (N, 1, H, W) images and (N,) labels."""
+        features = self.forward_features(images)
+        if features.shape[1] != self.num_features:
+            # Resized inputs (--image-size) change the feature width; follow them.
+            self.num_features = self.head.in_features = features.shape[1]
+        classes = int(labels.max().item()) + 1
+        if classes > self.num_classes:
+            raise ValueError(f"labels go up to {classes - 1}, but num_classes={self.num_classes}")
+        with warnings.catch_warnings():
+            # max_iter=1000 stops the solver early on purpose (study C); n_iter_ records it.
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            self.head.estimator.fit(
+                features.detach().to("cpu", torch.float64).numpy(), labels.cpu().numpy()
+            )
+        self.head.load_fitted(images.device)
+
+    def predict(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head.predict(self.forward_features(images))
+
+    def fit_summary(self) -> dict[str, object]:
+        """Figures of the fitted SVC for the run's metrics."""
+        est = self.head.estimator
+        return {
+            "support_vectors": int(est.support_.shape[0]),  # what prediction time scales with
+            # libsvm's iterations of the slowest of the one-vs-one machines; = max_iter means
+            # the cap stopped it before convergence (as in study C)
+            "solver_iterations": int(np.max(est.n_iter_)),
+        }
+
+
+def _svc(kernel: str, C: float, max_iter: int, gamma: str | float) -> SVC:
+    # random_state: libsvm shuffles only for probability estimates (off here); set anyway so a
+    # run is reproducible if someone turns them on.
+    return SVC(kernel=kernel, C=C, gamma=gamma, degree=3, max_iter=max_iter, random_state=0)
+
+
+_SVM_REGISTRATION = {
+    "family": "svm",
+    "recipe": {"epochs": 1, "subset": 10_000},  # 10,000 training images, as study C
+    "tags": ("sklearn", "no_autograd"),
+    "protocol": "sklearn",
+    "input_scaling": "unit",  # study C fed flattened pixels in [0, 1]
+}
+
+
+@register_model(
+    architecture="SVC, RBF kernel, gamma='scale', C=1, max_iter=1000, flattened [0,1] pixels",
+    published=Published(
+        study="C",
+        test_accuracy=0.9635,
+        time_per_epoch_s=7.6,
+        device="cpu",
+        epochs=1,
+        note="fit on 10,000 images (all 60,000: --subset 60000 --val-size 0); "
+        "Fashion-MNIST 85.67%; time = fit time",
+    ),
+    **_SVM_REGISTRATION,
+)
+def svm_rbf(
+    num_classes: int = 10, C: float = 1.0, max_iter: int = 1000, gamma: str | float = "scale"
+) -> PixelSVM:
+    return PixelSVM(_svc("rbf", C, max_iter, gamma), num_classes)
+
+
+@register_model(
+    architecture="SVC, cubic polynomial kernel, gamma='scale', C=1, max_iter=1000, "
+    "flattened [0,1] pixels",
+    published=Published(
+        study="C",
+        test_accuracy=0.9540,
+        time_per_epoch_s=7.6,
+        device="cpu",
+        epochs=1,
+        note="fit on 10,000 images (all 60,000: --subset 60000 --val-size 0); "
+        "Fashion-MNIST 80.67%; time = fit time",
+    ),
+    **_SVM_REGISTRATION,
+)
+def svm_poly(
+    num_classes: int = 10, C: float = 1.0, max_iter: int = 1000, gamma: str | float = "scale"
+) -> PixelSVM:
+    return PixelSVM(_svc("poly", C, max_iter, gamma), num_classes)

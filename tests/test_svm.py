@@ -1,0 +1,105 @@
+"""Study C's SVMs: the scikit-learn estimator inside a model, and the `sklearn` protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistbench.config import make_config
+from mnistbench.errors import ConfigError
+from mnistbench.experiments import run_config
+from mnistbench.models import create_model, get_model_info
+from mnistbench.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "results.sqlite") as opened:
+        yield opened
+
+
+def test_unfitted_model_says_how_it_is_trained() -> None:
+    with pytest.raises(RuntimeError, match=r"not been fitted.*sklearn"):
+        create_model("svm_rbf")(torch.zeros(2, 1, 28, 28))
+
+
+@pytest.mark.parametrize("name", ["svm_rbf", "svm_poly"])
+def test_registration_is_study_c(name: str) -> None:
+    info = get_model_info(name)
+    kernel = create_model(name).head.estimator
+    assert (kernel.kernel, kernel.gamma, kernel.C, kernel.degree, kernel.max_iter) == (
+        name.removeprefix("svm_"),
+        "scale",
+        1.0,
+        3,
+        1000,
+    )
+    assert info.protocol == "sklearn" and info.input_scaling == "unit"
+    assert info.recipe["subset"] == 10_000 and info.published.study == "C"
+
+
+def test_options_reach_the_estimator() -> None:
+    estimator = create_model("svm_poly", C=10.0, max_iter=50).head.estimator
+    assert (estimator.C, estimator.max_iter) == (10.0, 50)
+
+
+@pytest.mark.parametrize("name", ["svm_rbf", "svm_poly"])
+def test_torch_prediction_equals_libsvm(name: str) -> None:
+    """Decision values, scores and votes computed in torch are sklearn's own."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(120) % 4
+    images = torch.rand(120, 1, 8, 8, generator=generator)
+    images[:, 0, 0, :] += labels[:, None] / 4  # one row of pixels hints at the class
+    model = create_model(name, num_classes=4, max_iter=30)  # stopped early, like the study
+    model.fit_estimator(images[:80], labels[:80])
+    assert model.fit_summary()["solver_iterations"] <= 30
+    estimator, test = model.head.estimator, images[80:]
+    x = test.flatten(1).double().numpy()
+    pairs = model.head.pair_decisions(test.flatten(1))
+    estimator.decision_function_shape = "ovo"
+    torch.testing.assert_close(pairs, torch.from_numpy(estimator.decision_function(x)))
+    estimator.decision_function_shape = "ovr"
+    torch.testing.assert_close(
+        model(test), torch.from_numpy(estimator.decision_function(x)).float()
+    )
+    assert torch.equal(model.predict(test), torch.from_numpy(estimator.predict(x)))
+    assert model(test).shape == (40, 4)
+
+
+def test_protocol_records_one_fit(store: Store, learnable_data_dir: Path) -> None:
+    config = make_config("svm_rbf", val_size=200)  # the recipe's subset (10,000) > 1,000 here
+    record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record
+    m = record.metrics
+    assert record.status == "finished"
+    assert m["train_images"] == 1000 and m["support_vectors"] > 0
+    assert 0 < m["solver_iterations"] <= 1000
+    assert m["test_accuracy"] > 0.95 and m["best_val_accuracy"] > 0.95
+    assert m["params"] == 0 and m["flops_per_sample"] is None
+    assert m["latency_batch1_ms"] > 0
+    (epoch,) = store.epochs(record.run_id)
+    assert epoch["train_time_s"] == pytest.approx(m["fit_time_s"])
+    assert epoch["test_loss"] == pytest.approx(1 - epoch["test_accuracy"])  # 0-1 error
+    assert [a.name for a in store.artefacts(record.run_id)] == ["confusion_matrix"]
+
+
+def test_full_training_set_option(store: Store, learnable_data_dir: Path) -> None:
+    # What the docs tell users for all 60,000 images: --subset 60000 --val-size 0.
+    config = make_config("svm_poly", subset=60_000, val_size=0)
+    record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record
+    assert record.metrics["train_images"] == 1200  # every training image of the tiny set
+    assert record.metrics.get("best_val_accuracy") is None  # no validation split
+
+
+@pytest.mark.parametrize(
+    ("overrides", "text"),
+    [({"epochs": 3}, "fitted once"), ({"augment": "affine"}, "--augment and --compile")],
+)
+def test_settings_it_cannot_honour_fail_before_a_row(
+    store: Store, learnable_data_dir: Path, overrides: dict, text: str
+) -> None:
+    config = make_config("svm_rbf", val_size=200, **overrides)
+    with pytest.raises(ConfigError, match=text):
+        run_config(config, store, data_dir=learnable_data_dir, progress=False)
+    assert store.list_runs() == []
