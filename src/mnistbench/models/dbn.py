@@ -1,0 +1,98 @@
+"""Deep belief network: a stack of restricted Boltzmann machines, then a linear classifier.
+
+Study A `dbn`: RBM 784-512 and RBM 512-512 (W ~ N(0, 0.01^2), zero biases) pretrained greedily
+with CD-1 (objectives/contrastive_divergence.py, recipe `greedy_probe`), then a Linear(512, 10)
+on the top layer's hidden probabilities, fine-tuned with everything else; 671,002 parameters,
+98.44%. References: Hinton, Osindero & Teh (2006), "A fast learning algorithm for deep belief
+nets"; Hinton (2010), "A practical guide to training RBMs" (UTML TR 2010-003).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnistbench.models.registry import Published, register_model
+
+
+class RBM(nn.Module):
+    """Bernoulli-Bernoulli RBM, energy E(v, h) = -v.b_v - h.b_h - h W v.
+
+    `weight` is (hidden, visible), laid out like nn.Linear's, so the up pass is F.linear.
+    Contrastive divergence updates these tensors directly (no autograd); the classifier's
+    fine-tuning reaches `weight` and `hidden_bias` through autograd like any Linear.
+    """
+
+    def __init__(self, visible: int, hidden: int, init_std: float = 0.01):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(hidden, visible) * init_std)
+        self.visible_bias = nn.Parameter(torch.zeros(visible))
+        self.hidden_bias = nn.Parameter(torch.zeros(hidden))
+
+    @property
+    def visible_size(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def hidden_size(self) -> int:
+        return self.weight.shape[0]
+
+    def hidden_probabilities(self, visible: torch.Tensor) -> torch.Tensor:
+        """p(h = 1 | v): (B, visible) -> (B, hidden)."""
+        return torch.sigmoid(F.linear(visible, self.weight, self.hidden_bias))
+
+    def visible_probabilities(self, hidden: torch.Tensor) -> torch.Tensor:
+        """p(v = 1 | h): (B, hidden) -> (B, visible)."""
+        return torch.sigmoid(F.linear(hidden, self.weight.t(), self.visible_bias))
+
+    def free_energy(self, visible: torch.Tensor) -> torch.Tensor:
+        """F(v) = -v.b_v - sum_j softplus(W_j v + b_j), per row: (B, visible) -> (B,)."""
+        return -visible @ self.visible_bias - F.softplus(
+            F.linear(visible, self.weight, self.hidden_bias)
+        ).sum(dim=1)
+
+
+class DBN(nn.Module):
+    """RBMs stacked bottom-up; the classifier reads the top RBM's hidden probabilities."""
+
+    def __init__(self, sizes: tuple[int, ...] = (784, 512, 512), num_classes: int = 10):
+        super().__init__()
+        self.rbms = nn.ModuleList(RBM(v, h) for v, h in itertools.pairwise(sizes))
+        self.num_features = sizes[-1]
+        self.head = nn.Linear(sizes[-1], num_classes)
+
+    def visible_input(self, x: torch.Tensor, layer: int) -> torch.Tensor:
+        """What RBM `layer` sees: the pixels (layer 0) or the hidden probabilities below it."""
+        v = x.flatten(1)  # (B, 1, 28, 28) -> (B, 784)
+        for rbm in self.rbms[:layer]:
+            v = rbm.hidden_probabilities(v)
+        return v
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.visible_input(x, len(self.rbms))  # (B, 784) -> (B, 512)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+@register_model(
+    family="dbn",
+    architecture="RBM 784-512, RBM 512-512 (CD-1 greedy pretraining), FC 512-10",
+    recipe={"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "grad_clip": 1.0},
+    published=Published(
+        study="A",
+        test_accuracy=0.9844,
+        params=671_002,
+        epochs=10,
+        note="CD-1 lr 0.05, 5 epochs per RBM, then fine-tune all with Adam 1e-3 for 10 epochs",
+    ),
+    # CD updates the RBMs without autograd, and the classifier never reads the visible biases
+    tags=("no_autograd",),
+    protocol="greedy_probe",
+    input_scaling="unit",  # Bernoulli visible units: pixels in [0, 1], not binarised
+)
+def dbn(num_classes: int = 10) -> DBN:
+    return DBN(num_classes=num_classes)

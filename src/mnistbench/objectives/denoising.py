@@ -1,0 +1,99 @@
+"""Denoising pretext task (study A's U-Net): reconstruct the clean image from x + 0.5·N(0, 1).
+
+The published U-Net compared an output whose range did not match its target's (its images
+were Normalize(0.1307, 0.3081)-scaled, spanning [-0.42, 2.82]). Here the noise is added in the
+same normalised space as published (std 0.5 there is 0.154 in pixel units), but the model's
+output is a sigmoid in pixel space [0, 1] and the target is the clean image mapped back to
+[0, 1], so output and target live in the same range and a perfect reconstruction is reachable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from mnistbench.objectives.base import Batch, Objective
+from mnistbench.objectives.pretext import EpochMeans, pretext_eval_sums, pretext_parameters
+
+
+class DenoisingObjective(Objective):
+    """MSE between sigmoid(model.denoise_logits(x + noise)) and the clean pixels in [0, 1].
+
+    `mean`/`std` describe the data's scaling (DeviceData.mean/std): pixels = x * std + mean.
+    `noise_std` is in the data's scaled units (the published 0.5 on normalised images).
+    """
+
+    def __init__(
+        self,
+        *args,
+        mean: float,
+        std: float,
+        noise_std: float = 0.5,
+        seed: int = 0,
+        **kwargs,
+    ):
+        super().__init__(*args, **kwargs)
+        self.mean, self.std = mean, std
+        self.noise_std = noise_std
+        self.seed = seed
+        self._generators: dict[tuple[torch.device, bool], torch.Generator] = {}
+        self.extra = EpochMeans()
+
+    def _noise(self, images: torch.Tensor, train: bool = True) -> torch.Tensor:
+        key = (images.device, train)
+        if key not in self._generators:
+            # separate streams for training and evaluation noise, both seeded
+            self._generators[key] = torch.Generator(images.device).manual_seed(
+                self.seed + (0 if train else 1)
+            )
+        noise = torch.randn(images.shape, generator=self._generators[key], device=images.device)
+        return images + self.noise_std * noise
+
+    def to_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """Scaled images back to pixel values in [0, 1]."""
+        return images * self.std + self.mean
+
+    def losses(self, images: torch.Tensor, train: bool = True) -> torch.Tensor:
+        """Per-image mean squared error (B,) between the denoised output and the clean pixels."""
+        with self.autocast():
+            output = torch.sigmoid(self.model.denoise_logits(self._noise(images, train)))
+        error = (output.float() - self.to_pixels(images)).pow(2)
+        return error.flatten(1).mean(dim=1)
+
+    def configure_optimizers(
+        self, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+    ) -> list[torch.optim.Optimizer]:
+        self.parameters = pretext_parameters(self.model)
+        self.optimizers = [build(self.parameters)]
+        return self.optimizers
+
+    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, _ = batch  # labels are never read
+        (optimizer,) = self.optimizers
+        loss = self.losses(images).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.clip_gradients(self.parameters)
+        optimizer.step()
+        return {"loss": loss.detach(), "count": torch.tensor(len(images))}
+
+    @torch.inference_mode()
+    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, _ = batch
+        return pretext_eval_sums(self.losses(images, train=False).sum(), len(images))
+
+    @torch.inference_mode()
+    def pictures(self, images: torch.Tensor, count: int = 16) -> dict[str, torch.Tensor]:
+        """Rows of clean, noisy and denoised images, in [0, 1]."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            clean = images[:count]
+            noisy = self._noise(clean, train=False)
+            denoised = torch.sigmoid(self.model.denoise_logits(noisy).float())
+        finally:
+            self.model.train(was_training)
+        rows = [self.to_pixels(clean), self.to_pixels(noisy).clamp(0, 1), denoised]
+        return {"unet_denoising": torch.cat(rows)}

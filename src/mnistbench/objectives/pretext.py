@@ -1,0 +1,50 @@
+"""Shared pieces of the label-free (pretext) objectives: SimSiam, VAE, denoising, adversarial.
+
+Pretext objectives never read labels. Their `eval_step` reports the pretext loss with
+`correct` = 0 and no predictions, because the engine's evaluate expects those keys; the
+pretrain_probe recipe records those epochs with no accuracy (None), not 0%.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def pretext_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every trainable parameter except the probe head's (the probe trains the head later)."""
+    head = {id(p) for p in model.head.parameters()}
+    return [p for p in model.parameters() if p.requires_grad and id(p) not in head]
+
+
+def pretext_eval_sums(loss_sum: torch.Tensor, count: int) -> dict[str, torch.Tensor]:
+    """eval_step output of a label-free objective: the summed loss, no predictions."""
+    device = loss_sum.device
+    return {
+        "loss_sum": loss_sum.detach().float(),
+        "correct": torch.zeros((), dtype=torch.long, device=device),
+        "count": torch.tensor(count, device=device),
+        "predictions": torch.empty(0, dtype=torch.long, device=device),
+    }
+
+
+class EpochMeans:
+    """Running means of extra per-step figures (e.g. the KL term, D and G losses) over an epoch.
+
+    Accumulates unsynced tensors; `pop` syncs once, returns the means and starts a new epoch.
+    """
+
+    def __init__(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def add(self, weight: int, **values: torch.Tensor) -> None:
+        for key, value in values.items():
+            value = value.detach().float() * weight
+            self._sums[key] = self._sums[key] + value if key in self._sums else value
+            self._counts[key] = self._counts.get(key, 0) + weight
+
+    def pop(self) -> dict[str, float]:
+        means = {k: float(v.item()) / max(self._counts[k], 1) for k, v in self._sums.items()}
+        self._sums, self._counts = {}, {}
+        return means

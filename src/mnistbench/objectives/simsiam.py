@@ -1,0 +1,101 @@
+"""SimSiam (Chen & He 2021): two augmented views, a predictor, and a stop-gradient.
+
+loss = -1/2 [cos(p1, sg(z2)) + cos(p2, sg(z1))], z = projector(encoder(view)), p = predictor(z).
+The stop-gradient on z is what keeps the two-branch network from collapsing (paper, sec. 4.1).
+Views are made on the device, batched (data.augment.simsiam_view); the encoder runs once on
+both views stacked (it has no BatchNorm, so that changes nothing), the projector and predictor
+once per view, so their BatchNorm sees each view's batch as in the original.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mnistbench.data.augment import simsiam_view
+from mnistbench.objectives.base import Batch, Objective
+from mnistbench.objectives.pretext import EpochMeans, pretext_eval_sums, pretext_parameters
+
+
+def simsiam_loss(
+    p1: torch.Tensor, p2: torch.Tensor, z1: torch.Tensor, z2: torch.Tensor
+) -> torch.Tensor:
+    """Per-sample symmetric negative cosine similarity (B,), with z1 and z2 detached."""
+    return -0.5 * (
+        F.cosine_similarity(p1, z2.detach(), dim=-1) + F.cosine_similarity(p2, z1.detach(), dim=-1)
+    )
+
+
+class SimSiamObjective(Objective):
+    """Negative cosine between each view's prediction and the other view's projection.
+
+    `mean`/`std` describe the data's scaling (pixels = x * std + mean), so views pad with
+    black; `seed` seeds the views.
+    """
+
+    def __init__(self, *args, mean: float = 0.0, std: float = 1.0, seed: int = 0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.mean, self.std = mean, std
+        self.fill = -mean / std  # the scaled value of a black pixel
+        self.seed = seed
+        self._generators: dict[tuple[torch.device, bool], torch.Generator] = {}
+        self.extra = EpochMeans()
+
+    def views(self, images: torch.Tensor, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two independent random views of the batch."""
+        key = (images.device, train)
+        if key not in self._generators:
+            self._generators[key] = torch.Generator(images.device).manual_seed(
+                self.seed + (0 if train else 1)
+            )
+        generator = self._generators[key]
+        return (
+            simsiam_view(images, generator, fill=self.fill),
+            simsiam_view(images, generator, fill=self.fill),
+        )
+
+    def losses(self, images: torch.Tensor, train: bool = True) -> torch.Tensor:
+        """Per-image SimSiam loss (B,) on two fresh views."""
+        model = self.model
+        v1, v2 = self.views(images, train)
+        with self.autocast():
+            h = model.encoder(torch.cat([v1, v2]))  # (2B, 1, 28, 28) -> (2B, 1152)
+            h1, h2 = h.split(len(images))
+            z1, z2 = model.projector(h1), model.projector(h2)  # (B, 2048) each
+            p1, p2 = model.predictor(z1), model.predictor(z2)
+        return simsiam_loss(p1.float(), p2.float(), z1.float(), z2.float())
+
+    def configure_optimizers(
+        self, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+    ) -> list[torch.optim.Optimizer]:
+        self.parameters = pretext_parameters(self.model)
+        self.optimizers = [build(self.parameters)]
+        return self.optimizers
+
+    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, _ = batch  # labels are never read
+        (optimizer,) = self.optimizers
+        if len(images) < 2:  # BatchNorm cannot train on one image; skip a last batch of one
+            return {"loss": torch.zeros((), device=images.device), "count": torch.tensor(0)}
+        loss = self.losses(images).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.clip_gradients(self.parameters)
+        optimizer.step()
+        return {"loss": loss.detach(), "count": torch.tensor(len(images))}
+
+    @torch.inference_mode()
+    def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        images, _ = batch
+        return pretext_eval_sums(self.losses(images, train=False).sum(), len(images))
+
+    @torch.inference_mode()
+    def pictures(self, images: torch.Tensor, count: int = 16) -> dict[str, torch.Tensor]:
+        """Originals over two rows of their random views, in [0, 1] (for a look at the views)."""
+        originals = images[:count]
+        v1, v2 = self.views(originals, train=False)
+        rows = torch.cat([originals, v1, v2]) * self.std + self.mean
+        return {"simsiam_views": rows.clamp(0, 1)}

@@ -1,0 +1,127 @@
+"""The pretrain_probe protocol end to end on a tiny learnable data set: rows land in a Store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from mnistbench.config import make_config, parse_model_option
+from mnistbench.data import prepare_device_data
+from mnistbench.errors import ConfigError
+from mnistbench.experiments import run_config
+from mnistbench.models import create_model, get_model_info
+from mnistbench.recipes import PROTOCOLS, RecipeContext, pretrain_probe, pretrain_probe_stages
+from mnistbench.store import Store
+from synthetic import learnable_raw
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    with Store(tmp_path / "results.sqlite") as opened:
+        yield opened
+
+
+def _run(store: Store, data_dir: Path, model: str, **overrides):
+    settings = {"epochs": 2, "val_size": 100, "subset": 200, "batch_size": 64, **overrides}
+    config = make_config(model, **settings)
+    return run_config(config, store, data_dir=data_dir, progress=False, measure_energy=False)
+
+
+def test_vae_pretrain_then_probe_rows_land(store: Store, learnable_data_dir: Path) -> None:
+    record = _run(store, learnable_data_dir, "beta_vae").record
+    assert record.status == "finished", record.error
+    epochs = store.epochs(record.run_id)
+    assert [e["epoch"] for e in epochs] == list(range(1, 13))  # 2 pretrain + 10 probe epochs
+    assert [e["stage"] for e in epochs] == ["pretrain"] * 2 + ["probe"] * 10
+    assert [e["stage_epoch"] for e in epochs[:3]] == [1, 2, 1]
+    for pretext in epochs[:2]:  # losses but no accuracy for the label-free stage
+        assert pretext["val_accuracy"] is None and pretext["test_accuracy"] is None
+        assert pretext["train_loss"] > 0 and pretext["val_loss"] > 0
+        assert {"reconstruction", "kl"} <= pretext["pretext"].keys()
+    assert all(0 <= e["test_accuracy"] <= 1 for e in epochs[2:])
+    m = record.metrics
+    assert m["test_accuracy"] == epochs[-1]["test_accuracy"]
+    assert m["probe"] == "linear" and m["probe_epochs"] == 10 and m["probe_features"] == 20
+    assert m["time_per_epoch_s"] == m["pretrain_time_per_epoch_s"] > 0
+    assert m["pretrain_epochs"] == 2 and m["feature_extraction_s"] > 0
+    assert m["epochs_completed"] == 2 and m["stage_epochs_recorded"] == 12  # --epochs: pretrain
+    artefacts = {a.name: a for a in store.artefacts(record.run_id)}
+    assert {"vae_samples", "vae_reconstructions", "confusion_matrix"} <= artefacts.keys()
+    assert artefacts["vae_samples"].kind == "png"
+    assert artefacts["vae_samples"].content.startswith(PNG_MAGIC)
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "pictures", "probe"),
+    [
+        ("gan", {}, {"gan_samples"}, "linear"),
+        ("unet", {}, {"unet_denoising"}, "linear"),
+        ("simsiam_lgbm", {}, {"simsiam_views"}, "lightgbm"),
+        ("simsiam_lgbm", {"probe": "linear"}, {"simsiam_views"}, "linear"),
+    ],
+)
+def test_every_pretrained_family_runs(model: str, options: dict, pictures: set, probe: str) -> None:
+    """The protocol itself (no runner: its latency figures at batch 1000 cost a U-Net minutes)."""
+    info = get_model_info(model)
+    config = make_config(model, epochs=1, batch_size=16, val_size=32, model_options=options)
+    data = prepare_device_data(learnable_raw(64, 32), scaling=info.input_scaling, val_size=32)
+    torch.manual_seed(0)
+    epochs, artefacts = [], {}
+    ctx = RecipeContext(
+        model=create_model(model, **options),
+        data=data,
+        config=config,
+        on_epoch=epochs.append,
+        add_artefact=lambda name, kind, content: artefacts.update({name: (kind, content)}),
+        progress=False,
+    )
+    result = pretrain_probe(ctx)
+    assert result.status == "finished"
+    assert result.epochs == epochs and epochs[0].stage == "pretrain"
+    assert epochs[-1].stage == "probe" and epochs[-1].test_accuracy is not None
+    assert ctx.extra_metrics["probe"] == probe
+    if options.get("probe", "lightgbm") == "lightgbm" and model == "simsiam_lgbm":
+        # the shared linear probe runs first on the same features, then LightGBM (headline)
+        assert [e.stage for e in epochs[1:]] == ["linear_probe"] * 10 + ["probe"]
+        assert 0 <= ctx.extra_metrics["linear_probe_test_accuracy"] <= 1
+    assert result.last_test is not None and len(result.last_test.predictions) == 32
+    assert pictures <= artefacts.keys()
+    assert all(content.startswith(PNG_MAGIC) for _, content in artefacts.values())
+
+
+def test_stages_are_data() -> None:
+    vae = pretrain_probe_stages("vae", create_model("beta_vae"))
+    assert [(s.name, s.objective, s.epochs, s.labels) for s in vae] == [
+        ("pretrain", "vae", None, False),
+        ("probe", "linear_probe", 10, True),
+    ]
+    published = pretrain_probe_stages("simsiam", create_model("simsiam_lgbm"))
+    linear = pretrain_probe_stages("simsiam", create_model("simsiam_lgbm", probe="linear"))
+    assert [s.objective for s in published[1:]] == ["linear_probe", "lightgbm_probe"]
+    assert [s.objective for s in linear[1:]] == ["linear_probe"]
+    assert "pretrain_probe" in PROTOCOLS
+
+
+def test_beta_is_a_model_option() -> None:
+    key, value = parse_model_option("beta=4.0")
+    config = make_config("beta_vae", model_options={key: value})
+    assert config.options() == {"beta": 4.0}
+    assert config.config_hash() != make_config("beta_vae").config_hash()
+    assert create_model("beta_vae", **config.options()).beta == 4.0
+
+
+@pytest.mark.parametrize(
+    ("model", "options", "message"),
+    [
+        ("beta_vae", {"beta": -1.0}, "KL weight"),
+        ("simsiam_lgbm", {"probe": "svm"}, "lightgbm"),
+        ("simsiam_lgbm", {"lgbm_train_size": -5}, "whole number"),
+    ],
+)
+def test_bad_options_are_config_errors(model: str, options: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        create_model(model, **options)
