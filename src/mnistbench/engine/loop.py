@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from mnistbench.config import RunConfig
-from mnistbench.data import DeviceData, Split, augment_batch, iterate_batches
+from mnistbench.data import DeviceData, SealedSplit, Split, augment_batch, iterate_batches
 from mnistbench.engine.device import synchronize
 from mnistbench.engine.optim import build_optimizer, build_scheduler
 from mnistbench.objectives import Objective
@@ -80,6 +80,35 @@ def evaluate(objective: Objective, split: Split, batch_size: int = 1000) -> Eval
         accuracy=int(totals["correct"].item()) / count,
         predictions=torch.cat(predictions),
     )
+
+
+def final_test(
+    objective: Objective,
+    data: DeviceData,
+    result: FitResult,
+    *,
+    eval_batch_size: int = 1000,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> FitResult:
+    """Score the finished model on the test set once, after `fit(..., test_every_epoch=False)`.
+
+    Opens a sealed test split (data.SealedSplit; a second opening raises), writes the score
+    into the last epoch's record so the run's summary reads it as usual, reports that epoch
+    again through `on_epoch` (stores replace it) and sets `result.last_test`. A run that did
+    not finish is not scored.
+    """
+    if result.status != "finished" or not result.epochs:
+        return result
+    split = data.test.unseal() if isinstance(data.test, SealedSplit) else data.test
+    started = time.perf_counter()
+    test = evaluate(objective, split, eval_batch_size)
+    last = result.epochs[-1]
+    last.test_loss, last.test_accuracy = test.loss, test.accuracy
+    last.eval_time_s += time.perf_counter() - started
+    result.last_test = test
+    if on_epoch is not None:
+        on_epoch(last)
+    return result
 
 
 def _show_progress(requested: bool) -> bool:

@@ -1,0 +1,445 @@
+"""Run many trials (a suite's or a sweep's) in-process, in a local process pool, or on Ray.
+
+Trials are keyed by config hash: a finished (or diverged) config is skipped, so an interrupted
+sweep resumes where it stopped. Whatever the executor, only this driver process writes the
+store: pool workers and Ray tasks train with `runner.train_config` and return a `TrainedRun`,
+which the driver records. A failed trial is a recorded row and the others go on; Ctrl-C
+(or SIGTERM, which the CLI turns into Ctrl-C) stops the whole batch after recording.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from mnistbench.config import RunConfig
+from mnistbench.data import RawDataset, load_dataset
+from mnistbench.engine.measure import collect_environment
+from mnistbench.errors import ConfigError
+from mnistbench.experiments.runner import StoreListener, TrainedRun, execute, record, train_config
+from mnistbench.store import RunRecord, Store
+
+EXECUTORS = ("local", "process", "ray")
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One config to run, with what the batch says about it (label, membership artefact)."""
+
+    config: RunConfig
+    label: str = ""  # what distinguishes it within its suite or sweep, e.g. "sgd lr=0.01"
+    # (artefact name, JSON text) recorded with the run, e.g. ("suite:architecture-showdown", ...)
+    tag: tuple[str, str] | None = None
+
+    @property
+    def config_hash(self) -> str:
+        return self.config.config_hash()
+
+    def describe(self) -> str:
+        c = self.config
+        return f"{c.model} {c.dataset} seed {c.seed}" + (f" [{self.label}]" if self.label else "")
+
+
+@dataclass
+class TrialResult:
+    """How one trial ended: done (finished), diverged, failed, interrupted, or skipped."""
+
+    trial: Trial
+    state: str
+    record: RunRecord | None
+    error: str | None = None
+
+
+@dataclass
+class TrialContext:
+    """What an executor needs from the driver: the store, the data, and how to report."""
+
+    store: Store
+    raws: dict[str, RawDataset]  # loaded once by the driver, shipped to the workers
+    progress: bool = True  # per-epoch progress bars (in-process only)
+    measure_energy: bool = True
+
+
+@dataclass
+class BatchSummary:
+    """Every trial's result, in the order the trials were given (skipped ones included)."""
+
+    results: list[TrialResult] = field(default_factory=list)
+    merged: int = 0  # trials dropped because another trial had the same config hash
+
+    def count(self, state: str) -> int:
+        return sum(r.state == state for r in self.results)
+
+
+def _state_of(status: str) -> str:
+    return {"finished": "done"}.get(status, status)
+
+
+def _failed_run(config: RunConfig, error: str) -> TrainedRun:
+    return TrainedRun(
+        config, status="failed", error=error, environment=collect_environment(config.device)
+    )
+
+
+# ----------------------------------------------------------------------------- executors
+
+
+class Executor:
+    """Runs trials and hands each result to `done` as it arrives (the driver records it)."""
+
+    name = "base"
+
+    def run(
+        self, trials: Sequence[Trial], ctx: TrialContext, done: Callable[[TrialResult], None]
+    ) -> None:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+    def close(self) -> None:
+        """Release workers or the cluster connection; safe to call twice."""
+
+
+class LocalExecutor(Executor):
+    """In-process, one trial after another, epochs written to the store as they happen."""
+
+    name = "local"
+
+    def run(
+        self, trials: Sequence[Trial], ctx: TrialContext, done: Callable[[TrialResult], None]
+    ) -> None:
+        for trial in trials:
+            listener = StoreListener(ctx.store)
+            try:
+                execute(
+                    trial.config,
+                    listener,
+                    raw=ctx.raws[trial.config.dataset],
+                    progress=ctx.progress,
+                    measure_energy=ctx.measure_energy,
+                )
+            except KeyboardInterrupt:
+                if listener.run_id is not None:  # execute recorded it as interrupted
+                    done(TrialResult(trial, "interrupted", ctx.store.get_run(listener.run_id)))
+                raise
+            except Exception as error:  # a failed trial is a row; the batch goes on
+                message = f"{type(error).__name__}: {error}"
+                if listener.run_id is None:  # it failed before its row was started
+                    stored = record(ctx.store, _failed_run(trial.config, message))
+                else:
+                    stored = ctx.store.get_run(listener.run_id)
+                done(TrialResult(trial, "failed", stored, message))
+                continue
+            assert listener.run_id is not None
+            stored = ctx.store.get_run(listener.run_id)
+            done(TrialResult(trial, _state_of(stored.status), stored, stored.error))
+
+
+# Worker-side state of the process pool: the data sets, shipped once per worker.
+_WORKER_RAWS: dict[str, RawDataset] = {}
+
+
+def _init_worker(raws: dict[str, RawDataset], threads: int) -> None:
+    _WORKER_RAWS.update(raws)
+    torch.set_num_threads(threads)  # share the cores between workers instead of oversubscribing
+
+
+def _train_in_worker(config: RunConfig, measure_energy: bool) -> TrainedRun:
+    return train_config(
+        config, raw=_WORKER_RAWS[config.dataset], progress=False, measure_energy=measure_energy
+    )
+
+
+class ProcessExecutor(Executor):
+    """A local pool of `workers` spawned processes; each trains and returns, the driver records."""
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None):
+        self.workers = workers or max(1, (os.cpu_count() or 1) // 2)
+        if self.workers < 1:
+            raise ConfigError(f"Invalid --workers {workers}: give 1 or more worker processes.")
+
+    def describe(self) -> str:
+        return f"process pool, {self.workers} worker(s)"
+
+    def run(
+        self, trials: Sequence[Trial], ctx: TrialContext, done: Callable[[TrialResult], None]
+    ) -> None:
+        if not trials:
+            return
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        # spawn, not fork: forking a process that already ran torch (threads, OpenMP) can hang
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(trials)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(ctx.raws, threads),
+        )
+        pending: dict[Future, Trial] = {
+            pool.submit(_train_in_worker, trial.config, ctx.measure_energy): trial
+            for trial in trials
+        }
+        try:
+            while pending:
+                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    trial = pending.pop(future)
+                    try:
+                        trained = future.result()
+                    except Exception as error:  # the worker died (killed, out of memory, ...)
+                        trained = _failed_run(
+                            trial.config, f"worker process failed: {type(error).__name__}: {error}"
+                        )
+                    stored = record(ctx.store, trained)
+                    done(TrialResult(trial, _state_of(stored.status), stored, stored.error))
+        except BaseException as error:
+            # Ctrl-C: the trials still in a worker end as 'interrupted' rows; queued ones are
+            # simply not run (a rerun trains both).
+            for future, trial in pending.items():
+                if isinstance(error, KeyboardInterrupt) and future.running():
+                    interrupted = TrainedRun(
+                        trial.config,
+                        status="interrupted",
+                        error="interrupted while training in a worker process",
+                        environment=collect_environment(trial.config.device),
+                    )
+                    stored = record(ctx.store, interrupted)
+                    done(TrialResult(trial, "interrupted", stored, interrupted.error))
+            # Workers would otherwise finish their trial before the driver can exit; the pool
+            # has no public way to stop a running task, so end its processes.
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _train_on_ray(config: RunConfig, raw: RawDataset, threads: int, measure_energy: bool):
+    torch.set_num_threads(threads)
+    return train_config(config, raw=raw, progress=False, measure_energy=measure_energy)
+
+
+class RayExecutor(Executor):
+    """Ray tasks on a local instance or a cluster (`address`); the data goes through Ray's
+    object store once per data set, so worker nodes need mnistbench (same version, installed
+    with the same constraints) but not the data files. A trial asks for `cpus_per_trial` CPUs
+    (its torch thread count) and, for CUDA configs, one GPU."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_trial: int = 1,
+        gpus_per_trial: float | None = None,
+        init_kwargs: dict | None = None,
+    ):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError(
+                "--executor ray needs Ray, which is not installed. Install it with "
+                "`pip install -c constraints.txt -e '.[ray]'`, or use --executor local/process."
+            ) from None
+        self._ray = ray
+        self.address = address
+        self.cpus_per_trial = cpus_per_trial
+        self.gpus_per_trial = gpus_per_trial
+        self._owns_ray = False
+        if not ray.is_initialized():
+            # a local instance without its dashboard; a cluster keeps its own settings
+            kwargs: dict = {"log_to_driver": False}
+            if address is None:
+                kwargs["include_dashboard"] = False
+            kwargs.update(init_kwargs or {})
+            try:
+                ray.init(address=address, **kwargs)
+            except Exception as error:  # Ray raises several kinds for an unreachable cluster
+                raise ConfigError(
+                    f"Could not start or join Ray (address {address or 'local'}): "
+                    f"{type(error).__name__}: {error}. Check the address (`ray status` on the "
+                    "head node prints it), or leave --ray-address out to start a local instance."
+                ) from None
+            self._owns_ray = True
+
+    def describe(self) -> str:
+        where = self.address or "local instance"
+        return f"Ray ({where}), {self.cpus_per_trial} CPU(s) per trial"
+
+    def run(
+        self, trials: Sequence[Trial], ctx: TrialContext, done: Callable[[TrialResult], None]
+    ) -> None:
+        ray = self._ray
+        remote = ray.remote(_train_on_ray)
+        raw_refs = {name: ray.put(raw) for name, raw in ctx.raws.items()}
+        pending = {}
+        for trial in trials:
+            gpus = self.gpus_per_trial
+            if gpus is None:
+                gpus = 1 if trial.config.device == "cuda" else 0
+            ref = remote.options(num_cpus=self.cpus_per_trial, num_gpus=gpus).remote(
+                trial.config,
+                raw_refs[trial.config.dataset],
+                self.cpus_per_trial,
+                ctx.measure_energy,
+            )
+            pending[ref] = trial
+        try:
+            while pending:
+                ready, _ = ray.wait(list(pending), num_returns=1)
+                for ref in ready:
+                    trial = pending.pop(ref)
+                    try:
+                        trained = ray.get(ref)
+                    except Exception as error:  # the task's worker or node died
+                        trained = _failed_run(
+                            trial.config, f"Ray task failed: {type(error).__name__}: {error}"
+                        )
+                    stored = record(ctx.store, trained)
+                    done(TrialResult(trial, _state_of(stored.status), stored, stored.error))
+        except BaseException:
+            for ref in pending:  # Ray cannot say which were running; none is recorded
+                ray.cancel(ref, force=True)
+            raise
+
+    def close(self) -> None:
+        if self._owns_ray and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._owns_ray = False
+
+
+def make_executor(
+    kind: str | None = None, *, workers: int | None = None, ray_address: str | None = None
+) -> Executor:
+    """The executor a user asked for; `--workers N` alone means a process pool of N."""
+    if kind is None:
+        kind = "process" if workers and workers > 1 else "local"
+    if kind not in EXECUTORS:
+        raise ConfigError(f"Unknown --executor {kind!r}. Choose one of {', '.join(EXECUTORS)}.")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"Invalid --workers {workers}: give 1 or more.")
+    if ray_address and kind != "ray":
+        raise ConfigError("--ray-address needs --executor ray.")
+    if kind == "local":
+        return LocalExecutor()
+    if kind == "process":
+        return ProcessExecutor(workers)
+    # a local instance gets --workers CPUs (one trial each); a cluster has its own size
+    local_cpus = {"num_cpus": workers} if workers and not ray_address else None
+    return RayExecutor(ray_address, cpus_per_trial=1, init_kwargs=local_cpus)
+
+
+# ---------------------------------------------------------------------------------- driver
+
+
+def unique_trials(trials: Iterable[Trial]) -> tuple[list[Trial], int]:
+    """Trials with distinct config hashes (first one kept), and how many were dropped."""
+    trials_list = list(trials)
+    seen: set[str] = set()
+    kept: list[Trial] = []
+    for trial in trials_list:
+        if trial.config_hash not in seen:
+            seen.add(trial.config_hash)
+            kept.append(trial)
+    return kept, len(trials_list) - len(kept)
+
+
+def _tag(store: Store, result: TrialResult) -> None:
+    if result.trial.tag is not None and result.record is not None:
+        name, content = result.trial.tag
+        store.add_artefact(result.record.run_id, name, "json", content)
+
+
+def format_result(result: TrialResult, index: int, total: int) -> str:
+    """One progress line: `[3/10] done     mlp mnist seed 0  97.81%  1.2 s/epoch  run 7`."""
+    width = len(str(total))
+    head = f"[{index:>{width}}/{total}] {result.state:<11} {result.trial.describe()}"
+    record = result.record
+    if record is None:
+        return head
+    m = record.metrics
+    parts = [head]
+    if m.get("test_accuracy") is not None:
+        parts.append(f"{100 * m['test_accuracy']:.2f}%")
+    if m.get("time_per_epoch_s") is not None:
+        parts.append(f"{m['time_per_epoch_s']:.2f} s/epoch")
+    parts.append(f"run {record.run_id} ({record.config_hash})")
+    if result.state not in ("done", "skipped") and result.error:
+        parts.append(f"— {result.error.splitlines()[0][:200]}")
+    return "  ".join(parts)
+
+
+def run_trials(
+    trials: Sequence[Trial],
+    store: Store,
+    *,
+    executor: Executor | None = None,
+    data_dir: str | Path | None = None,
+    download: bool = True,
+    force: bool = False,
+    progress: bool = True,
+    measure_energy: bool = True,
+    echo: Callable[[str], None] | None = None,
+    desc: str = "trials",
+) -> BatchSummary:
+    """Run every trial not yet completed in `store`; return each trial's result.
+
+    `echo` receives one line per trial (skipped, done, diverged, failed, interrupted); with
+    `progress`, a bar over the trials is drawn too. KeyboardInterrupt stops the batch after the
+    trial in progress has been recorded, and is re-raised.
+    """
+    executor = executor or LocalExecutor()
+    kept, merged = unique_trials(trials)
+    summary = BatchSummary(merged=merged)
+    by_hash: dict[str, TrialResult] = {}
+    bar = tqdm(total=len(kept), desc=desc, unit="trial", disable=not progress, leave=True)
+
+    def say(line: str) -> None:
+        if echo is None:
+            return
+        if progress:
+            bar.write(line)  # above the bar, without breaking it
+        else:
+            echo(line)
+
+    def done(result: TrialResult) -> None:
+        _tag(store, result)
+        by_hash[result.trial.config_hash] = result
+        bar.update(1)
+        say(format_result(result, len(by_hash), len(kept)))
+
+    try:
+        todo: list[Trial] = []
+        for trial in kept:
+            existing = None if force else store.find_completed(trial.config_hash)
+            if existing is not None:
+                done(TrialResult(trial, "skipped", existing))
+            else:
+                todo.append(trial)
+        if todo:
+            store.mark_stale_runs()  # rows left 'running' by a killed earlier attempt
+            raws = {
+                name: load_dataset(name, data_dir=data_dir, download=download, progress=progress)
+                for name in dict.fromkeys(t.config.dataset for t in todo)
+            }
+            ctx = TrialContext(store, raws, progress=progress, measure_energy=measure_energy)
+            executor.run(todo, ctx, done)
+    finally:
+        bar.close()
+        summary.results = [by_hash[t.config_hash] for t in kept if t.config_hash in by_hash]
+    return summary
+
+
+def trial_tag(kind: str, name: str, **details: object) -> tuple[str, str]:
+    """The membership artefact of a suite's or sweep's trial: ("suite:NAME", JSON)."""
+    return f"{kind}:{name}", json.dumps({kind: name, **details}, sort_keys=True, default=str)

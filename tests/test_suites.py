@@ -1,0 +1,155 @@
+"""Suites: each published study as data; missing models are skipped and named; runs resume."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mnistbench.cli import main
+from mnistbench.errors import ConfigError
+from mnistbench.experiments import suites
+from mnistbench.experiments.executors import unique_trials
+from mnistbench.experiments.suites import Suite, entry, get_suite, plan_suite, suite_runs
+from mnistbench.store import Store
+
+STUDY_A = ["microresnet", "cnn", "snn", "dbn", "simsiam_lgbm", "mlp", "vit", "gan", "unet",
+           "beta_vae"]  # fmt: skip
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def tiny_suite(monkeypatch: pytest.MonkeyPatch) -> Suite:
+    """A two-model suite with one model that is not registered."""
+    suite = Suite(
+        name="tiny",
+        version="7",
+        study="A",
+        title="tiny",
+        description="two small models and a missing one",
+        entries=(entry("mlp"), entry("not_registered_yet"), entry("cnn", "sgd", optimizer="sgd")),
+    )
+    monkeypatch.setitem(suites.SUITES, "tiny", suite)
+    return suite
+
+
+def test_every_published_study_is_a_suite() -> None:
+    assert set(suites.SUITES) == {
+        "architecture-showdown", "efficiency-showdown", "resnet-svm", "cpu-vs-gpu",
+        "small-cnn-ablation", "parameter-diet",
+    }  # fmt: skip
+    assert get_suite("architecture-showdown").models == STUDY_A
+    assert get_suite("efficiency-showdown").models == [
+        "mlp_784_512", "cnn_small", "rnn_rows", "snn_single_step",
+    ]  # fmt: skip
+    for suite in suites.list_suites():
+        assert suite.version and suite.study in "ABCDE" and suite.entries
+
+
+def test_unregistered_models_are_skipped_and_named(tiny_suite: Suite) -> None:
+    plan = plan_suite(tiny_suite, device="cpu")
+    assert plan.skipped_models == ["not_registered_yet"]
+    assert [t.config.model for t in plan.trials] == ["mlp", "cnn"]
+    assert plan.trials[1].config.optimizer == "sgd"  # the entry's override beats the recipe
+
+
+def test_seeds_and_scale_knobs(tiny_suite: Suite) -> None:
+    plan = plan_suite(tiny_suite, seeds=3, first_seed=5, epochs=1, subset=300, device="cpu")
+    assert [(t.config.model, t.config.seed) for t in plan.trials] == [
+        ("mlp", 5), ("mlp", 6), ("mlp", 7), ("cnn", 5), ("cnn", 6), ("cnn", 7),
+    ]  # fmt: skip
+    assert {(t.config.epochs, t.config.subset) for t in plan.trials} == {(1, 300)}
+    assert len({t.config_hash for t in plan.trials}) == 6
+    name, content = plan.trials[0].tag
+    assert name == "suite:tiny"
+    assert json.loads(content)["version"] == "7"
+    with pytest.raises(ConfigError, match="--seeds"):
+        plan_suite(tiny_suite, seeds=0)
+
+
+def test_study_c_grid_is_32_configs_plus_svms_and_merges_under_epochs_knob() -> None:
+    suite = get_suite("resnet-svm")
+    plan = plan_suite(suite, device="cpu")
+    grid = [t for t in plan.trials if t.config.model.startswith("resnet")]
+    if len(grid) != 32:
+        pytest.skip("the study C ResNets are not registered in this checkout")
+    assert len({t.config_hash for t in grid}) == 32
+    assert {(t.config.batch_size, t.config.image_size) for t in grid} == {(16, 64)}
+    assert {t.config.dataset for t in plan.trials} == {"mnist", "fashion-mnist"}
+    # --epochs 1 makes the 3- and 5-epoch entries identical: the driver merges them
+    quick = plan_suite(suite, epochs=1, device="cpu")
+    kept, merged = unique_trials(quick.trials)
+    assert merged == 16 and len(kept) == len(quick.trials) - 16
+
+
+def test_cpu_vs_gpu_runs_on_every_present_device() -> None:
+    suite = get_suite("cpu-vs-gpu")
+    plan = plan_suite(suite)
+    assert plan.devices == suites.present_devices() and plan.devices[0] == "cpu"
+    for trial in plan.trials:
+        c = trial.config
+        assert (c.dataset, c.image_size, c.batch_size, c.epochs, c.lr) == (
+            "fashion-mnist", 224, 16, 1, 1e-3,
+        )  # fmt: skip
+
+
+def test_unknown_suite_suggests_the_closest() -> None:
+    with pytest.raises(ConfigError, match="Did you mean architecture-showdown"):
+        get_suite("architecture-shodown")
+
+
+def test_suite_list_describes_every_suite(capsys) -> None:
+    code, out, _ = run_cli(capsys, "suite", "--list")
+    assert code == 0
+    for name in suites.SUITES:
+        assert f"| {name} |" in out
+
+
+def test_list_shows_suites(capsys) -> None:
+    code, out, _ = run_cli(capsys, "list")
+    assert code == 0 and "| architecture-showdown | 1 | study A |" in out
+
+
+def test_suite_runs_records_and_resumes(
+    capsys, tiny_suite: Suite, learnable_data_dir: Path, tmp_path: Path
+) -> None:
+    store_path = tmp_path / "s.sqlite"
+    args = ("suite", "tiny", "--seeds", "2", "--epochs", "1", "--val-size", "100", "--subset",
+            "300", "--data-dir", str(learnable_data_dir), "--store", str(store_path),
+            "--quiet")  # fmt: skip
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    assert "skipping not_registered_yet" in err
+    lines = [line for line in out.splitlines() if line.startswith("[")]
+    assert len(lines) == 4 and all(" done " in line for line in lines)
+    assert "±" in out  # two seeds: mean ± std
+    with Store(store_path) as store:
+        runs = store.list_runs()
+        assert len(runs) == 4 and {r.status for r in runs} == {"finished"}
+        assert {r.run_id for r in suite_runs(store, "tiny")} == {r.run_id for r in runs}
+    code, out, _ = run_cli(capsys, *args)  # a second time: everything is already there
+    lines = [line for line in out.splitlines() if line.startswith("[")]
+    assert code == 0 and len(lines) == 4 and all(" skipped " in line for line in lines)
+    assert "tiny v7: 4 skipped" in out
+    with Store(store_path) as store:
+        assert len(store.list_runs()) == 4
+
+
+def test_suite_plan_and_dry_run_record_nothing(
+    capsys, tiny_suite: Suite, learnable_data_dir: Path, tmp_path: Path
+) -> None:
+    store_path = tmp_path / "s.sqlite"
+    code, out, _ = run_cli(capsys, "suite", "tiny", "--plan", "--store", str(store_path))
+    assert code == 0 and "| 1 | mlp | mnist | recipe | 0 |" in out
+    code, out, _ = run_cli(
+        capsys, "suite", "tiny", "--dry-run", "--quiet", "--data-dir", str(learnable_data_dir),
+        "--store", str(store_path),
+    )  # fmt: skip
+    assert code == 0 and "2 done; nothing recorded" in out
+    assert not store_path.exists()
