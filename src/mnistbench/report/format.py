@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for annotations: collect imports the registry, format must stay light
+    from mnistbench.report.collect import Stat
+
 
 def percent(fraction: float | None, digits: int = 2) -> str:
     return "—" if fraction is None else f"{100 * fraction:.{digits}f}%"
@@ -29,3 +34,27 @@ def seconds(value: float | None) -> str:
 
 def number(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
+
+
+def percent_stat(stat: Stat | None, digits: int = 2) -> str:
+    """Mean ± std over seeds as a percentage: '98.12 ± 0.05%' ('98.12%' for one seed)."""
+    if stat is None:
+        return "—"
+    if stat.std is None:
+        return f"{100 * stat.mean:.{digits}f}%"
+    return f"{100 * stat.mean:.{digits}f} ± {100 * stat.std:.{digits}f}%"
+
+
+def seconds_stat(stat: Stat | None) -> str:
+    if stat is None:
+        return "—"
+    if stat.std is None or stat.mean >= 100:
+        return seconds(stat.mean) + ("" if stat.std is None else f" ± {stat.std:.0f}")
+    return f"{stat.mean:.2f} ± {stat.std:.2f} s"
+
+
+def number_stat(stat: Stat | None, digits: int = 3, scale: float = 1.0) -> str:
+    if stat is None:
+        return "—"
+    text = number(scale * stat.mean, digits)
+    return text if stat.std is None else f"{text} ± {scale * stat.std:.2g}"

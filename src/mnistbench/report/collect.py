@@ -1,0 +1,188 @@
+"""What a report is built from: the store's runs, grouped across seeds, with summary statistics.
+
+Everything here reads the store and returns plain data; tables, figures and the HTML page are
+built on top of it, so the same numbers appear in every view.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mnistbench.errors import ConfigError
+from mnistbench.models import ModelInfo, get_model_info
+from mnistbench.report.tables import latest_per_config
+from mnistbench.store import Artefact, RunRecord, Store
+
+# The three accuracy protocols shown side by side (run metric names from engine/summary.py).
+PUBLISHED_PROTOCOL = "best_test_accuracy"  # max over epochs of test accuracy (studies A, D)
+HONEST_PROTOCOL = "test_accuracy_at_best_val"  # test accuracy of the epoch chosen on validation
+FINAL_PROTOCOL = "test_accuracy"  # the model after the last epoch
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean ± sample standard deviation of one metric over the seeds of a group."""
+
+    mean: float
+    std: float | None  # None with a single value
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[Any]) -> Stat | None:
+        numbers = [
+            float(v)
+            for v in values
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        if not numbers:
+            return None
+        std = statistics.stdev(numbers) if len(numbers) > 1 else None
+        return cls(statistics.fmean(numbers), std, len(numbers))
+
+
+@dataclass
+class RunGroup:
+    """Finished runs whose configs are equal except for the seed (one point in a figure)."""
+
+    key: str
+    runs: list[RunRecord]
+
+    @property
+    def first(self) -> RunRecord:
+        return self.runs[0]
+
+    @property
+    def model(self) -> str:
+        return self.first.model
+
+    @property
+    def dataset(self) -> str:
+        return self.first.dataset
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {k: v for k, v in self.first.config.items() if k != "seed"}
+
+    @property
+    def seeds(self) -> list[Any]:
+        return [r.config.get("seed") for r in self.runs]
+
+    @property
+    def device(self) -> str:
+        return str(self.first.environment.get("device") or self.first.config.get("device", "?"))
+
+    def stat(self, metric: str) -> Stat | None:
+        return Stat.of(r.metrics.get(metric) for r in self.runs)
+
+    def accuracy(self) -> Stat | None:
+        """The honest accuracy, falling back to the final one for runs without validation."""
+        return self.stat(HONEST_PROTOCOL) or self.stat(FINAL_PROTOCOL)
+
+
+@dataclass
+class ReportData:
+    """The store's contents as a report needs them."""
+
+    store_path: str
+    runs: list[RunRecord]  # every run, latest per config hash, ordered by run_id
+    finished: list[RunRecord]
+    not_finished: list[RunRecord]  # failed, diverged, interrupted, running: listed, not plotted
+    groups: list[RunGroup]
+    epochs: dict[int, list[dict]] = field(default_factory=dict)
+    artefacts: dict[int, list[Artefact]] = field(default_factory=dict)
+
+    def groups_of(self, model: str) -> list[RunGroup]:
+        return [g for g in self.groups if g.model == model]
+
+
+def model_info(model: str) -> ModelInfo | None:
+    """The registry entry, or None for a model that is no longer registered."""
+    try:
+        return get_model_info(model)
+    except ConfigError:
+        return None
+
+
+def config_key(config: dict[str, Any], ignore: Sequence[str] = ("seed",)) -> str:
+    """Canonical text of a config without some fields: equal keys = runs that differ only there."""
+    return json.dumps(
+        {k: v for k, v in config.items() if k not in ignore}, sort_keys=True, default=str
+    )
+
+
+def group_runs(runs: Iterable[RunRecord], ignore: Sequence[str] = ("seed",)) -> list[RunGroup]:
+    """Group runs whose configs agree on every field but `ignore`, in first-seen order."""
+    groups: dict[str, RunGroup] = {}
+    for run in runs:
+        key = config_key(run.config, ignore)
+        groups.setdefault(key, RunGroup(key, [])).runs.append(run)
+    return list(groups.values())
+
+
+def load(store: Store) -> ReportData:
+    """Read everything a report shows from `store` (runs, their epochs and artefacts)."""
+    runs = sorted(latest_per_config(store.list_runs()), key=lambda r: r.run_id)
+    finished = [r for r in runs if r.status == "finished"]
+    # a config retried after a failure shows its finished run only
+    finished_hashes = {r.config_hash for r in finished}
+    not_finished = [
+        r
+        for r in store.list_runs()
+        if r.status != "finished" and r.config_hash not in finished_hashes
+    ]
+    ordered = sorted(finished, key=lambda r: (r.dataset, r.model, r.run_id))
+    return ReportData(
+        store_path=str(store.path),
+        runs=runs,
+        finished=finished,
+        not_finished=not_finished,
+        groups=group_runs(ordered),
+        epochs={r.run_id: store.epochs(r.run_id) for r in finished},
+        artefacts={r.run_id: store.artefacts(r.run_id) for r in finished},
+    )
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats: lower cost (x) and higher accuracy (y).
+
+    Returned in order of increasing cost.
+    """
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1]))
+    front, best = [], -math.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def varying_families(
+    groups: Sequence[RunGroup], fields: Sequence[str], label: Callable[[RunGroup], Any]
+) -> list[list[RunGroup]]:
+    """Sets of groups that differ only in `fields` (besides the seed), with ≥ 2 distinct labels."""
+    families: dict[str, list[RunGroup]] = {}
+    for group in groups:
+        families.setdefault(config_key(group.first.config, ("seed", *fields)), []).append(group)
+    return [f for f in families.values() if len({label(g) for g in f}) >= 2]
+
+
+def group_labels(groups: Sequence[RunGroup]) -> dict[str, str]:
+    """Short label per group: the model, plus the settings that tell its groups apart."""
+    labels: dict[str, str] = {}
+    by_model: dict[tuple[str, str], list[RunGroup]] = {}
+    for group in groups:
+        by_model.setdefault((group.model, group.dataset), []).append(group)
+    for siblings in by_model.values():
+        keys = sorted({k for g in siblings for k in g.config})
+        varying = [
+            k for k in keys if len({json.dumps(g.config.get(k), default=str) for g in siblings}) > 1
+        ]
+        for group in siblings:
+            detail = ", ".join(f"{k}={group.config.get(k)}" for k in varying if k != "dataset")
+            labels[group.key] = f"{group.model} ({detail})" if detail else group.model
+    return labels

@@ -1,0 +1,202 @@
+"""A report as a list of sections of blocks, rendered to Markdown and to one static HTML page.
+
+The page needs no server and no network: CSS and the image check are inline, figures are files
+beside it referred to by relative paths.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+
+from mnistbench.report.tables import markdown_table
+
+
+@dataclass
+class Paragraph:
+    text: str  # plain text; `backticks` mark code
+
+
+@dataclass
+class Table:
+    header: list[str]
+    rows: list[list[str]]
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    """A matplotlib figure saved as PNG (shown) and SVG (linked), paths relative to the page."""
+
+    title: str
+    png: str
+    svg: str | None = None
+    caption: str = ""
+
+
+@dataclass
+class Section:
+    anchor: str
+    title: str
+    blocks: list[Paragraph | Table | Figure] = field(default_factory=list)
+    level: int = 2
+
+
+@dataclass
+class Document:
+    title: str
+    intro: list[Paragraph | Table | Figure]
+    sections: list[Section]
+
+
+# ----------------------------------------------------------------------------- Markdown
+
+
+def to_markdown(document: Document, *, figures: bool = True) -> str:
+    """Markdown of the document; without `figures`, figure blocks are left out (stdout)."""
+    parts = [f"# {document.title}", ""]
+    for block in document.intro:
+        parts += _markdown_block(block, figures)
+    for section in document.sections:
+        blocks = [b for b in section.blocks if figures or not isinstance(b, Figure)]
+        parts += ["#" * section.level + " " + section.title, ""]
+        for block in blocks:
+            parts += _markdown_block(block, figures)
+    return "\n".join(parts).rstrip("\n") + "\n"
+
+
+def _markdown_block(block: Paragraph | Table | Figure, figures: bool) -> list[str]:
+    if isinstance(block, Paragraph):
+        return [block.text, ""]
+    if isinstance(block, Table):
+        caption = [f"*{block.caption}*", ""] if block.caption else []
+        return [*caption, markdown_table(block.header, block.rows), ""]
+    if not figures:
+        return []
+    svg = f" ([SVG]({block.svg}))" if block.svg else ""
+    caption = f"*{block.caption}*{svg}" if block.caption else svg.strip()
+    return (
+        [f"![{block.title}]({block.png})", "", caption, ""]
+        if caption
+        else [
+            f"![{block.title}]({block.png})",
+            "",
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------- HTML
+
+_CSS = """
+:root { --fg: #1d2330; --muted: #5b6475; --line: #d9dee7; --accent: #2f5fb3; --bg: #fff; }
+* { box-sizing: border-box; }
+body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
+       color: var(--fg); background: #f4f6fa; }
+header { background: #1d2330; color: #fff; padding: 18px 32px; }
+header h1 { margin: 0 0 4px; font-size: 24px; }
+header p { margin: 0; color: #c6cddb; }
+header code { background: #2c3446; color: #e6ebf5; }
+nav { padding: 8px 32px; background: #fff; border-bottom: 1px solid var(--line);
+      position: sticky; top: 0; z-index: 1; font-size: 13px; }
+nav a { color: var(--accent); margin-right: 14px; text-decoration: none; white-space: nowrap; }
+main { padding: 8px 24px 48px; }
+section { background: var(--bg); border: 1px solid var(--line); border-radius: 8px;
+          padding: 4px 20px 16px; margin: 18px 0; }
+h2 { font-size: 20px; border-bottom: 1px solid var(--line); padding-bottom: 6px; }
+h3 { font-size: 16px; }
+p { max-width: 110ch; }
+code { background: #eef1f6; padding: 1px 4px; border-radius: 3px; font-size: 90%; }
+.scroll { overflow-x: auto; margin: 8px 0 14px; }
+/* max-content: every column as wide as its content (long cells wrap at 18em); the wrapper
+   scrolls sideways rather than squeezing the numbers into narrow columns */
+table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums;
+        width: max-content; }
+caption { text-align: left; color: var(--muted); padding: 4px 0; font-style: italic; }
+th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top;
+         max-width: 18em; }
+td { white-space: normal; }
+th { background: #eef1f6; max-width: 8.5em; vertical-align: bottom; }
+tbody tr:nth-child(even) { background: #f8f9fc; }
+/* inline-table + table-caption: the caption wraps at the image's width, so figures sit side
+   by side instead of each stretching to its caption's length */
+figure { display: inline-table; margin: 10px 10px 10px 0; vertical-align: top; }
+figure img { display: block; max-width: 100%; height: auto; border: 1px solid var(--line);
+             border-radius: 4px; background: #fff; }
+figcaption { display: table-caption; caption-side: bottom; color: var(--muted); font-size: 13px;
+             padding-top: 4px; }
+.status-broken { outline: 3px solid #c0392b; }
+"""
+
+# Sets data attributes on <body> once every image has loaded, so a headless browser (and the
+# tests) can tell a page whose figures render from one with broken links.
+_IMAGE_CHECK = """
+window.addEventListener("load", function () {
+  var images = Array.prototype.slice.call(document.images);
+  var ok = images.filter(function (i) { return i.complete && i.naturalWidth > 0; });
+  images.forEach(function (i) { if (ok.indexOf(i) < 0) { i.className += " status-broken"; } });
+  document.body.setAttribute("data-images-total", String(images.length));
+  document.body.setAttribute("data-images-loaded", String(ok.length));
+  document.body.setAttribute("data-report-ready", ok.length === images.length ? "yes" : "broken");
+});
+"""
+
+
+def _inline(text: str) -> str:
+    """Escape text for HTML; `backticks` become <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+def _html_block(block: Paragraph | Table | Figure) -> str:
+    if isinstance(block, Paragraph):
+        return f"<p>{_inline(block.text)}</p>"
+    if isinstance(block, Table):
+        caption = f"<caption>{_inline(block.caption)}</caption>" if block.caption else ""
+        head = "".join(f"<th>{_inline(h)}</th>" for h in block.header)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in block.rows
+        )
+        return (
+            f'<div class="scroll"><table>{caption}<thead><tr>{head}</tr></thead>'
+            f"<tbody>{body}</tbody></table></div>"
+        )
+    svg = f' <a href="{html.escape(block.svg)}">SVG</a>' if block.svg else ""
+    return (
+        f'<figure><img src="{html.escape(block.png)}" alt="{html.escape(block.title)}">'
+        f"<figcaption><strong>{_inline(block.title)}</strong>"
+        f"{'. ' + _inline(block.caption) if block.caption else ''}{svg}</figcaption></figure>"
+    )
+
+
+def to_html(document: Document, *, subtitle: str = "") -> str:
+    """One self-contained HTML page (inline CSS and script; images by relative path)."""
+    nav = "".join(
+        f'<a href="#{s.anchor}">{html.escape(s.title)}</a>'
+        for s in document.sections
+        if s.level == 2
+    )
+    body: list[str] = []
+    open_section = False
+    for section in document.sections:
+        if section.level == 2:
+            if open_section:
+                body.append("</section>")
+            body.append(f'<section id="{section.anchor}">')
+            open_section = True
+        tag = f"h{min(section.level, 6)}"
+        anchor = f' id="{section.anchor}"' if section.level > 2 else ""
+        body.append(f"<{tag}{anchor}>{html.escape(section.title)}</{tag}>")
+        body += [_html_block(b) for b in section.blocks]
+    if open_section:
+        body.append("</section>")
+    intro = "".join(_html_block(b) for b in document.intro)
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(document.title)}</title><style>{_CSS}</style>"
+        f"<script>{_IMAGE_CHECK}</script></head>\n"
+        f'<body data-report-ready="no"><header><h1>{html.escape(document.title)}</h1>'
+        f"<p>{_inline(subtitle)}</p></header><nav>{nav}</nav>\n<main>"
+        f'<section id="about">{intro}</section>\n' + "\n".join(body) + "</main></body></html>\n"
+    )
