@@ -19,3 +19,7 @@ class DataError(MnistbenchError):
 
 class StoreError(MnistbenchError):
     """The results store cannot be opened, written or read."""
+
+
+class SealedTestSetError(MnistbenchError):
+    """Something read the test set before a run's one final score (speed and record rules)."""
