@@ -1,7 +1,23 @@
 """Model families. Importing this package registers every model; each family is imported here
 explicitly so the registry's contents never depend on import order elsewhere."""
 
-from mnistbench.models import cnn, mlp, resnet  # noqa: F401  (registration side effect)
+from mnistbench.models import (  # noqa: F401  (registration side effect)
+    cnn,
+    dbn,
+    diet,
+    gan,
+    mlp,
+    resnet,
+    rnn,
+    simsiam,
+    small_cnn,
+    snn,
+    speedrun,
+    svm,
+    unet,
+    vae,
+    vit,
+)
 from mnistbench.models.registry import (
     ModelInfo,
     Published,
