@@ -316,3 +316,19 @@ def test_options_reach_the_recorded_config(capsys, learnable_data_dir: Path, tmp
         "label_smoothing": 0.1, "scheduler": "cosine", "batch_size": 128,  # from the recipe
     }  # fmt: skip
     assert {key: config[key] for key in expected} == expected
+
+
+def test_merge_copies_runs_and_refuses_bad_sources(capsys, store_path: Path, tmp_path) -> None:
+    target = tmp_path / "merged" / "all.sqlite"
+    code, _, err = run_cli(capsys, "merge", str(store_path), "--store", str(target))
+    assert code == 0 and "1 run(s) copied, 0 already" in err
+    code, _, err = run_cli(capsys, "merge", str(store_path), "--store", str(target))
+    assert code == 0 and "0 run(s) copied, 1 already" in err
+    code, out, _ = run_cli(capsys, "report", "--store", str(target))
+    assert code == 0 and "| mlp |" in out and "97.00%" in out
+    before = store_snapshot(target)
+    code, _, err = run_cli(capsys, "merge", str(tmp_path / "nope.sqlite"), "--store", str(target))
+    assert_clean_error(code, err, "No results store at", "nope.sqlite")
+    code, _, err = run_cli(capsys, "merge", str(target), "--store", str(target))
+    assert_clean_error(code, err, "is the target store itself")
+    assert store_snapshot(target) == before

@@ -536,3 +536,37 @@ def test_mark_stale_runs_treats_reused_pid_as_dead(store: Store, store_path: Pat
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+# ------------------------------------------------------------------------ merging stores
+
+
+def test_import_from_copies_ended_runs_once_with_epochs_artefacts_and_times(tmp_path) -> None:
+    with Store(tmp_path / "gpu.sqlite") as source:
+        done = _start(source, "hash-gpu", device="cuda")
+        source.log_epoch(done, 1, {"train_loss": 0.5, "test_accuracy": 0.98})
+        source.add_artefact(done, "samples", "png", b"\x89PNG fake bytes")
+        source.finish_run(done, "finished", {"test_accuracy": 0.98, "params": 1234})
+        _start(source, "hash-still-running")
+        original = source.get_run(done)
+    with Store(tmp_path / "here.sqlite") as target:
+        mine = _start(target, "hash-cpu")
+        target.finish_run(mine, "finished", {"test_accuracy": 0.97})
+        with Store(tmp_path / "gpu.sqlite") as source:
+            assert target.import_from(source) == (1, 0)
+            assert target.import_from(source) == (0, 1)  # merging again adds nothing
+        runs = target.list_runs()
+        assert [r.config_hash for r in runs] == ["hash-cpu", "hash-gpu"]
+        copied = runs[1]
+        assert copied.metrics == original.metrics and copied.config == original.config
+        assert (copied.started_at, copied.finished_at) == (
+            original.started_at,
+            original.finished_at,
+        )
+        assert copied.hostname == original.hostname and copied.pid is None
+        assert target.epochs(copied.run_id) == [
+            {"epoch": 1, "train_loss": 0.5, "test_accuracy": 0.98}
+        ]
+        assert [a.content for a in target.artefacts(copied.run_id)] == [b"\x89PNG fake bytes"]
+        assert target.list_runs(status="finished")[1].metrics["params"] == 1234
+        assert target.find_completed("hash-gpu") is not None  # its config is not trained again

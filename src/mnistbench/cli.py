@@ -460,6 +460,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    target = Path(args.store) if args.store else default_store_path()
+    sources = [Path(source) for source in args.sources]
+    for source in sources:
+        if not source.is_file():
+            raise MnistbenchError(
+                f"No results store at {source}. Pass the paths of existing results.sqlite "
+                "files to merge, e.g. a store copied back from another machine."
+            )
+        if target.exists() and source.resolve() == target.resolve():
+            raise MnistbenchError(
+                f"{source} is the target store itself. Pass --store the store to merge into "
+                "and the other stores as sources."
+            )
+    with Store(target) as store:
+        for source in sources:
+            with _open_existing_store(str(source)) as other:
+                copied, present = store.import_from(other)
+            _eprint(f"{source}: {copied} run(s) copied, {present} already in {target}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- data
 
 
@@ -721,6 +743,20 @@ def build_parser() -> argparse.ArgumentParser:
     p_export.add_argument("--what", choices=EXPORT_WHAT, default="runs", help="default runs")
     p_export.add_argument("--out", required=True, metavar="PATH", help="file to write, - = stdout")
     p_export.set_defaults(handler=cmd_export)
+
+    p_merge = verbs.add_parser(
+        "merge",
+        help="copy the runs of other stores into this one",
+        description="Copy every ended run (with its epochs and artefacts) of the SOURCE stores "
+        "into --store, e.g. runs made on a GPU machine next to this machine's, so one report "
+        "compares them. Runs already there are skipped, so merging again adds nothing; the "
+        "sources are only read.",
+    )
+    p_merge.add_argument("sources", nargs="+", metavar="SOURCE", help="results.sqlite to copy")
+    p_merge.add_argument(
+        "--store", help=f"store to merge into, created if missing (default {default_store_path()})"
+    )
+    p_merge.set_defaults(handler=cmd_merge)
 
     p_data = verbs.add_parser("data", help="check or download the data sets")
     data_verbs = p_data.add_subparsers(dest="data_verb", metavar="ACTION", required=True)

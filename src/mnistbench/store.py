@@ -186,6 +186,16 @@ def _loads(text: str | None) -> Any:
     return {} if text is None else json.loads(text)
 
 
+def _metric_columns(metrics: dict) -> dict[str, int | float | None]:
+    """The run metrics that also live in a column of their own (for SQL filters), by column."""
+    columns: dict[str, int | float | None] = {}
+    for name, kind in RUN_METRIC_COLUMNS.items():
+        if name in metrics:
+            number = _number(metrics[name])
+            columns[name] = round(number) if number is not None and kind == "INTEGER" else number
+    return columns
+
+
 def _number(value: Any) -> int | float | None:
     """A finite number for a REAL/INTEGER column, or None (bools and strings are not numbers)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -494,13 +504,9 @@ class Store:
             clean = _jsonable(dict(metrics))
             assignments.append("metrics_json = ?")
             values.append(json.dumps(clean, allow_nan=False))
-            for name, kind in RUN_METRIC_COLUMNS.items():
-                if name in clean:
-                    number = _number(clean[name])
-                    if number is not None and kind == "INTEGER":
-                        number = round(number)
-                    assignments.append(f"{name} = ?")
-                    values.append(number)
+            for name, number in _metric_columns(clean).items():
+                assignments.append(f"{name} = ?")
+                values.append(number)
         with self._transaction(f"record the end of run {run_id}") as conn:
             self._require_run(conn, run_id)
             conn.execute(
@@ -519,6 +525,89 @@ class Store:
                 "created_at = excluded.created_at",
                 (run_id, name, kind, sqlite3.Binary(data), _now()),
             )
+
+    def import_run(self, run: RunRecord, epochs: list[dict], artefacts: list[Artefact]) -> bool:
+        """Copy a completed run of another store here, with its epochs and artefacts, in one
+        transaction; returns False (and writes nothing) when this store already holds it.
+
+        A run is the same run when config hash, host and start time all match, so merging the
+        same store twice adds nothing. Its times and host are kept; its pid is dropped, since
+        it named a process of the other machine.
+        """
+        if run.status == "running":
+            raise ValueError(f"import_run: run {run.run_id} is still running")
+        clean_metrics = _jsonable(dict(run.metrics))
+        columns = _metric_columns(clean_metrics)
+        with self._transaction(f"import run {run.run_id}") as conn:
+            duplicate = conn.execute(
+                "SELECT 1 FROM runs WHERE config_hash = ? AND started_at = ? AND hostname IS ?",
+                (run.config_hash, run.started_at, run.hostname),
+            ).fetchone()
+            if duplicate:
+                return False
+            names = ", ".join(columns)
+            marks = ", ".join("?" for _ in columns)
+            cursor = conn.execute(
+                "INSERT INTO runs (config_hash, model, dataset, status, config_json, "
+                "environment_json, metrics_json, error, started_at, finished_at, hostname"
+                f"{', ' + names if columns else ''}) "
+                f"VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{', ' + marks if columns else ''})",
+                (
+                    run.config_hash,
+                    run.model,
+                    run.dataset,
+                    run.status,
+                    _dumps(run.config),
+                    _dumps(run.environment),
+                    json.dumps(clean_metrics, allow_nan=False),
+                    run.error,
+                    run.started_at,
+                    run.finished_at,
+                    run.hostname,
+                    *columns.values(),
+                ),
+            )
+            run_id = cursor.lastrowid
+            epoch_columns = ", ".join(EPOCH_METRIC_COLUMNS)
+            epoch_marks = ", ".join("?" for _ in EPOCH_METRIC_COLUMNS)
+            for epoch in epochs:
+                metrics = _jsonable({k: v for k, v in epoch.items() if k != "epoch"})
+                conn.execute(
+                    f"INSERT INTO epochs (run_id, epoch, metrics_json, {epoch_columns}) "
+                    f"VALUES (?, ?, ?, {epoch_marks})",
+                    (
+                        run_id,
+                        int(epoch["epoch"]),
+                        json.dumps(metrics, allow_nan=False),
+                        *(_number(metrics.get(name)) for name in EPOCH_METRIC_COLUMNS),
+                    ),
+                )
+            for artefact in artefacts:
+                conn.execute(
+                    "INSERT INTO artefacts (run_id, name, kind, content, created_at) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        artefact.name,
+                        artefact.kind,
+                        sqlite3.Binary(artefact.content),
+                        artefact.created_at or _now(),
+                    ),
+                )
+        return True
+
+    def import_from(self, other: Store) -> tuple[int, int]:
+        """Copy every run of another store that has ended (any status but 'running') and is not
+        here yet; returns (copied, already here). Runs still running are left behind."""
+        copied = present = 0
+        for run in other.list_runs():
+            if run.status == "running":
+                continue
+            if self.import_run(run, other.epochs(run.run_id), other.artefacts(run.run_id)):
+                copied += 1
+            else:
+                present += 1
+        return copied, present
 
     def mark_stale_runs(self) -> int:
         """Mark this host's 'running' runs whose process is gone as 'interrupted'; returns count.
