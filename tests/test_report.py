@@ -309,6 +309,21 @@ def test_no_gpu_runs_and_empty_store(tmp_path: Path) -> None:
     assert "<table>" in files.html.read_text()
 
 
+def test_speedrun_section_counts_seeds_reaching_the_target(tmp_path: Path) -> None:
+    with Store(tmp_path / "speed.sqlite") as store:
+        _full_run(store, make_config("mlp"), best=0.98, honest=0.97, final=0.97)
+        assert "## Speedruns" not in report_markdown(store)  # no sealed runs, no section
+        for seed, final in enumerate((0.991, 0.989, 0.993)):
+            config = make_config("cnn", seed=seed, target_accuracy=0.99, val_size=0)
+            run_id = _full_run(store, config, best=final, honest=final, final=final, time_s=1.0)
+            run = store.get_run(run_id)
+            store.finish_run(run_id, "finished", {**run.metrics, "test_protocol": "final_only"})
+        markdown = report_markdown(store)
+    row = _row(_table(markdown, "## Speedruns"), Model="cnn")
+    assert row["Seeds"] == "3" and row["Seeds ≥ target"] == "2/3" and row["Target"] == "≥ 99.00%"
+    assert row["Final test acc"] == "99.10 ± 0.20%" and row["Training time"].startswith("3")
+
+
 def test_cli_report_out_and_stdout(capsys, tmp_path: Path) -> None:
     store = tmp_path / "s.sqlite"
     with Store(store) as s:  # one run keeps this test quick; the fixture covers the rest

@@ -126,6 +126,7 @@ def build_document(data: ReportData, out: Path | None) -> Document:
         *matrices,
         _sensitivity_section(data, out),
         _speedup_section(data, out),
+        _speedrun_section(data),
         _energy_section(data, out),
     ]
     if out is not None:
@@ -505,6 +506,53 @@ def _speedup_section(data: ReportData, out: Path | None) -> Section:
         Table(
             ["Configuration", "Dataset", "CPU time/epoch", "GPU time/epoch", "Speed-up",
              "Precision (CPU / GPU)", "CPU acc @ best val", "GPU acc @ best val"],
+            rows,
+        )
+    )  # fmt: skip
+    return section
+
+
+# ------------------------------------------------------------------------- speedruns
+
+
+def _speedrun_section(data: ReportData) -> Section:
+    """Runs whose test set stayed sealed until one final score (`mnistbench speedrun`)."""
+    section = Section("speedruns", "Speedruns (test set sealed until the final score)")
+    sealed = {r.run_id for r in data.finished if r.metrics.get("test_protocol") == "final_only"}
+    groups = [g for g in data.groups if any(r.run_id in sealed for r in g.runs)]
+    if not groups:
+        return section
+    section.blocks.append(
+        Paragraph(
+            "Each seed is scored once on the test set, after its last epoch; nothing was chosen "
+            "on test (docs/speedrun.md). 'Seeds ≥ target' counts seeds whose final test "
+            "accuracy reached the run's target; training time is the sum of the epochs' "
+            "training time, without data loading, evaluation or compile warm-up."
+        )
+    )
+    rows = []
+    for group in groups:
+        target = group.first.config.get("target_accuracy")
+        finals = [r.metrics.get(FINAL_PROTOCOL) for r in group.runs]
+        reached = sum(isinstance(a, (int, float)) and a >= (target or 1.0) for a in finals)
+        rows.append(
+            [
+                group.model,
+                group.dataset,
+                str(group.first.environment.get("device_name", group.device)),
+                fmt.count(_int(group.stat("params"))),
+                str(len(group.runs)),
+                fmt.percent_stat(group.stat(FINAL_PROTOCOL)),
+                f"≥ {fmt.percent(target)}" if isinstance(target, (int, float)) else "—",
+                f"{reached}/{len(group.runs)}",
+                fmt.seconds_stat(group.stat("total_train_time_s")),
+                fmt.seconds_stat(group.stat("compile_time_s")),
+            ]
+        )
+    section.blocks.append(
+        Table(
+            ["Model", "Dataset", "Device", "Params", "Seeds", "Final test acc", "Target",
+             "Seeds ≥ target", "Training time", "Compile warm-up"],
             rows,
         )
     )  # fmt: skip
