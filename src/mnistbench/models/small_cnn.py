@@ -53,6 +53,11 @@ class SmallCNN(nn.Module):
                 layers.append(nn.Dropout2d(dropout))
             blocks.append(nn.Sequential(*layers))
         self.blocks = nn.Sequential(*blocks)
+        # Measured on 2 shared CPU cores, batch 32: with BN, channels-last took 38.7-42.0 ms per
+        # train step against 32.3 contiguous (BN backward dominates); full MNIST runs: 61.4 s
+        # train/epoch channels-last vs 55.0-57.5 contiguous, but eval 4.0 vs 6.9 s/epoch, so only
+        # ~3% net. Training time is what the issue targets, so the BN variant opts out.
+        self.channels_last_cpu = not batch_norm
         self.num_features = _BLOCKS[-1][-1][1]
         self.head = nn.Linear(self.num_features, num_classes)
 
