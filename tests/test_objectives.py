@@ -19,7 +19,7 @@ from mnistbench.objectives.adversarial import GAN_BETAS, AdversarialObjective
 from mnistbench.objectives.denoising import DenoisingObjective
 from mnistbench.objectives.probe import extract_features, fit_lightgbm_probe
 from mnistbench.objectives.simsiam import simsiam_loss
-from mnistbench.objectives.vae import VAEObjective, gaussian_kl
+from mnistbench.objectives.vae import VAEObjective, elbo_terms, gaussian_kl
 from mnistbench.recipes import PRETRAIN_PROBE_STAGES, _pretext_objective
 
 
@@ -69,6 +69,27 @@ def test_vae_beta_weights_the_kl_term() -> None:
     mu, logvar = model.encode(images)
     kl = gaussian_kl(mu, logvar).sum()
     torch.testing.assert_close(losses[4.0] - losses[0.0], 4.0 * kl, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("beta", [1.0, 4.0])
+def test_beta_option_reaches_the_elbo_through_the_recipe(beta: float) -> None:
+    """The runner's path: make_config(model_options) -> create_model(**config.options()) ->
+    the recipe's objective. The loss on the same batch and noise is BCE + beta * KL for the
+    configured beta (a recipe that ignored the option would weigh the KL by 1.0)."""
+    config = make_config("beta_vae", model_options={"beta": beta})
+    torch.manual_seed(0)
+    model = create_model(config.model, **config.options())
+    images = (torch.rand(8, 1, 28, 28) > 0.7).float()
+    split = Split(images, torch.zeros(8, dtype=torch.long))
+    data = DeviceData("mnist", split, None, split, 0.0, 1.0, 10, tuple("0123456789"))
+    objective = _pretext_objective("vae", model, data, config)
+    torch.manual_seed(1)  # the same reparameterisation noise for the loss and the terms
+    loss_sum = objective.eval_step((images, split.labels))["loss_sum"]
+    torch.manual_seed(1)
+    with torch.no_grad():
+        bce, kl, _ = elbo_terms(model, images)
+    assert kl.sum() > 1.0  # a KL term that matters, so beta 1 and 4 cannot look alike
+    torch.testing.assert_close(loss_sum, (bce + beta * kl).sum(), rtol=1e-5, atol=1e-3)
 
 
 # --- SimSiam -----------------------------------------------------------------------------------
@@ -131,6 +152,24 @@ def test_simsiam_views_are_seeded_random_and_filled_with_black() -> None:
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == images.shape
     assert a.min() >= -0.5 - 1e-5 and a.max() <= 2.0 + 1e-5  # only fill and image values mix
+
+
+def test_simsiam_drops_a_short_last_batch() -> None:
+    """As published (drop_last): the recipe's objective skips a batch smaller than the run's
+    batch size, without an update, and reports the previous batch's loss for it."""
+    torch.manual_seed(0)
+    model = create_model("simsiam_lgbm")
+    images = torch.randn(6, 1, 28, 28)
+    split = Split(images, torch.zeros(6, dtype=torch.long))
+    data = DeviceData("mnist", split, None, split, 0.1307, 0.3081, 10, tuple("0123456789"))
+    config = make_config("simsiam_lgbm", batch_size=4)
+    objective = _pretext_objective("simsiam", model, data, config)
+    objective.configure_optimizers(_adam)
+    full = objective.step((images[:4], split.labels[:4]))
+    before = _snapshot(model)
+    short = objective.step((images[4:], split.labels[4:]))
+    assert _changed(model, before) == []
+    assert short["count"].item() == 0 and torch.equal(short["loss"], full["loss"])
 
 
 # --- adversarial -------------------------------------------------------------------------------

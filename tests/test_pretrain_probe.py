@@ -55,6 +55,24 @@ def test_vae_pretrain_then_probe_rows_land(store: Store, learnable_data_dir: Pat
     assert artefacts["vae_samples"].content.startswith(PNG_MAGIC)
 
 
+def test_beta_option_weights_the_stored_kl_term(store: Store, learnable_data_dir: Path) -> None:
+    """End to end through the runner: each stored pretraining epoch's loss is its mean
+    reconstruction term + beta * its mean KL term, with the beta of --model-option."""
+    runs = {}
+    for beta in (1.0, 4.0):
+        options = {"beta": beta}
+        record = _run(store, learnable_data_dir, "beta_vae", epochs=1, model_options=options).record
+        assert record.status == "finished", record.error
+        assert record.config["model_options"] == [["beta", beta]]
+        runs[beta] = store.epochs(record.run_id)[0]
+        terms = runs[beta]["pretext"]
+        expected = terms["reconstruction"] + beta * terms["kl"]
+        assert runs[beta]["train_loss"] == pytest.approx(expected, rel=1e-5)
+    # the KL term is large enough that a beta of 1 instead of 4 would fail the check above
+    assert 3 * runs[4.0]["pretext"]["kl"] > 10 * 1e-5 * runs[4.0]["train_loss"]
+    assert runs[1.0]["train_loss"] != runs[4.0]["train_loss"]
+
+
 @pytest.mark.parametrize(
     ("model", "options", "pictures", "probe"),
     [

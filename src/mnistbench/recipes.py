@@ -171,7 +171,13 @@ def _pretext_objective(name: str, model: torch.nn.Module, data: DeviceData, conf
             model, mean=data.mean, std=data.std, seed=config.seed, **common
         ),
         "simsiam": lambda: SimSiamObjective(
-            model, mean=data.mean, std=data.std, seed=config.seed, **common
+            model,
+            mean=data.mean,
+            std=data.std,
+            seed=config.seed,
+            # published drop_last (a split smaller than one batch still trains)
+            min_batch=min(config.batch_size, len(data.train)),
+            **common,
         ),
     }
     if name not in builders:

@@ -80,7 +80,10 @@ class UNet(nn.Module):
         epochs=5,
         note=(
             "denoising pretraining (x + 0.5 N(0,1), MSE) 5 epochs, then a linear probe on the "
-            "pooled frozen encoder for 5 epochs. params excludes the probe head (2,570)."
+            "pooled frozen encoder for 5 epochs. params excludes the probe head (2,570). "
+            "Differs from the original on purpose: our output (a sigmoid) and its target (the "
+            "clean pixels) are both in [0, 1]; the original's output range did not match its "
+            "target's (the normalised image, [-0.42, 2.82])."
         ),
     ),
     tags=("pretrain",),

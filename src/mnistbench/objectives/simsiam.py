@@ -4,7 +4,8 @@ loss = -1/2 [cos(p1, sg(z2)) + cos(p2, sg(z1))], z = projector(encoder(view)), p
 The stop-gradient on z is what keeps the two-branch network from collapsing (paper, sec. 4.1).
 Views are made on the device, batched (data.augment.simsiam_view); the encoder runs once on
 both views stacked (it has no BatchNorm, so that changes nothing), the projector and predictor
-once per view, so their BatchNorm sees each view's batch as in the original.
+once per view, so their BatchNorm sees each view's batch as in the original. As published
+(DataLoader drop_last=True), a last batch smaller than the run's batch size is skipped.
 """
 
 from __future__ import annotations
@@ -33,14 +34,25 @@ class SimSiamObjective(Objective):
     """Negative cosine between each view's prediction and the other view's projection.
 
     `mean`/`std` describe the data's scaling (pixels = x * std + mean), so views pad with
-    black; `seed` seeds the views.
+    black; `seed` seeds the views. Batches of fewer than `min_batch` images are skipped
+    (the recipe passes the run's batch size: the published drop_last; BatchNorm needs 2).
     """
 
-    def __init__(self, *args, mean: float = 0.0, std: float = 1.0, seed: int = 0, **kwargs):
+    def __init__(
+        self,
+        *args,
+        mean: float = 0.0,
+        std: float = 1.0,
+        seed: int = 0,
+        min_batch: int = 2,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.mean, self.std = mean, std
         self.fill = -mean / std  # the scaled value of a black pixel
         self.seed = seed
+        self.min_batch = max(2, min_batch)
+        self._last_loss: torch.Tensor | None = None
         self._generators: dict[tuple[torch.device, bool], torch.Generator] = {}
         self.extra = EpochMeans()
 
@@ -78,14 +90,18 @@ class SimSiamObjective(Objective):
     def step(self, batch: Batch) -> dict[str, torch.Tensor]:
         images, _ = batch  # labels are never read
         (optimizer,) = self.optimizers
-        if len(images) < 2:  # BatchNorm cannot train on one image; skip a last batch of one
-            return {"loss": torch.zeros((), device=images.device), "count": torch.tensor(0)}
+        if len(images) < self.min_batch:  # drop_last: no update from a short last batch
+            # The engine weights "loss" by the batch's length: the previous batch's loss keeps
+            # the epoch mean close to the trained batches' mean (0 would pull it towards 0).
+            skipped = self._last_loss if self._last_loss is not None else torch.zeros(())
+            return {"loss": skipped.to(images.device), "count": torch.tensor(0)}
         loss = self.losses(images).mean()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.clip_gradients(self.parameters)
         optimizer.step()
-        return {"loss": loss.detach(), "count": torch.tensor(len(images))}
+        self._last_loss = loss.detach()
+        return {"loss": self._last_loss, "count": torch.tensor(len(images))}
 
     @torch.inference_mode()
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
