@@ -11,8 +11,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ("epoch_time.md", "foundation_accuracy.md")  # in benchmarks/results/, in this order
+RESULTS = ("epoch_time.md", "foundation_accuracy.md", "speedrun.md")  # benchmarks/results/
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+STOP = "<!-- readme:stop -->"  # a result file's lines from here on stay out of README (raw logs)
 
 
 def results_block(results_dir: Path) -> str:
@@ -20,6 +21,7 @@ def results_block(results_dir: Path) -> str:
     parts = [START]
     for name in RESULTS:
         lines = (results_dir / name).read_text().strip().splitlines()
+        lines = lines[: lines.index(STOP)] if STOP in lines else lines
         title = lines[0].lstrip("# ").strip()
         body = "\n".join(line for line in lines[1:] if not line.startswith("Command:"))
         parts += ["", f"### {title}", "", f"From `benchmarks/results/{name}`.", body.strip()]

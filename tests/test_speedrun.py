@@ -5,6 +5,7 @@ table; and torch.compile's warm-up is timed apart from training."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from pathlib import Path
 
@@ -113,14 +114,20 @@ def test_final_only_run_keeps_the_summary(tmp_path: Path) -> None:
 def test_cli_speedrun_on_tiny_data_records_every_seed(
     capsys, learnable_data_dir: Path, tmp_path: Path
 ) -> None:
-    store_path = tmp_path / "speed.sqlite"
+    store_path, json_path = tmp_path / "speed.sqlite", tmp_path / "figures.json"
     code = main(["speedrun", "--seeds", "2", "--target", "0.5", "--device", "cpu",
                  "--data-dir", str(learnable_data_dir), "--store", str(store_path), "--quiet",
-                 "--set", "epochs=2"])  # fmt: skip
+                 "--set", "epochs=2", "--json", str(json_path)])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
     assert "speedrun time track: speedrun_fast on mnist" in out and "2/2 seeds" in out
     assert "one-time costs: dataset load" in out and "| time | mnist |" in out
+    figures = json.loads(json_path.read_text())
+    accuracies = [t["test_accuracy"] for t in figures["trials"]]
+    assert figures["seeds"] == 2 and figures["reached"] == 2 and figures["target_met"]
+    assert figures["accuracy_mean"] == pytest.approx(sum(accuracies) / 2)
+    assert all(t["train_time_s"] > 0 for t in figures["trials"])
+    assert figures["table_row"][0] == "time" and figures["model"] == "speedrun_fast"
     with Store(store_path) as store:
         runs = store.list_runs()
         assert sorted(r.config["seed"] for r in runs) == [0, 1]

@@ -401,6 +401,14 @@ def cmd_speedrun(args: argparse.Namespace) -> int:
     print("\n".join(result.summary_lines()))
     print()
     print(speedrun.records_table([result]))
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        except OSError as error:
+            raise MnistbenchError(
+                f"Cannot write --json {args.json}: {error.strerror or error}. The runs are in "
+                "the store; pass --json a file path you can write to."
+            ) from None
     return 0 if all(t.status == "finished" for t in result.trials) else 1
 
 
@@ -720,6 +728,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_speedrun.add_argument("--no-download", action="store_true", help="never download data")
     p_speedrun.add_argument("--store", help=f"results store (default {default_store_path()})")
     p_speedrun.add_argument("--quiet", action="store_true", help="no progress or log lines")
+    p_speedrun.add_argument("--json", help="also write the figures (every seed) to this JSON file")
     p_speedrun.set_defaults(handler=cmd_speedrun)
 
     p_report = verbs.add_parser(
