@@ -14,7 +14,14 @@ from mnistbench.config import make_config
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import run_config
 from mnistbench.models import create_model
-from mnistbench.models.snn import SigmoidSurrogate, _lif, fused_lif, run_lif
+from mnistbench.models.snn import (
+    SigmoidSurrogate,
+    _lif,
+    binary_conv_pool,
+    fused_lif,
+    pattern_bits,
+    run_lif,
+)
 from mnistbench.store import Store
 
 
@@ -122,6 +129,67 @@ def test_time_folded_network_equals_the_step_by_step_loop() -> None:
         torch.testing.assert_close(spike, folded[1][t])
         spike, mems[2] = model.lif3(model.fc1(spike.flatten(1)), mems[2])
         torch.testing.assert_close(spike, folded[2][t])
+
+
+def test_binary_conv_pool_equals_conv_and_maxpool_with_gradients() -> None:
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 16, 3, padding=1).double()
+    # sparse 0/1 input, like the rate-coded digits (ties in the pool happen only between
+    # identical 3x3 patches, so which maximum takes the gradient does not change it)
+    spikes = (torch.rand(6, 1, 28, 28) < 0.15).double()
+    upstream = torch.randn(6, 16, 14, 14, dtype=torch.float64)
+    reference = F.max_pool2d(conv(spikes), 2)
+    (reference * upstream).sum().backward()
+    expected = [conv.weight.grad.clone(), conv.bias.grad.clone()]
+    conv.zero_grad()
+    table = binary_conv_pool(spikes, conv, pattern_bits(torch.float64))  # (6, 14, 14, 16)
+    torch.testing.assert_close(table.permute(0, 3, 1, 2), reference)
+    (table.permute(0, 3, 1, 2) * upstream).sum().backward()
+    torch.testing.assert_close(conv.weight.grad, expected[0])
+    torch.testing.assert_close(conv.bias.grad, expected[1])
+
+
+def _step_by_step_logits(model: torch.nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    """The snntorch-tutorial network: nn layers and snntorch.Leaky once per time step."""
+    mems = [None, None, None]
+    count = 0
+    for step in inputs:  # (T, B, 1, 28, 28): one (B, 1, 28, 28) time step at a time
+        currents = (
+            lambda s: model.pool(model.conv1(s)),
+            lambda s: model.pool(model.conv2(s)),
+            lambda s: model.fc1(s.flatten(1)),  # (B, 32, 7, 7) -> (B, 1568)
+        )
+        spike = step
+        for i, (current, neuron) in enumerate(
+            zip(currents, (model.lif1, model.lif2, model.lif3), strict=True)
+        ):
+            value = current(spike)
+            mems[i] = torch.zeros_like(value) if mems[i] is None else mems[i]
+            spike, mems[i] = neuron(value, mems[i])
+        count = count + spike
+    return model.head(count / inputs.shape[0])
+
+
+def test_time_folded_gradients_equal_the_step_by_step_loop() -> None:
+    # the speed-ups (time folded into the batch, conv1 + pool1 as a table, fused LIF scan,
+    # channels-last spikes, permuted fc1 weight) must give the tutorial loop's logits and
+    # parameter gradients for the same input spikes
+    torch.manual_seed(0)
+    model = create_model("snn", time_steps=6).double()
+    x = torch.rand(3, 1, 28, 28, dtype=torch.float64)
+    labels = torch.tensor([1, 7, 3])
+    grads = []
+    for forward in (model, lambda images: _step_by_step_logits(model, model.encode(images))):
+        torch.manual_seed(1)  # the same Bernoulli draws both times
+        logits = forward(x)
+        F.cross_entropy(logits, labels).backward()
+        grads.append((logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+        model.zero_grad()
+    (folded, folded_grads), (loop, loop_grads) = grads
+    torch.testing.assert_close(folded, loop)
+    assert all(g.abs().sum() > 0 for g in loop_grads.values())
+    for name, grad in loop_grads.items():
+        torch.testing.assert_close(folded_grads[name], grad, msg=name)
 
 
 def test_gradient_reaches_the_first_layer_through_time() -> None:
