@@ -9,16 +9,13 @@ output is a sigmoid in pixel space [0, 1] and the target is the clean image mapp
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
-from torch import nn
 
-from mnistbench.objectives.base import Batch, Objective
-from mnistbench.objectives.pretext import EpochMeans, pretext_eval_sums, pretext_parameters
+from mnistbench.objectives.base import Batch
+from mnistbench.objectives.pretext import EpochMeans, PretextObjective, pretext_eval_sums
 
 
-class DenoisingObjective(Objective):
+class DenoisingObjective(PretextObjective):
     """MSE between sigmoid(model.denoise_logits(x + noise)) and the clean pixels in [0, 1].
 
     `mean`/`std` describe the data's scaling (DeviceData.mean/std): pixels = x * std + mean.
@@ -62,22 +59,8 @@ class DenoisingObjective(Objective):
         error = (output.float() - self.to_pixels(images)).pow(2)
         return error.flatten(1).mean(dim=1)
 
-    def configure_optimizers(
-        self, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
-    ) -> list[torch.optim.Optimizer]:
-        self.parameters = pretext_parameters(self.model)
-        self.optimizers = [build(self.parameters)]
-        return self.optimizers
-
-    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        images, _ = batch  # labels are never read
-        (optimizer,) = self.optimizers
-        loss = self.losses(images).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.clip_gradients(self.parameters)
-        optimizer.step()
-        return {"loss": loss.detach(), "count": torch.tensor(len(images))}
+    def batch_loss(self, images: torch.Tensor) -> torch.Tensor:
+        return self.losses(images).mean()
 
     @torch.inference_mode()
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:

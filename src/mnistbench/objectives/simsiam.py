@@ -10,15 +10,12 @@ once per view, so their BatchNorm sees each view's batch as in the original. As 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from mnistbench.data.augment import simsiam_view
-from mnistbench.objectives.base import Batch, Objective
-from mnistbench.objectives.pretext import EpochMeans, pretext_eval_sums, pretext_parameters
+from mnistbench.objectives.base import Batch
+from mnistbench.objectives.pretext import EpochMeans, PretextObjective, pretext_eval_sums
 
 
 def simsiam_loss(
@@ -30,7 +27,7 @@ def simsiam_loss(
     )
 
 
-class SimSiamObjective(Objective):
+class SimSiamObjective(PretextObjective):
     """Negative cosine between each view's prediction and the other view's projection.
 
     `mean`/`std` describe the data's scaling (pixels = x * std + mean), so views pad with
@@ -80,28 +77,19 @@ class SimSiamObjective(Objective):
             p1, p2 = model.predictor(z1), model.predictor(z2)
         return simsiam_loss(p1.float(), p2.float(), z1.float(), z2.float())
 
-    def configure_optimizers(
-        self, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
-    ) -> list[torch.optim.Optimizer]:
-        self.parameters = pretext_parameters(self.model)
-        self.optimizers = [build(self.parameters)]
-        return self.optimizers
+    def batch_loss(self, images: torch.Tensor) -> torch.Tensor:
+        return self.losses(images).mean()
 
     def step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        images, _ = batch  # labels are never read
-        (optimizer,) = self.optimizers
+        images, _ = batch
         if len(images) < self.min_batch:  # drop_last: no update from a short last batch
             # The engine weights "loss" by the batch's length: the previous batch's loss keeps
             # the epoch mean close to the trained batches' mean (0 would pull it towards 0).
             skipped = self._last_loss if self._last_loss is not None else torch.zeros(())
             return {"loss": skipped.to(images.device), "count": torch.tensor(0)}
-        loss = self.losses(images).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.clip_gradients(self.parameters)
-        optimizer.step()
-        self._last_loss = loss.detach()
-        return {"loss": self._last_loss, "count": torch.tensor(len(images))}
+        result = super().step(batch)
+        self._last_loss = result["loss"]
+        return result
 
     @torch.inference_mode()
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -7,14 +7,12 @@ closed-form Gaussian KL of Kingma & Welling 2014, appendix B. Inputs are pixels 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistbench.objectives.base import Batch, Objective
-from mnistbench.objectives.pretext import EpochMeans, pretext_eval_sums, pretext_parameters
+from mnistbench.objectives.base import Batch
+from mnistbench.objectives.pretext import EpochMeans, PretextObjective, pretext_eval_sums
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -40,7 +38,7 @@ def elbo_terms(
     return bce, gaussian_kl(mu, logvar), logits
 
 
-class VAEObjective(Objective):
+class VAEObjective(PretextObjective):
     """Minimise the negative ELBO: BCE(sum) + beta * KL, averaged over the batch's images.
 
     The published loss is summed over the batch too; Adam is invariant to that constant factor
@@ -52,25 +50,12 @@ class VAEObjective(Objective):
         self.beta = beta  # weight of the KL term; 1.0 is the plain VAE
         self.extra = EpochMeans()  # reconstruction and KL terms per epoch
 
-    def configure_optimizers(
-        self, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
-    ) -> list[torch.optim.Optimizer]:
-        self.parameters = pretext_parameters(self.model)
-        self.optimizers = [build(self.parameters)]
-        return self.optimizers
-
-    def step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        images, _ = batch  # labels are never read
-        (optimizer,) = self.optimizers
+    def batch_loss(self, images: torch.Tensor) -> torch.Tensor:
         with self.autocast():
             bce, kl, _ = elbo_terms(self.model, images)
             loss = (bce.float() + self.beta * kl.float()).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.clip_gradients(self.parameters)
-        optimizer.step()
         self.extra.add(len(images), reconstruction=bce.mean(), kl=kl.mean())
-        return {"loss": loss.detach(), "count": torch.tensor(len(images))}
+        return loss
 
     @torch.inference_mode()
     def eval_step(self, batch: Batch) -> dict[str, torch.Tensor]:
