@@ -48,7 +48,8 @@ EPOCH_METRIC_COLUMNS = (
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # psutil derives a process's start time from the boot time, which is only accurate to ~1 s.
 _PID_START_TOLERANCE_S = 2.0
-_RECORD_KEYS = (
+# What identifies a run in flat exports (`to_dict`, `mnistbench export`), in this order.
+RECORD_KEYS = (
     "run_id",
     "config_hash",
     "model",
@@ -133,8 +134,8 @@ class RunRecord:
 
         A metric whose name clashes with an identity field is kept as ``metric_<name>``.
         """
-        out: dict[str, Any] = {key: getattr(self, key) for key in _RECORD_KEYS}
-        reserved = {*_RECORD_KEYS, "config", "environment"}
+        out: dict[str, Any] = {key: getattr(self, key) for key in RECORD_KEYS}
+        reserved = {*RECORD_KEYS, "config", "environment"}
         for key, value in self.metrics.items():
             out[f"metric_{key}" if key in reserved else key] = value
         out["config"] = self.config

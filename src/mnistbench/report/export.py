@@ -12,21 +12,11 @@ import json
 from typing import Any
 
 from mnistbench.errors import ConfigError
-from mnistbench.store import RunRecord, Store
+from mnistbench.store import RECORD_KEYS, RunRecord, Store
 
 FORMATS = ("csv", "json")
 WHAT = ("runs", "epochs")
-_IDENTITY = (
-    "run_id",
-    "config_hash",
-    "model",
-    "dataset",
-    "status",
-    "error",
-    "started_at",
-    "finished_at",
-    "hostname",
-)
+_IDENTITY = (*RECORD_KEYS, "hostname")
 _EPOCH_IDENTITY = ("run_id", "config_hash", "model", "dataset", "status", "seed", "epoch")
 
 
