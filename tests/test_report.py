@@ -17,7 +17,7 @@ from PIL import Image
 from mnistbench.cli import main
 from mnistbench.config import make_config
 from mnistbench.report import report_markdown, runs_markdown, write_report
-from mnistbench.report.collect import Stat, pareto_front
+from mnistbench.report.collect import Stat, full_data_groups, group_runs, pareto_front
 from mnistbench.report.tables import latest_per_config, settings_vs_recipe
 from mnistbench.store import Store
 
@@ -208,6 +208,16 @@ def test_stat_and_pareto_front() -> None:
     # (cost, accuracy): 1 beats 0 (cheaper, better); 3 costs more but is the most accurate
     points = [(10, 0.90), (5, 0.95), (7, 0.94), (20, 0.99), (5, 0.80)]
     assert pareto_front(points) == [1, 3]
+
+
+def test_trade_off_plots_leave_subset_runs_out(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        _record(store, make_config("mlp", epochs=1))
+        _record(store, make_config("mlp", epochs=1, subset=2000), accuracy=0.80)
+        groups = group_runs(store.list_runs())
+    assert len(groups) == 2
+    kept = full_data_groups(groups)
+    assert [g.config.get("subset") for g in kept] == [None]
 
 
 # ------------------------------------------------------------------------ files

@@ -365,7 +365,8 @@ def _figure_sections(
             title="Accuracy vs parameters",
             cost=lambda g: g.stat("params"),
             xlabel="trainable parameters (log)",
-            caption="Each point is one configuration (mean over seeds, bars = std); the dashed "
+            caption="Each point is one configuration on the whole data set (runs on a --subset "
+            "are left out; mean over seeds, bars = std); the dashed "
             "line is the Pareto front (no other configuration has fewer parameters and higher "
             "accuracy); grey diamonds are the published MNIST figures.",
             published=_params_published,

@@ -161,6 +161,12 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
+def full_data_groups(groups: Sequence[RunGroup]) -> list[RunGroup]:
+    """The groups trained and tested on the whole data set: a `--subset` run's accuracy and
+    time per epoch are not comparable with anyone's, so trade-off plots leave them out."""
+    return [group for group in groups if not group.config.get("subset")]
+
+
 def varying_families(
     groups: Sequence[RunGroup], fields: Sequence[str], label: Callable[[RunGroup], Any]
 ) -> list[list[RunGroup]]:

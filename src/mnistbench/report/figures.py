@@ -23,6 +23,7 @@ from mnistbench.report.collect import (
     ReportData,
     RunGroup,
     Stat,
+    full_data_groups,
     group_labels,
     model_info,
     pareto_front,
@@ -135,10 +136,11 @@ def accuracy_vs_cost(
 
     Each point is a group of seeds (mean, error bars = std); the front joins the groups that no
     other group beats on both cost and accuracy. `published` gives hollow grey reference points.
+    Runs on a subset of the data are left out.
     """
     points = [
         (g, c, a)
-        for g in data.groups
+        for g in full_data_groups(data.groups)
         if (c := cost(g)) is not None and c.mean > 0 and (a := g.accuracy()) is not None
     ]
     if not points:
