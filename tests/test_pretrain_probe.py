@@ -8,11 +8,17 @@ import pytest
 import torch
 
 from mnistbench.config import make_config, parse_model_option
-from mnistbench.data import prepare_device_data
+from mnistbench.data import prepare_device_data, seal_test
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import run_config
 from mnistbench.models import create_model, get_model_info
-from mnistbench.recipes import PROTOCOLS, RecipeContext, pretrain_probe, pretrain_probe_stages
+from mnistbench.recipes import (
+    PROTOCOLS,
+    RecipeContext,
+    held_out_images,
+    pretrain_probe,
+    pretrain_probe_stages,
+)
 from mnistbench.store import Store
 from synthetic import learnable_raw
 
@@ -143,3 +149,12 @@ def test_beta_is_a_model_option() -> None:
 def test_bad_options_are_config_errors(model: str, options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         create_model(model, **options)
+
+
+@pytest.mark.parametrize("val_size", [100, 0])
+def test_pictures_come_from_held_out_images_never_the_test_split(val_size: int) -> None:
+    # a sealed test split raises on any read, so this fails if the pictures touch it
+    data = seal_test(prepare_device_data(learnable_raw(), val_size=val_size), "a picture test")
+    images, labels = held_out_images(data, 64)
+    source = data.val if val_size else data.train
+    assert torch.equal(images, source.images[:64]) and torch.equal(labels, source.labels[:64])

@@ -228,6 +228,14 @@ class _StageLog:
         self.ctx.on_epoch(record)
 
 
+def held_out_images(data: DeviceData, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images, labels) of the first `count` validation images, for pictures and activity
+    figures; the training split when there is no validation. Never the test split, which a
+    speed record keeps sealed until its one final score."""
+    split = data.val if data.val is not None else data.train
+    return split.images[:count], split.labels[:count]
+
+
 def _store_pictures(ctx: RecipeContext, objective, images: torch.Tensor) -> None:
     """Image grids the pretext objective offers (samples, reconstructions), as PNG artefacts."""
     if not hasattr(objective, "pictures"):
@@ -236,7 +244,7 @@ def _store_pictures(ctx: RecipeContext, objective, images: torch.Tensor) -> None
 
     titles = {
         "vae_samples": ("VAE samples, z ~ N(0, I)", None, 8),
-        "vae_reconstructions": ("VAE: test images (top 4 rows), reconstructions from mu", None, 8),
+        "vae_reconstructions": ("VAE: held-out images (top 4 rows), reconstructed", None, 8),
         "gan_samples": ("GAN samples", None, 8),
         "unet_denoising": ("U-Net denoising", ["clean", "noisy", "denoised"], 16),
         "simsiam_views": ("SimSiam views", ["image", "view 1", "view 2"], 16),
@@ -306,7 +314,7 @@ def pretrain_probe(ctx: RecipeContext) -> FitResult:
             if fitted.status != "finished":
                 result.status, result.message = fitted.status, fitted.message
                 break
-            _store_pictures(ctx, objective, data.test.images[:64])
+            _store_pictures(ctx, objective, held_out_images(data, 64)[0])
             continue
         if features is None:  # extracted once, shared by every probe stage
             features, extract_s = timed_feature_data(model, data, autocast=autocast)
@@ -515,7 +523,7 @@ def greedy_probe(ctx: RecipeContext, stages: tuple[Stage, ...] | None = None) ->
                 test_every_epoch=False,
             )
             if fitted.status == "finished":
-                _store_pictures(ctx, objective, data.test.images[:64])
+                _store_pictures(ctx, objective, held_out_images(data, 64)[0])
         elif stage.objective == "linear_probe":
             features, extract_s = timed_feature_data(model, data)
             metrics["feature_extraction_s"] = extract_s
@@ -564,19 +572,19 @@ def greedy_probe(ctx: RecipeContext, stages: tuple[Stage, ...] | None = None) ->
 # supervised_spiking (SNN): cross-entropy training, then the network's spiking activity
 # ---------------------------------------------------------------------------------------------
 
-SPIKE_PROBE_IMAGES = 500  # test images whose spikes give the recorded firing rates
+SPIKE_PROBE_IMAGES = 500  # held-out images whose spikes give the recorded firing rates
 
 
 def supervised_spiking(ctx: RecipeContext) -> FitResult:
-    """`supervised`, then the firing rate of each spiking layer on test images (metrics
-    `spike_rate_<layer>`, spikes per neuron per time step) and a spike raster of one test digit
+    """`supervised`, then the firing rate of each spiking layer on held-out images (metrics
+    `spike_rate_<layer>`, spikes per neuron per time step) and a spike raster of one digit
     (PNG artefact `spike_raster`). The model offers `spike_trains(x)` -> per-layer (T, B, ...)
     spikes and `layer_names`."""
     result = supervised(ctx)
     if result.status != "finished":
         return result
     model = ctx.model
-    images = ctx.data.test.images[:SPIKE_PROBE_IMAGES]
+    images, labels = held_out_images(ctx.data, SPIKE_PROBE_IMAGES)
     was_training = model.training
     model.eval()
     try:
@@ -593,7 +601,7 @@ def supervised_spiking(ctx: RecipeContext) -> FitResult:
     )
     from mnistbench.report.raster import spike_raster_png
 
-    label = int(ctx.data.test.labels[0])
+    label = int(labels[0])
     ctx.add_artefact(
         "spike_raster",
         "png",
@@ -602,7 +610,7 @@ def supervised_spiking(ctx: RecipeContext) -> FitResult:
             spikes={
                 name: layer[:, 0] for name, layer in zip(model.layer_names, spikes, strict=True)
             },
-            title=f"{ctx.config.model}: spikes for one test digit (label {label})",
+            title=f"{ctx.config.model}: spikes for one held-out digit (label {label})",
         ),
     )
     return result
