@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from mnistbench.config import make_config
-from mnistbench.engine.measure import cpu_model_name
+from mnistbench.engine.measure import cpu_description
 from mnistbench.experiments import run_config
 from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
@@ -34,6 +34,9 @@ from mnistbench.store import RunRecord, Store
 RUNS: dict[str, tuple[str, str, dict[str, object]]] = {
     "snn-mnist": ("snn", "mnist", {}),
     "snn-fashion": ("snn", "fashion-mnist", {}),
+    # bf16 autocast: convs and linears in bf16 (input spikes are exact), the LIF in fp32
+    "snn-mnist-bf16": ("snn", "mnist", {"precision": "bf16"}),
+    "snn-fashion-bf16": ("snn", "fashion-mnist", {"precision": "bf16"}),
     "snn_single_step-mnist": ("snn_single_step", "mnist", {}),
     "snn_single_step-fashion": ("snn_single_step", "fashion-mnist", {}),
     "dbn-mnist": ("dbn", "mnist", {}),
@@ -70,12 +73,13 @@ def step_times(data_dir: str | None, steps: int) -> list[list[str]]:
     raw = load_dataset("mnist", data_dir=data_dir, progress=False)
     data = prepare_device_data(raw, "cpu", val_size=5000, seed=0, scaling="unit", subset=None)
     variants = [
-        ("tutorial loop: layers stepped per time step, snntorch.Leaky", "snntorch", True),
-        ("time folded into the batch, snntorch.Leaky stepped", "snntorch", False),
-        ("time folded into the batch, fused LIF scan (default)", "fused", False),
+        ("tutorial loop: layers stepped per time step, snntorch.Leaky", "snntorch", True, False),
+        ("time folded into the batch, snntorch.Leaky stepped", "snntorch", False, False),
+        ("time folded into the batch, fused LIF scan (default)", "fused", False, False),
+        ("the default, under bf16 autocast (LIF in fp32)", "fused", False, True),
     ]
     rows = []
-    for label, neuron, tutorial in variants:
+    for label, neuron, tutorial, bf16 in variants:
         torch.manual_seed(0)
         model = place_model(create_model("snn", neuron=neuron), "cpu")
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
@@ -85,8 +89,9 @@ def step_times(data_dir: str | None, steps: int) -> list[list[str]]:
             index = torch.randint(0, len(data.train), (64,), generator=generator)
             x, y = data.train.images[index], data.train.labels[index]
             started = time.perf_counter()
-            logits = _tutorial_loop_logits(model, x) if tutorial else model(x)
-            loss = torch.nn.functional.cross_entropy(logits, y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logits = _tutorial_loop_logits(model, x) if tutorial else model(x)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -172,6 +177,7 @@ def main() -> None:
             [
                 c["model"],
                 c["dataset"],
+                c["precision"],
                 str(m.get("epochs_completed")) if c["model"] != "dbn" else f"{c['epochs']} (+15)",
                 fmt.percent(m.get("test_accuracy")),
                 fmt.percent(m.get("test_accuracy_at_best_val")),
@@ -185,7 +191,7 @@ def main() -> None:
         )
     step_rows = step_times(args.data_dir, args.step_times) if args.step_times else []
     header = (
-        "Model", "Dataset", "Epochs", "Test acc (final)", "Test acc @ best val",
+        "Model", "Dataset", "Precision", "Epochs", "Test acc (final)", "Test acc @ best val",
         "Best test acc (max over epochs)", "Published", "Time/epoch (train, median)",
         "Train time (all stages)", "Wall time", "Details",
     )  # fmt: skip
@@ -195,33 +201,33 @@ def main() -> None:
         "",
         f"Command: `{command}`",
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"Machine: {cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, Python {platform.python_version()}",
         "Load average (1, 5, 15 min) when this script started: "
         + ", ".join(f"{x:.1f}" for x in load_at_start)
         + "; when it ended: "
         + ", ".join(f"{x:.1f}" for x in os.getloadavg())
-        + " (2 cores; other engineers' tests run beside the benchmarks).",
+        + " (2 cores: a load above 2 means other jobs shared them, and times are upper bounds).",
         "",
         "One seed (0) per row; training on 55,000 images (5,000 held out for validation). "
         "Time/epoch is training only, median over epochs; for `dbn` it is the median "
         "fine-tuning epoch and 'Train time' adds the 5+5 CD epochs and the 5 probe epochs. "
-        "Published SNN time (~1750 s/epoch) was taken on a CPU and included evaluation. "
-        "The machine is shared by several engineers' jobs, so times are upper bounds.",
+        "Published SNN time (~1750 s/epoch) was taken on a CPU and included evaluation.",
         "",
         "SNN implementation (src/mnistbench/models/snn.py): every conv/linear runs once on the "
         "T time steps folded into the batch, conv1 + max-pool of the binary input spikes is a "
         "lookup over the 2^16 4x4 window patterns, spikes stay channels-last, and only the LIF "
         "recurrence (snntorch Leaky dynamics, fused into one autograd op) loops over T; "
         "tests/test_snn.py checks logits and every gradient against the step-by-step snntorch "
-        "loop. The dbn and snn_single_step rows are reused from the store (trained earlier).",
+        "loop. Precision bf16 is autocast: convs and linears in bf16 (the 0/1 spikes they read "
+        "are exact in bf16), the LIF membranes in fp32.",
         "",
         markdown_table(header, rows),
         "",
     ]
     if step_rows:
         lines += [
-            f"## SNN training step, three ways (batch 64, T=25, median of {args.step_times})",
+            f"## SNN training step, four ways (batch 64, T=25, median of {args.step_times})",
             "",
             "The same network and update; 'epoch' = 860 steps at that median, training only.",
             "",

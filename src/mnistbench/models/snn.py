@@ -190,7 +190,9 @@ def binary_conv_pool(spikes: torch.Tensor, conv: nn.Conv2d, bits: torch.Tensor) 
     n, _, h, w = spikes.shape
     # 16-bit window codes, exact in floating point: (N, 1, 28, 28) -> (N, 1, 14, 14)
     powers = (2.0 ** torch.arange(16, device=spikes.device, dtype=spikes.dtype)).view(1, 1, 4, 4)
-    codes = F.conv2d(spikes, powers, padding=1, stride=2).view(-1).long()  # (N*14*14,)
+    with torch.autocast(spikes.device.type, enabled=False):  # codes up to 65535: not in bf16
+        codes = F.conv2d(spikes, powers, padding=1, stride=2)
+    codes = codes.view(-1).long()  # (N*14*14,)
     weight = conv.weight.reshape(conv.out_channels, 9)  # (C, 1, 3, 3) -> (C, 9 taps)
     table = torch.addmm(conv.bias, bits.view(-1, 9), weight.t())  # (2^16 * 4 phases, C)
     pooled = table.view(-1, 4, conv.out_channels).max(1).values  # (2^16, C)
@@ -254,6 +256,11 @@ class SpikingConvNet(nn.Module):
         self, neuron: snntorch.Leaky, current: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(T, B, ...) currents -> (spikes, membranes), with the configured implementation."""
+        # Under bf16 autocast the convs and linears hand over bf16 currents. The membrane sums
+        # them over T steps, so it runs in fp32; its 0/1 spikes are exact in bf16 again for
+        # the next layer, whose bf16 conv or matmul is where the time goes.
+        if current.dtype in (torch.bfloat16, torch.float16):
+            current = current.float()
         if self.neuron == "fused":
             return fused_lif(neuron, current, self.slope)
         return run_lif(neuron, current)
