@@ -33,7 +33,7 @@ from mnistbench.data import get_dataset_spec, load_dataset, prepare_device_data
 from mnistbench.data.device import split_indices
 from mnistbench.engine import fit
 from mnistbench.engine.device import place_model
-from mnistbench.engine.measure import cpu_model_name
+from mnistbench.engine.measure import cpu_description
 from mnistbench.models import create_model
 from mnistbench.objectives import CrossEntropyObjective
 
@@ -142,7 +142,7 @@ def main() -> None:
         f"Command: `python benchmarks/epoch_time.py --epochs {args.epochs} "
         f"--models {' '.join(args.models)}`",
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"Machine: {cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, Python {platform.python_version()}, "
         f"{platform.system()}",
         "",

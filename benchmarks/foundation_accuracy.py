@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from mnistbench.config import make_config
-from mnistbench.engine.measure import cpu_model_name
+from mnistbench.engine.measure import cpu_description
 from mnistbench.experiments import run_config
 from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
@@ -102,7 +102,7 @@ def main() -> None:
         "Command: `python benchmarks/foundation_accuracy.py --data-dir ../shared/data "
         f"--store {args.store} --out {args.out}`",
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"Machine: {cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, Python {platform.python_version()}",
         "",
         "Training on 55,000 images (5,000 held out for validation) unless val_size=0, which "

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from mnistbench.config import make_config
-from mnistbench.engine.measure import cpu_model_name
+from mnistbench.engine.measure import cpu_description
 from mnistbench.experiments import run_config
 from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
@@ -186,7 +186,7 @@ def main() -> None:
         "`flock /tmp/mnistbench-cpu.lock python benchmarks/pretrain_probe.py --only MODEL "
         "--dataset DATA`)",
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"Machine: {cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, Python {platform.python_version()}",
         "",
         "One seed (0). Pretraining on 55,000 images (5,000 held out for validation) unless a "

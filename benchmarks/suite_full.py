@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from mnistbench.engine.measure import cpu_model_name
+from mnistbench.engine.measure import cpu_description
 from mnistbench.experiments.suites import get_suite, plan_suite
 from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
@@ -151,7 +151,7 @@ def main() -> None:
     lines = [
         f"# `mnistbench suite {args.suite}` at its recipes: measured",
         "",
-        f"Written {datetime.date.today().isoformat()} on {cpu_model_name()}, "
+        f"Written {datetime.date.today().isoformat()} on {cpu_description()}, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, Python "
         f"{platform.python_version()}. Suite {suite.name} v{suite.version}: "
         f"{len(plan.trials)} trials, one seed, full data (55,000 training images, 5,000 for "

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from mnistbench.config import make_config
-from mnistbench.engine.measure import cpu_model_name
+from mnistbench.engine.measure import cpu_description
 from mnistbench.experiments.suites import get_suite, plan_suite, suite_runs
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
@@ -90,7 +90,7 @@ def main() -> None:
     lines = [
         f"# `mnistbench suite {args.suite}`: a quick look, timed",
         "",
-        f"Measured {datetime.date.today().isoformat()} on {cpu_model_name()}, "
+        f"Measured {datetime.date.today().isoformat()} on {cpu_description()}, "
         f"{torch.get_num_threads()} torch threads, torch {torch.__version__}, "
         f"Python {platform.python_version()}, under `flock /tmp/mnistbench-cpu.lock` (other "
         "engineers' jobs waited; light processes of theirs may still have shared the 2 cores).",

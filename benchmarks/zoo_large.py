@@ -27,7 +27,7 @@ import torch
 
 from mnistbench.config import make_config
 from mnistbench.engine import autocast_factory
-from mnistbench.engine.measure import cpu_model_name
+from mnistbench.engine.measure import cpu_description
 from mnistbench.engine.optim import build_optimizer
 from mnistbench.experiments import run_config
 from mnistbench.models import create_model, get_model_info
@@ -261,8 +261,7 @@ def main() -> None:
         *[f"- `{c}`" for c in commands],
         "",
         f"Updated: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"Machine: {cpu_model_name()}, {os.cpu_count()} cores "
-        f"(CPU capability {torch.backends.cpu.get_cpu_capability()}, no native bf16), "
+        f"Machine: {cpu_description()}, {os.cpu_count()} cores, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
         f"Python {platform.python_version()}. The machine is shared: its load average is "
         "given with each timing, and times above ~2 mean other jobs took CPU.",

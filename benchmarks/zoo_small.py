@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from mnistbench.config import RunConfig, make_config
-from mnistbench.engine.measure import cpu_model_name
+from mnistbench.engine.measure import cpu_description
 from mnistbench.experiments import run_config
 from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
@@ -267,7 +267,7 @@ def main() -> None:
         *[f"- `{c}`" for c in trained_by],
         "",
         f"Date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"Machine: {cpu_model_name()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"Machine: {cpu_description()}, {os.cpu_count()} cores, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, Python {platform.python_version()}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}",
         "",

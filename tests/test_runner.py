@@ -40,6 +40,7 @@ def test_rows_and_measurements_land(store: Store, learnable_data_dir: Path) -> N
     assert m["energy_method"]
     env = record.environment
     assert {"torch_version", "device_name", "cpu_model", "torch_threads", "git_sha"} <= env.keys()
+    assert env["cpu_capability"] and isinstance(env["cpu_native_bf16"], bool)
     assert [e["epoch"] for e in store.epochs(record.run_id)] == [1, 2]
     assert record.config["model"] == "mlp" and record.config_hash == _config().config_hash()
 

@@ -159,6 +159,22 @@ def cpu_model_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_native_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX): there bf16
+    autocast can be several times faster; elsewhere it is emulated and slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a private op: absent from some builds
+        return False
+
+
+def cpu_description() -> str:
+    """The CPU's model name, its SIMD level as torch dispatches it, and native bf16 or not:
+    machines with the same model name (VMs say just "AMD EPYC") can differ in both."""
+    bf16 = "native bf16" if cpu_native_bf16() else "no native bf16"
+    return f"{cpu_model_name()} ({torch.backends.cpu.get_cpu_capability()}, {bf16})"
+
+
 def git_sha() -> str | None:
     """The project's commit, when it runs from a git checkout."""
     try:
@@ -191,6 +207,8 @@ def collect_environment(device: str) -> dict[str, object]:
         "device": kind,
         "device_name": device_name,
         "cpu_model": cpu_model_name(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu_native_bf16": cpu_native_bf16(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }
