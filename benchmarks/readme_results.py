@@ -11,7 +11,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ("epoch_time.md", "foundation_accuracy.md", "speedrun.md")  # benchmarks/results/
+RESULTS = (
+    "epoch_time.md",
+    "foundation_accuracy.md",
+    "architecture_showdown.md",
+    "speedrun.md",
+)  # benchmarks/results/
 START, END = "<!-- results:start -->", "<!-- results:end -->"
 STOP = "<!-- readme:stop -->"  # a result file's lines from here on stay out of README (raw logs)
 

@@ -177,8 +177,9 @@ def main() -> None:
     ]
     if command_wall_s is not None:
         lines += [f"Wall time of the suite command: {command_wall_s:.0f} s.", ""]
-    if output:
-        lines += ["## Output of the suite command", "", "```", output.strip(), "```", ""]
+    if output:  # the raw log stays out of README (benchmarks/readme_results.py)
+        lines += ["<!-- readme:stop -->", "", "## Output of the suite command", "", "```"]
+        lines += [output.strip(), "```", ""]
     out.write_text("\n".join(lines))
     print(f"wrote {out}", file=sys.stderr)
 
