@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import shlex
@@ -189,7 +190,18 @@ def main() -> None:
                 _details(record),
             ]
         )
-    step_rows = step_times(args.data_dir, args.step_times) if args.step_times else []
+    # Step timings are not runs, so they live beside the Markdown and a later invocation
+    # without --step-times keeps the last measured ones (with the step count they used).
+    steps_file = args.out.with_suffix(".steps.json") if args.out else None
+    if args.step_times:
+        step_rows = step_times(args.data_dir, args.step_times)
+        if steps_file:
+            steps_file.write_text(json.dumps({"steps": args.step_times, "rows": step_rows}))
+    elif steps_file and steps_file.exists():
+        saved = json.loads(steps_file.read_text())
+        args.step_times, step_rows = saved["steps"], saved["rows"]
+    else:
+        step_rows = []
     header = (
         "Model", "Dataset", "Precision", "Epochs", "Test acc (final)", "Test acc @ best val",
         "Best test acc (max over epochs)", "Published", "Time/epoch (train, median)",
