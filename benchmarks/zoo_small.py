@@ -145,6 +145,7 @@ def table(store: Store, models: list[str]) -> str:
                 listing([x.get("epochs_to_target_test") for x in m]),
                 published_text(model, dataset),
                 fmt.seconds(epoch_s),
+                listing([r.environment.get("torch_threads") for r in group]),
                 "yes" if epoch_s <= STUDY_CUDA_EPOCH_S else "no",
                 listing([load_text(store, r) for r in group]),
             ]
@@ -153,7 +154,7 @@ def table(store: Store, models: list[str]) -> str:
         "Model", "Data", "Params", "Settings (else recipe)", "Seeds", "Epochs run",
         "Test acc (final)", "Test acc @ best val", "Best val epoch",
         "Best test acc (max over epochs)", "Best test epoch", "First epoch ≥99% test",
-        "Published (MNIST)", "Time/epoch (train)", f"≤ {STUDY_CUDA_EPOCH_S:g} s",
+        "Published (MNIST)", "Time/epoch (train)", "Threads", f"≤ {STUDY_CUDA_EPOCH_S:g} s",
         "Load avg before/after",
     )  # fmt: skip
     return markdown_table(header, rows)
@@ -277,8 +278,10 @@ def main() -> None:
         "'Best test acc' is the max over epochs of test accuracy, the protocol studies A and D "
         "published. Time/epoch is training only (no evaluation), median over epochs. The "
         f"target column compares it with the studies' fastest CUDA time per epoch "
-        f"({STUDY_CUDA_EPOCH_S:g} s). The CPU is shared with other jobs: the load average "
-        "(1 min) before and after each run says how busy it was. Rows whose settings say "
+        f"({STUDY_CUDA_EPOCH_S:g} s). Threads are each run's torch threads: runs with 1 "
+        "trained two at a time, one per core, so their times are not those of the machine "
+        "alone; the load average (1 min) before and after each run says how busy it was. "
+        "Rows whose settings say "
         "epochs=N were cut short to fit a shared CPU budget; their schedules (none, or StepLR) "
         "do not depend on the epoch total, so they are the first N epochs of the recipe's run.",
         "",
