@@ -185,6 +185,7 @@ def main() -> None:
                 fmt.percent(m.get("best_test_accuracy")),
                 fmt.percent(shown),
                 fmt.seconds(m.get("time_per_epoch_s")),
+                str(record.environment.get("torch_threads", "—")),
                 fmt.seconds(m.get("total_train_time_s")),
                 fmt.seconds(m.get("wall_time_s")),
                 _details(record),
@@ -205,7 +206,7 @@ def main() -> None:
     header = (
         "Model", "Dataset", "Precision", "Epochs", "Test acc (final)", "Test acc @ best val",
         "Best test acc (max over epochs)", "Published", "Time/epoch (train, median)",
-        "Train time (all stages)", "Wall time", "Details",
+        "Threads", "Train time (all stages)", "Wall time", "Details",
     )  # fmt: skip
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     lines = [
@@ -224,7 +225,9 @@ def main() -> None:
         "One seed (0) per row; training on 55,000 images (5,000 held out for validation). "
         "Time/epoch is training only, median over epochs; for `dbn` it is the median "
         "fine-tuning epoch and 'Train time' adds the 5+5 CD epochs and the 5 probe epochs. "
-        "Published SNN time (~1750 s/epoch) was taken on a CPU and included evaluation.",
+        "Published SNN time (~1750 s/epoch) was taken on a CPU and included evaluation. "
+        "Threads are the run's torch threads: runs with 1 trained beside another 1-thread run, "
+        "one per core, so their times are not those of the machine alone.",
         "",
         "SNN implementation (src/mnistbench/models/snn.py): every conv/linear runs once on the "
         "T time steps folded into the batch, conv1 + max-pool of the binary input spikes is a "
