@@ -395,3 +395,19 @@ def test_chromium_check_catches_a_missing_figure(report_dir: Path, tmp_path: Pat
     dom = _render(broken / "index.html", tmp_path, "--dump-dom").stdout
     assert 'data-report-ready="broken"' in dom
     assert f'data-images-loaded="{len(EXPECTED_FIGURES)}"' in dom
+
+
+def test_group_labels_spell_model_options_as_pairs() -> None:
+    from types import SimpleNamespace
+
+    from mnistbench.report.collect import group_labels
+
+    groups = [
+        SimpleNamespace(key=key, model="beta_vae", dataset="mnist", config=config)
+        for key, config in (
+            ("a", {"epochs": 10, "model_options": []}),
+            ("b", {"epochs": 10, "model_options": [["beta", 4.0]]}),
+        )
+    ]
+    labels = group_labels(groups)  # type: ignore[arg-type]
+    assert labels == {"a": "beta_vae (default options)", "b": "beta_vae (beta=4.0)"}

@@ -189,6 +189,16 @@ def group_labels(groups: Sequence[RunGroup]) -> dict[str, str]:
             k for k in keys if len({json.dumps(g.config.get(k), default=str) for g in siblings}) > 1
         ]
         for group in siblings:
-            detail = ", ".join(f"{k}={group.config.get(k)}" for k in varying if k != "dataset")
+            detail = ", ".join(
+                setting_text(k, group.config.get(k)) for k in varying if k != "dataset"
+            )
             labels[group.key] = f"{group.model} ({detail})" if detail else group.model
     return labels
+
+
+def setting_text(key: str, value: Any) -> str:
+    """`key=value` for a label; model options as their own `name=value` pairs (stored as
+    [[name, value], ...]), and none of them as "default options"."""
+    if key != "model_options":
+        return f"{key}={value}"
+    return ", ".join(f"{name}={option}" for name, option in value or ()) or "default options"
