@@ -45,7 +45,7 @@ RUNS = [
         else (
             "unet",
             {"precision": "bf16"},
-            "full recipe under bf16 autocast (half the fp32 time, for the session's CPU budget)",
+            "full recipe under bf16 autocast (to fit the session's CPU budget)",
         ),
         ("simsiam_lgbm", {}, "full recipe; LightGBM on 55,000 (published: 60,000) features"),
     )
