@@ -185,6 +185,9 @@ def test_report_rows_and_settings(tmp_path: Path) -> None:
         assert [r.run_id for r in latest_per_config(runs)] == [3, 4, 2]
         assert settings_vs_recipe(runs[0]) == "recipe"
         assert settings_vs_recipe(runs[2]) == "scheduler=onecycle, precision=bf16"
+        vae = _record(store, make_config("beta_vae", model_options={"beta": 4.0}))
+        (vae_run,) = [r for r in store.list_runs() if r.run_id == vae]
+        assert settings_vs_recipe(vae_run) == "beta=4.0"
         for markdown in (runs_markdown(store), report_markdown(store)):
             assert "97.50%" in markdown and "97.00%" not in markdown
             assert "| cnn | conv3x3(16)-pool" in markdown

@@ -15,6 +15,7 @@ from typing import Any
 
 from mnistbench.errors import ConfigError
 from mnistbench.models import ModelInfo, get_model_info
+from mnistbench.report import format as fmt
 from mnistbench.report.tables import latest_per_config
 from mnistbench.store import Artefact, RunRecord, Store
 
@@ -190,15 +191,7 @@ def group_labels(groups: Sequence[RunGroup]) -> dict[str, str]:
         ]
         for group in siblings:
             detail = ", ".join(
-                setting_text(k, group.config.get(k)) for k in varying if k != "dataset"
+                fmt.setting(k, group.config.get(k)) for k in varying if k != "dataset"
             )
             labels[group.key] = f"{group.model} ({detail})" if detail else group.model
     return labels
-
-
-def setting_text(key: str, value: Any) -> str:
-    """`key=value` for a label; model options as their own `name=value` pairs (stored as
-    [[name, value], ...]), and none of them as "default options"."""
-    if key != "model_options":
-        return f"{key}={value}"
-    return ", ".join(f"{name}={option}" for name, option in value or ()) or "default options"

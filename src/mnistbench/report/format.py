@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # only for annotations: collect imports the registry, format must stay light
     from mnistbench.report.collect import Stat
+
+
+def setting(key: str, value: Any) -> str:
+    """`key=value` of one run setting; model options as their own `name=value` pairs (stored
+    as [[name, value], ...]), and none of them as "default options"."""
+    if key != "model_options":
+        return f"{key}={value}"
+    return ", ".join(f"{name}={option}" for name, option in value or ()) or "default options"
 
 
 def percent(fraction: float | None, digits: int = 2) -> str:

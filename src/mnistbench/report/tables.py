@@ -63,7 +63,7 @@ def settings_vs_recipe(run: RunRecord) -> str:
     defaults = json.loads(json.dumps({**RunConfig(model=run.model).to_dict(), **info.recipe}))
     ignored = {"model", "dataset", "device", "seed", "epochs"}  # shown in their own columns
     changed = [
-        f"{key}={value}"
+        fmt.setting(key, value)
         for key, value in run.config.items()
         if key not in ignored and key in defaults and defaults[key] != value
     ]
