@@ -15,6 +15,7 @@ RESULTS = (
     "epoch_time.md",
     "foundation_accuracy.md",
     "architecture_showdown.md",
+    "zoo_speed.md",
     "speedrun.md",
 )  # benchmarks/results/
 START, END = "<!-- results:start -->", "<!-- results:end -->"

@@ -42,21 +42,33 @@ TRAIN_IMAGES = 55_000  # the default split: 60,000 - 5,000 held out for validati
 FASHION_PUBLISHED = {"svm_rbf": 0.8567, "svm_poly": 0.8067, "resnet18": 0.9154}
 
 
-def full_runs(sections: list[str], vit_epochs: int) -> list[tuple[str, str, dict]]:
+def full_runs(
+    sections: list[str], vit_epochs: int, resnet50_epochs: int, precision: str | None
+) -> list[tuple[str, str, dict]]:
     """(model, dataset, overrides of the model's recipe) for the sections asked for."""
+    # Study C trained with AMP; on this CPU its counterpart is bf16 autocast (--precision bf16).
+    speed = {"precision": precision} if precision else {}
     runs: list[tuple[str, str, dict]] = []
     if "svm" in sections:
         runs += [(m, d, {}) for d in ("mnist", "fashion-mnist") for m in ("svm_rbf", "svm_poly")]
     if "vit" in sections:
-        runs.append(("vit", "mnist", {"epochs": vit_epochs}))
+        runs.append(("vit", "mnist", {"epochs": vit_epochs, **speed}))
     if "vit_fashion" in sections:
-        runs.append(("vit", "fashion-mnist", {"epochs": vit_epochs}))
+        runs.append(("vit", "fashion-mnist", {"epochs": vit_epochs, **speed}))
     if "resnet18_subset" in sections:  # one epoch over 10,000 of the 55,000 images
-        runs.append(("resnet18", "mnist", {"epochs": 1, "subset": 10_000}))
+        runs.append(("resnet18", "mnist", {"epochs": 1, "subset": 10_000, **speed}))
     if "resnet18_epoch" in sections:
-        runs.append(("resnet18", "mnist", {"epochs": 1}))
-    if "resnet18_fashion" in sections:
-        runs.append(("resnet18", "fashion-mnist", {"epochs": 1, "optimizer": "adam"}))
+        runs.append(("resnet18", "mnist", {"epochs": 1, **speed}))
+    if "resnet18" in sections:  # study C's best MNIST run: SGD 1e-3, 5 epochs
+        runs.append(("resnet18", "mnist", speed))
+    if "resnet18_fashion" in sections:  # study C's best Fashion-MNIST run: Adam 1e-3, 5 epochs
+        runs.append(("resnet18", "fashion-mnist", {"optimizer": "adam", **speed}))
+    if "resnet50" in sections:
+        runs.append(("resnet50", "mnist", {"epochs": resnet50_epochs, **speed}))
+    if "resnet50_fashion" in sections:
+        runs.append(
+            ("resnet50", "fashion-mnist", {"optimizer": "adam", "epochs": resnet50_epochs, **speed})
+        )
     return runs
 
 
@@ -71,6 +83,9 @@ STEP_VARIANTS = [
     ("resnet18", 64, 16, "bf16", False, False, 10),
     ("resnet50", 64, 16, "fp32", False, False, 20),  # 7
     ("resnet50", 224, 16, "fp32", False, False, 3),
+    ("resnet50", 64, 16, "bf16", False, False, 10),  # 9
+    ("resnet50", 64, 16, "bf16", True, False, 10),
+    ("resnet18", 64, 16, "bf16", True, True, 10),  # 11: bf16, channels-last, torch.compile
 ]
 
 
@@ -170,7 +185,7 @@ def main() -> None:
     parser.add_argument(
         "--sections",
         nargs="*",  # none: only rebuild the Markdown from the store and the step file
-        default=["svm", "vit", "steps", "resnet18_epoch"],
+        default=["svm", "vit", "steps", "resnet18"],
         choices=[
             "svm",
             "vit",
@@ -178,9 +193,16 @@ def main() -> None:
             "steps",
             "resnet18_subset",
             "resnet18_epoch",
+            "resnet18",
             "resnet18_fashion",
+            "resnet50",
+            "resnet50_fashion",
         ],
     )
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16"], help="override the recipes' precision"
+    )
+    parser.add_argument("--resnet50-epochs", type=int, default=5, help="study C's grid has 3 and 5")
     parser.add_argument("--vit-epochs", type=int, default=5, help="study A's recipe: 5")
     parser.add_argument("--steps-variants", help="comma-separated indices into STEP_VARIANTS")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/zoo_large.md"))
@@ -216,7 +238,9 @@ def main() -> None:
             steps_file.write_text(json.dumps(steps, indent=1))
 
     with Store(args.store) as store:
-        for model, dataset, overrides in full_runs(args.sections, args.vit_epochs):
+        for model, dataset, overrides in full_runs(
+            args.sections, args.vit_epochs, args.resnet50_epochs, args.precision
+        ):
             config = make_config(model, device="cpu", dataset=dataset, **overrides)
             print(f"running {model} on {dataset} {overrides} ...", flush=True)
             outcome = run_config(config, store, data_dir=args.data_dir, progress=False)

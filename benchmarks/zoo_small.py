@@ -204,6 +204,7 @@ def train(args: argparse.Namespace, store: Store) -> None:
                     "epochs": args.epochs,
                     "subset": args.subset,
                     "val_size": args.val_size,
+                    "precision": args.precision,
                 }
                 config = make_config(
                     model, device="cpu", dataset=dataset, seed=seed,
@@ -243,6 +244,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="override every recipe's epochs")
     parser.add_argument("--subset", type=int, help="train on this many images (quick looks)")
     parser.add_argument("--val-size", type=int, help="held-out validation images (default 5000)")
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16"], help="override every recipe's precision"
+    )
     parser.add_argument("--report-only", action="store_true", help="no training, table only")
     args = parser.parse_args()
 
