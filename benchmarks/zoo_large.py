@@ -27,6 +27,7 @@ import torch
 
 from mnistbench.config import make_config
 from mnistbench.engine import autocast_factory
+from mnistbench.engine.device import flush_denormals
 from mnistbench.engine.measure import cpu_description
 from mnistbench.engine.optim import build_optimizer
 from mnistbench.experiments import run_config
@@ -179,6 +180,7 @@ def published_text(model: str, dataset: str) -> str:
 
 
 def main() -> None:
+    flush_denormals()  # before any parallel torch op, as the CLI does (engine.device)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("MNISTBENCH_DATA"))
     parser.add_argument("--store", type=Path, default=Path("benchmarks/results/zoo_large.sqlite"))

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from mnistbench.config import RunConfig, make_config
+from mnistbench.engine.device import flush_denormals
 from mnistbench.engine.measure import cpu_description
 from mnistbench.experiments import run_config
 from mnistbench.models import get_model_info
@@ -233,6 +234,7 @@ def train(args: argparse.Namespace, store: Store) -> None:
 
 
 def main() -> None:
+    flush_denormals()  # before any parallel torch op, as the CLI does (engine.device)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("MNISTBENCH_DATA"))
     parser.add_argument("--store", type=Path, default=Path("benchmarks/results/zoo_small.sqlite"))

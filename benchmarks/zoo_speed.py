@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnistbench.config import make_config
+from mnistbench.engine.device import flush_denormals
 from mnistbench.experiments import run_config
 from mnistbench.models import get_model_info, list_models
 from mnistbench.report import format as fmt
@@ -86,6 +87,11 @@ class MeasuredRun:
             for key in SPEED_KEYS
             if key in config and config[key] != getattr(recipe, key)
         ]
+        flushed = self.record.environment.get("cpu_flush_denormal", "off")  # older runs: off
+        if flushed != "off":
+            changed.append(
+                "denormals flushed" + (" (some threads)" if flushed != "all threads" else "")
+            )
         return ", ".join(changed) or "recipe"
 
 
@@ -98,7 +104,7 @@ def target_s(model: str) -> tuple[float, str]:
 
 
 def measured_runs(results_dir: Path) -> dict[str, list[MeasuredRun]]:
-    """Model -> its finished, full-data, CPU MNIST runs in every store that exists."""
+    """Model -> its finished CPU MNIST runs on the recipe's data, in every store that exists."""
     by_model: dict[str, list[MeasuredRun]] = {}
     for name in STORES:
         path = results_dir / f"{name}.sqlite"
@@ -107,7 +113,8 @@ def measured_runs(results_dir: Path) -> dict[str, list[MeasuredRun]]:
         with Store(path) as store:
             for record in store.list_runs(status="finished", dataset="mnist"):
                 config, metrics = record.config, record.metrics
-                if config.get("subset") or config.get("device") != "cpu":
+                recipe_subset = make_config(record.model).subset  # the SVMs fit on 10,000
+                if config.get("subset") != recipe_subset or config.get("device") != "cpu":
                     continue
                 if metrics.get("time_per_epoch_s") is None:
                     continue
@@ -152,12 +159,14 @@ def rows(by_model: dict[str, list[MeasuredRun]]) -> list[list[str]]:
     return table
 
 
-def train(keys: list[str], store_path: Path, data_dir: str | None) -> None:
+def train(keys: list[str], retrain: list[str], store_path: Path, data_dir: str | None) -> None:
     with Store(store_path) as store:
         for key in keys:
             model, overrides = RUNS[key]
             config = make_config(model, device="cpu", dataset="mnist", **overrides)
-            outcome = run_config(config, store, data_dir=data_dir, progress=False)
+            outcome = run_config(
+                config, store, data_dir=data_dir, progress=False, force=key in retrain
+            )
             m = outcome.record.metrics
             if not outcome.reused:
                 store.add_artefact(outcome.record.run_id, "command", "text", command_line())
@@ -175,14 +184,22 @@ def command_line() -> str:
 
 
 def main() -> None:
+    flush_denormals()  # before any parallel torch op, as the CLI does (engine.device)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("MNISTBENCH_DATA"))
     parser.add_argument("--results", type=Path, default=RESULTS, help="folder of the stores")
     parser.add_argument("--runs", nargs="*", default=[], choices=list(RUNS), help="train these")
+    parser.add_argument(
+        "--retrain",
+        nargs="*",
+        default=[],
+        choices=list(RUNS),
+        help="train these again even if the store has them (after a change in the engine)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "zoo_speed.md")
     args = parser.parse_args()
     if args.runs:
-        train(args.runs, args.results / "zoo_speed.sqlite", args.data_dir)
+        train(args.runs, args.retrain, args.results / "zoo_speed.sqlite", args.data_dir)
     by_model = measured_runs(args.results)
     own_store = args.results / "zoo_speed.sqlite"
     trained_by = []
@@ -204,12 +221,16 @@ def main() -> None:
         "",
         *[f"- `{c}`" for c in trained_by or ["(none yet)"]],
         "",
-        "Each cell is a measured full-data MNIST run (55,000 training images), not an "
+        "Each cell is a measured MNIST run on the recipe's data (55,000 training images; the "
+        "SVMs' 10,000), not an "
         "extrapolation: training time per epoch (median over epochs, no evaluation), its "
         "torch threads (1 thread: the run shared the 2 cores with another one, so it is slower "
         "than the machine alone), and its final test accuracy. 'Fastest' is the quickest run "
         "of the model at any speed setting (column 'Settings'; bf16 = bf16 autocast), shown "
-        "with the accuracy it reached, so a setting that costs accuracy is visible. The "
+        "with the accuracy it reached, so a setting that costs accuracy is visible. 'denormals "
+        "flushed': the run treated denormal floats as zero on every thread "
+        "(engine.device.flush_denormals: the CLI and the benchmarks turn it on; runs "
+        "recorded before it existed ran with it off). The "
         "target is the study's CUDA time per epoch where it states one, else the fastest any "
         f"study states ({FASTEST_STUDY_CUDA_EPOCH_S:g} s).",
         "",
@@ -228,7 +249,7 @@ def main() -> None:
             rows(by_model),
         ),
         "",
-        f"Not measured on the full data yet: {', '.join(missing) or 'none'}.",
+        f"Not measured at the recipe yet: {', '.join(missing) or 'none'}.",
         "",
     ]
     args.out.write_text("\n".join(lines))

@@ -142,3 +142,30 @@ def test_confusion_matrix_counts() -> None:
     labels = torch.tensor([0, 0, 1, 2, 2, 2])
     predictions = torch.tensor([0, 1, 1, 2, 0, 2])
     assert confusion_matrix(labels, predictions, 3) == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+
+
+def _flush_state_in_child(code: str) -> str:
+    """Run `code` in a fresh 2-thread interpreter and return what it prints last."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "from mnistbench.engine.device import *\n" + code],
+        env={**os.environ, "OMP_NUM_THREADS": "2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_denormals_flushed_on_every_thread_only_when_set_before_the_first_parallel_op() -> None:
+    """The flag is per thread: torch's workers copy it when they start, so flush_denormals()
+    must come first; the recorded probe tells the three cases apart."""
+    assert _flush_state_in_child("print(denormal_flush_state())") == "off"
+    assert _flush_state_in_child("flush_denormals()\nprint(denormal_flush_state())") == (
+        "all threads"
+    )
+    late = "print(denormal_flush_state())\nflush_denormals()\nprint(denormal_flush_state())"
+    assert _flush_state_in_child(late) == "some threads"  # workers started before the flag

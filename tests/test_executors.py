@@ -159,6 +159,8 @@ def test_two_run_processes_write_one_store(learnable_data_dir: Path, tmp_path: P
         runs = s.list_runs()
         assert sorted(r.config["seed"] for r in runs) == [1, 2]
         assert all(r.status == "finished" and len(s.epochs(r.run_id)) == 2 for r in runs)
+        # the CLI flushes denormals before torch starts its worker threads, so all have it
+        assert all(r.environment["cpu_flush_denormal"] == "all threads" for r in runs)
 
 
 def test_cli_sweep_on_a_process_pool(capsys, learnable_data_dir: Path, tmp_path: Path) -> None:

@@ -200,4 +200,4 @@ def test_speed_table_sets_the_fastest_setting_beside_the_recipe_run(
     assert cells[2] == "29.00 s (2 thr), 99.11%"
     assert cells[3] == "19.50 s (2 thr), 99.20%" and cells[4] == "precision=bf16"
     assert cells[6] == "21 s (study A, CUDA)" and cells[7] == "yes"
-    assert "Not measured on the full data yet:" in out.read_text()
+    assert "Not measured at the recipe yet:" in out.read_text()

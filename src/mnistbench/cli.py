@@ -32,6 +32,7 @@ from mnistbench.config import (
 )
 from mnistbench.data import DATASETS, check_dataset, download_dataset
 from mnistbench.engine import resolve_device
+from mnistbench.engine.device import flush_denormals
 from mnistbench.engine.measure import count_parameters
 from mnistbench.errors import MnistbenchError, StoreError
 from mnistbench.experiments import run_config
@@ -782,6 +783,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    flush_denormals()  # first thing, so torch's worker threads inherit it (engine.device)
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)

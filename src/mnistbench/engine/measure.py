@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from mnistbench.engine.device import synchronize
+from mnistbench.engine.device import denormal_flush_state, synchronize
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -209,6 +209,7 @@ def collect_environment(device: str) -> dict[str, object]:
         "cpu_model": cpu_model_name(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu_native_bf16": cpu_native_bf16(),
+        "cpu_flush_denormal": denormal_flush_state(),  # engine.device.flush_denormals
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
     }

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from mnistbench.config import RunConfig
 from mnistbench.data import RawDataset, load_dataset
+from mnistbench.engine.device import flush_denormals
 from mnistbench.engine.measure import collect_environment
 from mnistbench.errors import ConfigError
 from mnistbench.experiments.runner import StoreListener, TrainedRun, execute, record, train_config
@@ -149,6 +150,7 @@ _WORKER_RAWS: dict[str, RawDataset] = {}
 
 
 def _init_worker(raws: dict[str, RawDataset], threads: int) -> None:
+    flush_denormals()  # a fresh process: before its first parallel op, so every thread has it
     _WORKER_RAWS.update(raws)
     torch.set_num_threads(threads)  # share the cores between workers instead of oversubscribing
 
@@ -225,6 +227,7 @@ class ProcessExecutor(Executor):
 
 
 def _train_on_ray(config: RunConfig, raw: RawDataset, threads: int, measure_energy: bool):
+    flush_denormals()  # a reused Ray worker may hold it on its main thread only (recorded)
     torch.set_num_threads(threads)
     return train_config(config, raw=raw, progress=False, measure_energy=measure_energy)
 
