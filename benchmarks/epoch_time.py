@@ -32,7 +32,7 @@ from mnistbench.config import make_config
 from mnistbench.data import get_dataset_spec, load_dataset, prepare_device_data
 from mnistbench.data.device import split_indices
 from mnistbench.engine import fit
-from mnistbench.engine.device import place_model
+from mnistbench.engine.device import flush_denormals, place_model
 from mnistbench.engine.measure import cpu_description
 from mnistbench.models import create_model
 from mnistbench.objectives import CrossEntropyObjective
@@ -103,6 +103,7 @@ def engine_epoch_times(model_name: str, data, epochs: int, batch_size: int | Non
 
 
 def main() -> None:
+    flush_denormals()  # before any parallel torch op, as the CLI does (engine.device)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("MNISTBENCH_DATA"))
     parser.add_argument("--epochs", type=int, default=3)

@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from mnistbench.config import make_config
+from mnistbench.engine.device import flush_denormals
 from mnistbench.engine.measure import cpu_description
 from mnistbench.experiments import run_config
 from mnistbench.models import get_model_info
@@ -124,6 +125,7 @@ def _details(record: RunRecord) -> str:
 
 
 def main() -> None:
+    flush_denormals()  # before any parallel torch op, as the CLI does (engine.device)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.environ.get("MNISTBENCH_DATA"))
     parser.add_argument("--store", type=Path, default=Path("benchmarks/results/snn_dbn.sqlite"))
