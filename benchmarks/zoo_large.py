@@ -169,7 +169,7 @@ def published_text(model: str, dataset: str) -> str:
     if dataset == "fashion-mnist":
         value = FASHION_PUBLISHED.get(model)
         return fmt.percent(value) + " (study C)" if value else "—"
-    if published is None:
+    if published is None or published.test_accuracy is None:
         return "— (study C gives only its best run, a ResNet-18)"
     time_text = (
         f", {published.time_per_epoch_s} s/epoch {published.device}"
