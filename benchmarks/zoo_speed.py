@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import shlex
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +25,7 @@ from mnistbench.models import get_model_info, list_models
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import RunRecord, Store
-from zoo_small import commands  # benchmarks/ is on sys.path when this script runs
+from zoo_small import command_line, commands  # benchmarks/ is on sys.path when run
 
 RESULTS = Path("benchmarks/results")
 STORES = (
@@ -179,10 +177,6 @@ def train(keys: list[str], retrain: list[str], store_path: Path, data_dir: str |
             )
 
 
-def command_line() -> str:
-    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
-
-
 def main() -> None:
     flush_denormals()  # before any parallel torch op, as the CLI does (engine.device)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -198,10 +192,10 @@ def main() -> None:
     )
     parser.add_argument("--out", type=Path, default=RESULTS / "zoo_speed.md")
     args = parser.parse_args()
-    if args.runs:
-        train(args.runs, args.retrain, args.results / "zoo_speed.sqlite", args.data_dir)
-    by_model = measured_runs(args.results)
     own_store = args.results / "zoo_speed.sqlite"
+    if args.runs:
+        train(args.runs, args.retrain, own_store, args.data_dir)
+    by_model = measured_runs(args.results)
     trained_by = []
     if own_store.exists():
         with Store(own_store) as store:
