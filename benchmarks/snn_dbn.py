@@ -15,9 +15,7 @@ import datetime
 import json
 import os
 import platform
-import shlex
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -31,6 +29,7 @@ from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import RunRecord, Store
+from zoo_small import command_line  # benchmarks/ is on sys.path when run
 
 # key -> (model, dataset, overrides of the model's registered recipe)
 RUNS: dict[str, tuple[str, str, dict[str, object]]] = {
@@ -210,7 +209,7 @@ def main() -> None:
         "Best test acc (max over epochs)", "Published", "Time/epoch (train, median)",
         "Threads", "Train time (all stages)", "Wall time", "Details",
     )  # fmt: skip
-    command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
+    command = command_line()
     lines = [
         "# Spiking CNN, single-step SNN and DBN on real data (2-core CPU)",
         "",
