@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mnistbench.engine.measure import flops_per_sample
 from mnistbench.errors import ConfigError
 from mnistbench.models import create_model, get_model_info, list_models
 
@@ -111,3 +112,19 @@ def test_study_a_models_are_registered_with_their_figures() -> None:
 def test_unknown_model_names_closest_matches() -> None:
     with pytest.raises(ConfigError, match=r"Did you mean.*microresnet"):
         get_model_info("micro_resnet")
+
+
+def test_vit_flops_count_every_matmul_and_the_attention() -> None:
+    """The counter must see through the fused eval-mode encoder and the CPU attention kernel,
+    which torch 2.13 counts as zero; this is the ViT's count done by hand, per image."""
+    tokens, dim, heads, ff, layers = 50, 128, 4, 256, 4
+    per_layer_macs = (
+        tokens * dim * 3 * dim  # Q, K, V projections
+        + 2 * heads * tokens * tokens * (dim // heads)  # scores and scores @ V
+        + tokens * dim * dim  # output projection
+        + 2 * tokens * dim * ff  # feed-forward up and down
+    )
+    macs = 128 * 16 * 49 + layers * per_layer_macs + 128 * 10  # patch conv, encoder, head
+    fastpath_before = torch.backends.mha.get_fastpath_enabled()
+    assert flops_per_sample(create_model("vit"), (1, 28, 28), "cpu") == 2 * macs
+    assert torch.backends.mha.get_fastpath_enabled() == fastpath_before

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 from mnistbench.engine.device import denormal_flush_state, synchronize
 
@@ -30,15 +30,32 @@ def model_size_bytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
+
+
+# torch 2.13's counter has no formula for the CPU attention kernel and counts it as 0
+# (pytorch/pytorch#195460, fixed after 2.13); this gives it the formula the CUDA kernels use.
+_EXTRA_FLOP_FORMULAS = {
+    torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops,
+}
+
+
 def flops_per_sample(model: nn.Module, input_shape: tuple[int, ...], device: str) -> int:
     """Forward-pass FLOPs for one image, counted by torch.utils.flop_counter (1 MAC = 2 FLOPs)."""
     was_training = model.training
+    mha_fastpath = torch.backends.mha.get_fastpath_enabled()
     model.eval()
+    # In eval mode nn.TransformerEncoderLayer runs one fused kernel the counter cannot see
+    # (the ViT counted 0.2 MFLOPs instead of 57.8); the unfused path computes the same thing.
+    torch.backends.mha.set_fastpath_enabled(False)
     try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS)
+        with torch.no_grad(), counter:
             model(torch.zeros(1, *input_shape, device=device))
         return int(counter.get_total_flops())
     finally:
+        torch.backends.mha.set_fastpath_enabled(mha_fastpath)
         model.train(was_training)
 
 
