@@ -34,10 +34,19 @@ def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, **kwa
     return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
-# torch 2.13's counter has no formula for the CPU attention kernel and counts it as 0
-# (pytorch/pytorch#195460, fixed after 2.13); this gives it the formula the CUDA kernels use.
+def _onednn_rnn_layer_flops(input_shape, input_weight_shape, hidden_weight_shape, *args, **kwargs):
+    # One layer, one direction, every time step: gates x (input + hidden) MACs per token.
+    steps_times_batch = input_shape[0] * input_shape[1]
+    gate_width = input_weight_shape[0]  # 4 x hidden for an LSTM
+    return 2 * steps_times_batch * gate_width * (input_weight_shape[1] + hidden_weight_shape[1])
+
+
+# torch 2.13's counter has no formula for two fused CPU kernels and counts them as 0: attention
+# (pytorch/pytorch#195460, fixed after 2.13; given the CUDA kernels' formula here) and the
+# oneDNN LSTM layer that nn.LSTM runs in inference.
 _EXTRA_FLOP_FORMULAS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops,
+    torch.ops.aten.mkldnn_rnn_layer: _onednn_rnn_layer_flops,
 }
 
 
