@@ -226,7 +226,7 @@ def main() -> None:
     steps = json.loads(steps_file.read_text()) if steps_file.exists() else []
     commands = json.loads(commands_file.read_text()) if commands_file.exists() else []
     commands.append(
-        f"{datetime.datetime.now(datetime.UTC):%H:%M} UTC: python benchmarks/zoo_large.py "
+        f"{datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC: python benchmarks/zoo_large.py "
         + " ".join(sys.argv[1:])
     )
 
