@@ -27,7 +27,7 @@ import torch
 from mnistbench.config import RunConfig, make_config
 from mnistbench.engine.device import flush_denormals
 from mnistbench.engine.measure import cpu_description
-from mnistbench.experiments import run_config
+from mnistbench.experiments import RunOutcome, run_config
 from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
 from mnistbench.report import latest_per_config, markdown_table
@@ -93,6 +93,12 @@ def published_text(model: str, dataset: str) -> str:
 
 def command_line() -> str:
     return shlex.join(["python", *sys.argv])
+
+
+def record_command(store: Store, outcome: RunOutcome) -> None:
+    """Keep the command that trained a new run with it, for `commands` to list later."""
+    if not outcome.reused:
+        store.add_artefact(outcome.record.run_id, "command", "text", command_line())
 
 
 def commands(store: Store, models: list[str]) -> list[str]:
@@ -220,8 +226,7 @@ def train(args: argparse.Namespace, store: Store) -> None:
                     # The CPU is shared: keep the load average with the run, next to its times.
                     load = json.dumps([load_before, os.getloadavg()[0]])
                     store.add_artefact(record.run_id, "load_average", "json", load)
-                    # The command that trained it, so the Markdown can list every one of them.
-                    store.add_artefact(record.run_id, "command", "text", command_line())
+                record_command(store, outcome)
                 print(
                     f"{model} {dataset} seed {seed}: test {fmt.percent(m.get('test_accuracy'))}, "
                     f"@best val {fmt.percent(m.get('test_accuracy_at_best_val'))}, "

@@ -25,7 +25,7 @@ from mnistbench.models import get_model_info, list_models
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import RunRecord, Store
-from zoo_small import command_line, commands  # benchmarks/ is on sys.path when run
+from zoo_small import command_line, commands, record_command  # benchmarks/ is on sys.path when run
 
 RESULTS = Path("benchmarks/results")
 STORES = (
@@ -166,8 +166,7 @@ def train(keys: list[str], retrain: list[str], store_path: Path, data_dir: str |
                 config, store, data_dir=data_dir, progress=False, force=key in retrain
             )
             m = outcome.record.metrics
-            if not outcome.reused:
-                store.add_artefact(outcome.record.run_id, "command", "text", command_line())
+            record_command(store, outcome)
             print(
                 f"{key}: {outcome.record.status}, test {fmt.percent(m.get('test_accuracy'))}, "
                 f"{fmt.seconds(m.get('time_per_epoch_s'))}/epoch, "

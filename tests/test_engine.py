@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -146,10 +149,6 @@ def test_confusion_matrix_counts() -> None:
 
 def _flush_state_in_child(code: str) -> str:
     """Run `code` in a fresh 2-thread interpreter and return what it prints last."""
-    import os
-    import subprocess
-    import sys
-
     result = subprocess.run(
         [sys.executable, "-c", "from mnistbench.engine.device import *\n" + code],
         env={**os.environ, "OMP_NUM_THREADS": "2"},

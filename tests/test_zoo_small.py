@@ -110,11 +110,14 @@ def test_study_d_run_records_first_epoch_at_target(
     assert record.metrics["params"] == 18_278
 
 
-def _load_benchmark() -> ModuleType:
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "zoo_small.py"
-    spec = importlib.util.spec_from_file_location("zoo_small", path)
+def _load_benchmark(name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """benchmarks/<name>.py as a module, importable by its siblings as when run as a script."""
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    monkeypatch.syspath_prepend(str(benchmarks))  # zoo_speed imports from zoo_small
+    spec = importlib.util.spec_from_file_location(name, benchmarks / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # a dataclass in it looks its module up
     spec.loader.exec_module(module)
     return module
 
@@ -124,7 +127,7 @@ def test_benchmark_script_writes_its_table(
 ) -> None:
     """benchmarks/zoo_small.py end to end on the tiny set: one run lands in the store, the
     Markdown names the command that trained it, and a second call reuses the run."""
-    zoo_small = _load_benchmark()
+    zoo_small = _load_benchmark("zoo_small", monkeypatch)
     store, out = tmp_path / "zoo.sqlite", tmp_path / "zoo.md"
     argv = ["zoo_small.py", "--data-dir", str(learnable_data_dir), "--store", str(store),
             "--out", str(out), "--models", "cnn_small", "--epochs", "1", "--subset", "200",
@@ -143,10 +146,12 @@ def test_benchmark_script_writes_its_table(
         assert len(db.list_runs()) == 1
 
 
-def test_benchmark_acceptance_compares_seeds_over_their_common_epochs(tmp_path: Path) -> None:
+def test_benchmark_acceptance_compares_seeds_over_their_common_epochs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Seeds with different epoch budgets are scored over the epochs they all ran, each at its
     best-validation epoch (never the best test epoch)."""
-    zoo_small = _load_benchmark()
+    zoo_small = _load_benchmark("zoo_small", monkeypatch)
     curves = {  # seed -> [(val, test)] per epoch
         0: [(0.990, 0.9930), (0.995, 0.9950), (0.999, 0.9990)],  # epoch 3 is past the common 2
         1: [(0.996, 0.9920), (0.994, 0.9980)],  # best val at epoch 1, not the best test
@@ -170,13 +175,7 @@ def test_speed_table_sets_the_fastest_setting_beside_the_recipe_run(
     """benchmarks/zoo_speed.py: per model, the recipe run and the fastest full-data MNIST run
     with its accuracy and setting, against the study's own CUDA time (microresnet: 21 s);
     subset runs and other datasets are left out."""
-    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
-    monkeypatch.syspath_prepend(str(benchmarks))
-    spec = importlib.util.spec_from_file_location("zoo_speed", benchmarks / "zoo_speed.py")
-    assert spec is not None and spec.loader is not None
-    zoo_speed = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "zoo_speed", zoo_speed)  # its dataclass looks itself up
-    spec.loader.exec_module(zoo_speed)
+    zoo_speed = _load_benchmark("zoo_speed", monkeypatch)
     environment = {"torch_threads": 2, "cpu_capability": "AVX512", "cpu_native_bf16": True}
     runs = [  # (overrides, time per epoch s, test accuracy)
         ({"dataset": "mnist"}, 29.0, 0.9911),
