@@ -120,6 +120,16 @@ def measured_runs(results_dir: Path) -> dict[str, list[MeasuredRun]]:
     return by_model
 
 
+def described(run: MeasuredRun | None) -> str:
+    """'<time per epoch> (<threads> thr), <test accuracy>' for a table cell."""
+    if run is None:
+        return "—"
+    return (
+        f"{fmt.seconds(run.time_per_epoch_s)} ({run.threads} thr), "
+        f"{fmt.percent(run.record.metrics.get('test_accuracy'))}"
+    )
+
+
 def rows(by_model: dict[str, list[MeasuredRun]]) -> list[list[str]]:
     table = []
     for info in list_models():
@@ -131,14 +141,6 @@ def rows(by_model: dict[str, list[MeasuredRun]]) -> list[list[str]]:
         fastest = min(runs, key=lambda r: r.time_per_epoch_s)
         target, source = target_s(info.name)
         published = info.published.test_accuracy
-
-        def described(run: MeasuredRun | None) -> str:
-            if run is None:
-                return "—"
-            return (
-                f"{fmt.seconds(run.time_per_epoch_s)} ({run.threads} thr), "
-                f"{fmt.percent(run.record.metrics.get('test_accuracy'))}"
-            )
 
         table.append(
             [
