@@ -137,7 +137,7 @@ class RecoveryCounts:
     epochs_unreadable: int = 0
     artefacts_unreadable: int = 0
     orphans: int = 0  # epochs and artefacts read whose run was unreadable
-    first_page_rebuilt: bool = False  # the table list (page 1) was damaged and rebuilt
+    first_page_repaired: bool = False  # page 1 (header, table list) was damaged and repaired
     notes: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
@@ -175,8 +175,8 @@ def recover_store(
     for leftover in (partial, *(partial.with_name(partial.name + s) for s in ("-wal", "-shm"))):
         leftover.unlink(missing_ok=True)
     try:
-        with open_damaged(path, partial.parent) as (source, rebuilt):
-            counts.first_page_rebuilt = rebuilt
+        with open_damaged(path, partial.parent) as (source, repaired):
+            counts.first_page_repaired = repaired
             with Store(partial, card_builder=card_builder) as target:
                 runs = _read_runs(source, target, counts)
                 with target._transaction(f"write the recovered runs into {out}") as conn:
@@ -224,36 +224,59 @@ def _read_runs(
 
 
 def _rows(source: sqlite3.Connection, table: str, select: str, counts: RecoveryCounts, bad: str):
-    """(rowid, row) for every readable row of a table, in rowid order; each rowid whose lookup
-    fails adds one to ``counts.<bad>``."""
-    limit, exact = _last_rowid(source, table)
-    if not exact:
-        counts.notes.append(f"{table}: the end of the table is damaged, ids tried up to {limit}")
+    """(rowid, row) for every readable row of a table, in rowid order; each id up to the last
+    one known to exist whose lookup fails adds one to ``counts.<bad>``."""
+    known, limit = _last_rowid(source, table)
+    if limit == 0 and known is None:
+        counts.notes.append(f"{table}: not one row could be read (its first page is damaged)")
+        return
+    if limit != known:
+        counts.notes.append(
+            f"{table}: the end of the table is damaged; ids after {known} were tried up to "
+            f"{limit} and those that failed are not counted"
+        )
     for rowid in range(1, limit + 1):
         try:
             row = source.execute(f"SELECT {select} FROM {table} WHERE rowid = ?", (rowid,))
             found = row.fetchone()
         except sqlite3.DatabaseError:
-            setattr(counts, bad, getattr(counts, bad) + 1)
+            if known is not None and rowid <= known:
+                setattr(counts, bad, getattr(counts, bad) + 1)
             continue
         if found is not None:
             yield rowid, found
 
 
-def _last_rowid(source: sqlite3.Connection, table: str) -> tuple[int, bool]:
-    """The largest rowid of a table and True; where the table's last page is damaged, the
-    largest id still reachable (or recorded in sqlite_sequence) plus PROBE_SLACK, and False."""
+def _last_rowid(source: sqlite3.Connection, table: str) -> tuple[int | None, int]:
+    """(the largest id known to exist, the largest id to try).
+
+    Both are max(rowid) when SQLite can reach the table's last page. Otherwise the largest id a
+    scan or a seek still reaches, and for runs sqlite_sequence (AUTOINCREMENT never hands out an
+    id above it); past that, PROBE_SLACK more ids are tried. (None, 0): nothing reachable.
+    """
     try:
-        return source.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0, True
+        top = source.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0] or 0
+        return top, top
     except sqlite3.DatabaseError:
         pass
-    seen = 0
+    seen = None
     with suppress(sqlite3.DatabaseError):
         for (rowid,) in source.execute(f"SELECT rowid FROM {table} ORDER BY rowid"):
             seen = rowid
+    # Seeks walk one path each, so they find ids beyond a damaged page that stopped the scan.
+    for exponent in range(48):
+        with suppress(sqlite3.DatabaseError):
+            found = source.execute(
+                f"SELECT rowid FROM {table} WHERE rowid >= ? ORDER BY rowid LIMIT 1",
+                (2**exponent,),
+            ).fetchone()
+            if found is not None:
+                seen = max(seen or 0, found[0])
     with suppress(sqlite3.DatabaseError, TypeError):
         (sequence,) = source.execute(
             "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)
         ).fetchone()
-        seen = max(seen, int(sequence))
-    return seen + PROBE_SLACK, False
+        return max(seen or 0, int(sequence)), max(seen or 0, int(sequence))
+    if seen is None:
+        return None, 0
+    return seen, seen + PROBE_SLACK
