@@ -50,14 +50,14 @@ class StoreCheck:
             f"{self.schema_version if self.schema_version is not None else 'unknown'})",
             f"rows: {counts}",
         ]
-        if self.wal_bytes is not None:
+        if self.wal_bytes:
             out.append(
                 f"write-ahead log: {self.wal_bytes:,} bytes in {Path(self.path).name}-wal "
                 "(recent commits live there until SQLite copies them into the file: keep it "
                 "next to the store when you copy the store)"
             )
-        if self.shm_present and self.wal_bytes is None:
-            out.append(f"{Path(self.path).name}-shm present without a -wal file (harmless)")
+        if self.shm_present and not self.wal_bytes:
+            out.append(f"{Path(self.path).name}-shm present, no commits in a -wal file (harmless)")
         if self.ok:
             out.append("integrity: ok (SQLite's integrity_check found nothing wrong)")
         else:
@@ -100,10 +100,13 @@ def check_store(path: str | Path) -> StoreCheck:
         report.problems.append(f"SQLite cannot open it: {exc}")
         return report
     with closing(conn):
-        try:
-            found = [row[0] for row in conn.execute("PRAGMA integrity_check(100)")]
-        except sqlite3.DatabaseError as exc:
-            found = [str(exc)]
+        found = []
+        for pragma in ("integrity_check(100)", "quick_check(100)"):
+            try:
+                found += [row[0] for row in conn.execute(f"PRAGMA {pragma}")]
+                break
+            except sqlite3.DatabaseError as exc:  # then the quicker check may still say where
+                found.append(f"{pragma.split('(')[0]}: {exc}")
         report.problems.extend(problem for problem in found if problem != "ok")
         with suppress(sqlite3.Error, TypeError, ValueError):
             (value,) = conn.execute(

@@ -167,6 +167,7 @@ class Store(Database):
         host opens the store. A pid that is alive but started after the run began belongs to a
         new process that reused the number, so that run is stale too.
         """
+        self._require_writable("mark interrupted runs")
         hostname = socket.gethostname()
         with self._reading("look for interrupted runs") as conn:
             rows = conn.execute(

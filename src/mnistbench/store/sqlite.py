@@ -6,6 +6,7 @@ Several mnistbench processes may write to the same store at once; each write is 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 import urllib.parse
@@ -193,6 +194,16 @@ class Database:
             )
         if path.exists():
             self._check_existing_file()
+            # SQLite would open an unwritable file read-only without a word and fail at the
+            # first write; say so now. (access() honours read-only mounts and immutable files
+            # even for root.)
+            if not (os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)):
+                raise StoreError(
+                    f"The results store at {path} is not writable (the file or its folder is "
+                    "read-only), so mnistbench cannot record runs in it. Reading commands "
+                    "(report, export, list) open it read-only; to record runs, make the file "
+                    "and its folder writable or pass --store PATH to a writable location."
+                )
             return
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -383,6 +394,14 @@ class Database:
             "PATH to use another store."
         )
 
+    def _require_writable(self, action: str) -> None:
+        if self.read_only:
+            raise StoreError(
+                f"The results store at {self.path} was opened read-only, so mnistbench could "
+                f"not {action}. Open it for writing (the file and its folder must be writable), "
+                "or pass --store PATH to a writable store."
+            )
+
     @contextmanager
     def _reading(self, action: str) -> Iterator[sqlite3.Connection]:
         conn = self._connection()
@@ -399,12 +418,7 @@ class Database:
 
         BEGIN IMMEDIATE takes the write lock up front so that a concurrent writer waits on
         busy_timeout instead of failing mid-transaction."""
-        if self.read_only:
-            raise StoreError(
-                f"The results store at {self.path} was opened read-only, so mnistbench could "
-                f"not {action}. Open it for writing (the file and its folder must be writable), "
-                "or pass --store PATH to a writable store."
-            )
+        self._require_writable(action)
         conn = conn if conn is not None else self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
