@@ -24,7 +24,7 @@ from mnistbench.store.records import (
     StoredRun,
     default_store_path,
 )
-from mnistbench.store.runs import Store
+from mnistbench.store.runs import Store, open_existing_store
 from mnistbench.store.schema import (
     EPOCH_METRIC_COLUMNS,
     RUN_METRIC_COLUMNS,
@@ -56,6 +56,7 @@ __all__ = [
     "default_store_path",
     "export_jsonl",
     "minimal_card",
+    "open_existing_store",
     "read_jsonl",
     "read_runs",
     "recover_store",

@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from mnistbench.errors import StoreError
@@ -16,6 +17,7 @@ from mnistbench.store.records import (
     Artefact,
     RunRecord,
     StoredRun,
+    default_store_path,
     dumps,
     jsonable,
     loads,
@@ -275,3 +277,17 @@ class Store(Database):
             if runs is None and run.status == "running":
                 continue
             yield StoredRun(run, self.epochs(run.run_id), self.artefacts(run.run_id))
+
+
+def open_existing_store(path: str | Path | None = None, **options: Any) -> Store:
+    """The existing store at ``path`` for commands that only read it (report, export, list):
+    opened for writing where the file and its folder allow, so interrupted runs can be marked
+    and an older schema migrated; read-only where they do not. StoreError when there is none."""
+    store_path = Path(path).expanduser() if path is not None else default_store_path()
+    if not store_path.exists():
+        raise StoreError(
+            f"No results store at {store_path}. Run something first (`mnistbench run mlp`), "
+            "or point --store at an existing results.sqlite."
+        )
+    writable = os.access(store_path, os.W_OK) and os.access(store_path.parent, os.W_OK)
+    return Store(store_path, read_only=not writable, **options)
