@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -575,3 +576,12 @@ def test_import_from_copies_ended_runs_once_with_epochs_artefacts_and_times(tmp_
         assert target.list_runs(status="finished")[1].metrics["params"] == 1234
         assert target.find_completed("hash-gpu") is not None  # its config is not trained again
         assert target.find_completed("hash-gpu", fingerprint="abcdabcdabcdabcd") is not None
+
+
+def test_a_bug_in_the_caller_is_not_reported_as_a_damaged_disk(store: Store) -> None:
+    run = store.get_run(_start(store))
+    store.finish_run(run.run_id, "finished")
+    broken = replace(store.get_run(run.run_id), hostname={"not": "a host name"})
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.import_run(broken, [], [])
+    assert len(store.list_runs()) == 1

@@ -31,6 +31,9 @@ BUSY_TIMEOUT_S = 30.0
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _UNRESOLVED = object()  # the default card builder has not been looked up yet
 _Self = TypeVar("_Self", bound="Database")
+# Errors in how the code calls SQLite (a value it cannot bind, a closed cursor): bugs to show as
+# they are, never to be reported as a problem with the user's disk or file.
+_CALLER_BUGS = (sqlite3.ProgrammingError, sqlite3.InterfaceError)
 
 
 def error_name(exc: sqlite3.Error) -> str:
@@ -407,6 +410,8 @@ class Database:
         conn = self._connection()
         try:
             yield conn
+        except _CALLER_BUGS:
+            raise
         except sqlite3.Error as exc:
             raise self._translate_error(exc, action) from exc
 
@@ -434,4 +439,6 @@ class Database:
             if conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
+            if isinstance(exc, _CALLER_BUGS):
+                raise
             raise self._translate_error(exc, action) from exc
