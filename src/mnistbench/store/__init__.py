@@ -1,11 +1,13 @@
 """Results store: one SQLite file (WAL mode) holding runs, per-epoch metrics and artefacts.
 
-``Store`` is the API (``runs.py``); ``sqlite.py`` opens the file safely, ``schema.py`` holds the
-tables and migrations, ``rows.py`` the INSERT helpers, ``merge.py`` and ``jsonl.py`` move runs
-between stores and exports, ``check.py`` checks and recovers a damaged file.
+``Store`` is the API (``runs.py``); ``sqlite.py`` opens the file safely (``files.py``: error
+names, read-only connections), ``schema.py`` holds the tables and migrations, ``rows.py`` the
+INSERT helpers, ``merge.py`` and ``jsonl.py`` move runs between stores and exports,
+``liveness.py`` tells killed runs, ``check.py`` and ``pages.py`` check and recover a damaged file.
 """
 
 from mnistbench.store.check import RecoveryCounts, StoreCheck, check_store, recover_store
+from mnistbench.store.files import BUSY_TIMEOUT_S
 from mnistbench.store.jsonl import (
     ARTEFACT_LIMIT_BYTES,
     JsonlSummary,
@@ -32,7 +34,6 @@ from mnistbench.store.schema import (
     STORE_FORMAT,
     minimal_card,
 )
-from mnistbench.store.sqlite import BUSY_TIMEOUT_S
 
 __all__ = [
     "ARTEFACT_LIMIT_BYTES",

@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from mnistbench.errors import StoreError
+from mnistbench.store.files import SQLITE_MAGIC, connect_read_only
 from mnistbench.store.merge import copy_into
 from mnistbench.store.pages import open_damaged
 from mnistbench.store.records import Artefact, StoredRun, loads
 from mnistbench.store.rows import record_from_row, run_select
 from mnistbench.store.runs import Store
 from mnistbench.store.schema import CardBuilder
-from mnistbench.store.sqlite import SQLITE_MAGIC, connect_read_only
 
 TABLES = ("meta", "runs", "epochs", "artefacts")
 # Past the last row id SQLite could tell us, how many more ids recovery tries one by one: rows

@@ -7,9 +7,9 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+from mnistbench.store.files import SQLITE_MAGIC
 from mnistbench.store.records import Artefact, StoredRun, now_iso
 from mnistbench.store.rows import insert_epoch, insert_run, run_values, upsert_artefact
-from mnistbench.store.sqlite import SQLITE_MAGIC
 
 
 def is_present(conn: sqlite3.Connection, stored: StoredRun) -> bool:

@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mnistbench.errors import StoreError
+from mnistbench.store.files import connect_read_only, error_name
 from mnistbench.store.schema import create_tables
-from mnistbench.store.sqlite import connect_read_only, error_name
 
 PAGE_SIZE = 4096  # SQLite's default; mnistbench never changes it, so a new store's page 1 fits
 _HEADER_DB_SIZE = slice(28, 32)  # "in-header database size" (pages), big-endian
