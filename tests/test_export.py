@@ -1,4 +1,4 @@
-"""CSV and JSON export of runs and epochs, from a store written by hand (no training)."""
+"""CSV, JSON and JSON-lines exports of runs and epochs, from a store written by hand."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from mnistbench.cli import main
 from mnistbench.config import make_config
 from mnistbench.errors import ConfigError
 from mnistbench.report import export
-from mnistbench.store import Store
+from mnistbench.store import Store, export_jsonl
 
 ENV = {"device": "cpu", "device_name": "Test CPU", "torch_version": "2.13.0"}
 
@@ -111,3 +111,21 @@ def test_cli_export(capsys, store_path: Path, tmp_path: Path) -> None:
     code = main(["export", "--store", str(store_path), "--out", str(blocker / "runs.csv")])
     err = capsys.readouterr().err
     assert code == 2 and "Cannot write the export" in err and "Traceback" not in err
+
+
+def test_jsonl_export_is_the_store_jsonl_export(store_path: Path) -> None:
+    with Store(store_path) as store:
+        text = export(store, "jsonl")
+        assert text == "".join(export_jsonl(store))
+        with pytest.raises(ConfigError, match="--what runs"):
+            export(store, "jsonl", "epochs")
+    lines = [json.loads(line) for line in text.splitlines()]
+    assert [line["config"]["seed"] for line in lines] == [0, 1, 0]
+    assert [len(line["epochs"]) for line in lines] == [3, 3, 1]
+    assert lines[2]["status"] == "diverged" and lines[2]["error"] == "loss became NaN"
+
+
+def test_cli_export_jsonl(capsys, store_path: Path) -> None:
+    assert main(["export", "--store", str(store_path), "--format", "jsonl", "--out", "-"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and all(json.loads(line)["format"] == "mnistbench-run" for line in lines)

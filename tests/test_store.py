@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +19,15 @@ import pytest
 from mnistbench.errors import StoreError
 from mnistbench.store import (
     COMPLETED_STATUSES,
+    RECORD_KEYS,
     RUN_STATUSES,
     SCHEMA_VERSION,
     Artefact,
     Store,
     default_store_path,
+    open_existing_store,
 )
+from unwritable import unwritable
 
 CONFIG = {"model": "mlp", "dataset": "mnist", "epochs": 3, "lr": 0.01}
 ENV = {"python": "3.11", "torch": "2.x", "device": "cpu"}
@@ -133,16 +137,7 @@ def test_round_trip(store: Store) -> None:
     assert all(isinstance(a, Artefact) and isinstance(a.content, bytes) for a in artefacts)
 
     flat = run.to_dict()
-    assert list(flat)[:8] == [
-        "run_id",
-        "config_hash",
-        "model",
-        "dataset",
-        "status",
-        "error",
-        "started_at",
-        "finished_at",
-    ]
+    assert tuple(flat)[: len(RECORD_KEYS)] == RECORD_KEYS
     assert flat["test_accuracy"] == 0.93
     assert flat["confusion_matrix"] == confusion
     assert flat["config"] == CONFIG
@@ -314,18 +309,26 @@ def test_closed_store_raises_store_error(store_path: Path) -> None:
 def test_path_under_read_only_folder_raises_store_error(tmp_path: Path) -> None:
     locked = tmp_path / "locked"
     locked.mkdir()
-    locked.chmod(0o500)
-    try:
-        if os.access(locked, os.W_OK):
-            pytest.skip("running as root: a chmod 0o500 folder is still writable")
-        path = locked / "results.sqlite"
+    path = locked / "results.sqlite"
+    with unwritable(locked):  # chattr +i as root, where a chmod 0o500 folder stays writable
         with pytest.raises(StoreError) as info:
             Store(path)
         assert str(path) in str(info.value)
         assert "--store" in str(info.value)
         assert not path.exists()
-    finally:
-        locked.chmod(0o700)
+
+
+def test_open_existing_store_opens_read_only_only_where_it_must(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="No results store"):
+        open_existing_store(tmp_path / "none.sqlite")
+    assert not (tmp_path / "none.sqlite").exists()
+    path = tmp_path / "s" / "results.sqlite"
+    with Store(path) as s:
+        _start(s)
+    with open_existing_store(path) as s:
+        assert not s.read_only and len(s.list_runs()) == 1
+    with unwritable(path, path.parent), open_existing_store(path) as s:
+        assert s.read_only and len(s.list_runs()) == 1
 
 
 def test_path_whose_parent_is_a_regular_file_raises_store_error(tmp_path: Path) -> None:
@@ -543,7 +546,8 @@ def test_mark_stale_runs_treats_reused_pid_as_dead(store: Store, store_path: Pat
 
 def test_import_from_copies_ended_runs_once_with_epochs_artefacts_and_times(tmp_path) -> None:
     with Store(tmp_path / "gpu.sqlite") as source:
-        done = _start(source, "hash-gpu", device="cuda")
+        card = {"card_version": 1, "model": "mlp", "fingerprint": "abcdabcdabcdabcd"}
+        done = source.start_run({**CONFIG, "device": "cuda"}, "hash-gpu", ENV, card)
         source.log_epoch(done, 1, {"train_loss": 0.5, "test_accuracy": 0.98})
         source.add_artefact(done, "samples", "png", b"\x89PNG fake bytes")
         source.finish_run(done, "finished", {"test_accuracy": 0.98, "params": 1234})
@@ -564,9 +568,20 @@ def test_import_from_copies_ended_runs_once_with_epochs_artefacts_and_times(tmp_
             original.finished_at,
         )
         assert copied.hostname == original.hostname and copied.pid is None
+        assert (copied.model_card, copied.fingerprint) == (card, "abcdabcdabcdabcd")
         assert target.epochs(copied.run_id) == [
             {"epoch": 1, "train_loss": 0.5, "test_accuracy": 0.98}
         ]
         assert [a.content for a in target.artefacts(copied.run_id)] == [b"\x89PNG fake bytes"]
         assert target.list_runs(status="finished")[1].metrics["params"] == 1234
         assert target.find_completed("hash-gpu") is not None  # its config is not trained again
+        assert target.find_completed("hash-gpu", fingerprint="abcdabcdabcdabcd") is not None
+
+
+def test_a_bug_in_the_caller_is_not_reported_as_a_damaged_disk(store: Store) -> None:
+    run = store.get_run(_start(store))
+    store.finish_run(run.run_id, "finished")
+    broken = replace(store.get_run(run.run_id), hostname={"not": "a host name"})
+    with pytest.raises(sqlite3.ProgrammingError):
+        store.import_run(broken, [], [])
+    assert len(store.list_runs()) == 1

@@ -21,5 +21,13 @@ class StoreError(MnistbenchError):
     """The results store cannot be opened, written or read."""
 
 
+class StoreCorruptError(StoreError):
+    """The store's file is damaged; `mnistbench store recover` copies what is readable."""
+
+
+class StoreFullError(StoreError):
+    """The disk (or the store's size limit) is full; the write was rolled back entirely."""
+
+
 class SealedTestSetError(MnistbenchError):
     """Something read the test set before a run's one final score (speed and record rules)."""

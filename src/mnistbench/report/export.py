@@ -1,4 +1,6 @@
-"""Export the store's runs or epochs as CSV or JSON, one flat row per run or per epoch.
+"""Export the store's runs or epochs as CSV or JSON, one flat row per run or per epoch, or the
+runs as JSON lines (everything recorded about each run, for `mnistbench merge` and for results
+kept in a repository; see ``mnistbench.store.jsonl``).
 
 Run rows: identity fields, then every metric (unprefixed, as `mnistbench run --json` prints them),
 then `config.<field>` and `env.<field>`. Nested values (lists, dicts) are JSON text in CSV.
@@ -12,9 +14,9 @@ import json
 from typing import Any
 
 from mnistbench.errors import ConfigError
-from mnistbench.store import RECORD_KEYS, RunRecord, Store
+from mnistbench.store import RECORD_KEYS, RunRecord, Store, export_jsonl
 
-FORMATS = ("csv", "json")
+FORMATS = ("csv", "json", "jsonl")
 WHAT = ("runs", "epochs")
 _IDENTITY = (*RECORD_KEYS, "hostname")
 _EPOCH_IDENTITY = ("run_id", "config_hash", "model", "dataset", "status", "seed", "epoch")
@@ -91,8 +93,18 @@ def to_json(rows: list[dict[str, Any]]) -> str:
 
 
 def export(store: Store, fmt: str = "csv", what: str = "runs") -> str:
-    """The store's runs or epochs as CSV or JSON text."""
+    """The store's runs or epochs as CSV or JSON text, or its runs as JSON lines."""
     if fmt not in FORMATS:
-        raise ConfigError(f"Unknown export format {fmt!r}: choose --format csv or --format json.")
+        raise ConfigError(
+            f"Unknown export format {fmt!r}: choose --format csv, json (flat rows) or jsonl "
+            "(one run a line with its epochs, model card and small artefacts, for merge)."
+        )
+    if fmt == "jsonl":
+        if what != "runs":
+            raise ConfigError(
+                "--format jsonl exports whole runs, each with its epochs; use --what runs "
+                "(or --format csv/json for one row per epoch)."
+            )
+        return "".join(export_jsonl(store))
     rows = collect_rows(store, what)
     return to_csv(rows, what) if fmt == "csv" else to_json(rows)
