@@ -51,17 +51,33 @@ def closest_figure(
     """The figure whose setting differs from `settings` in the fewest keys, and those keys.
 
     Keys a figure states that the run has no setting for (study C's pin_memory) are left out.
-    Ties go to the first figure, in the order the study gives them.
+    Among figures that differ in the same keys, the nearest values win (10 epochs: the 5-epoch
+    figure, not the 3-epoch one); otherwise the first figure in the study's order.
     PRIVATE COPY of `mnistbench.studies.closest_figure` (contract 3, the lead's): the lead
     replaces this with an import once studies.py is merged.
     """
-    best: tuple[Mapping[str, Any] | None, list[str]] = (None, [])
+    scored = []
     for figure in figures:
         setting = figure.get("setting") or {}
         differing = [k for k, v in setting.items() if k in settings and not same(settings[k], v)]
-        if best[0] is None or len(differing) < len(best[1]):
-            best = (figure, differing)
-    return best
+        scored.append((figure, differing, _distance(settings, setting, differing)))
+    if not scored:
+        return None, []
+    fewest = min(len(d) for _, d, _ in scored)
+    first = next(d for _, d, _ in scored if len(d) == fewest)
+    alike = [s for s in scored if set(s[1]) == set(first)]
+    figure, differing, _ = min(alike, key=lambda s: s[2])  # min keeps the first of equals
+    return figure, differing
+
+
+def _distance(settings: Mapping[str, Any], setting: Mapping[str, Any], keys: list[str]) -> float:
+    """How far apart the differing numeric settings are, as ratios (log scale)."""
+    total = 0.0
+    for key in keys:
+        a, b = settings[key], setting[key]
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
+            total += abs(math.log(a / b))
+    return total
 
 
 def settings_vs_recipe(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:

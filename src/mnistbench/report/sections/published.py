@@ -47,9 +47,13 @@ QUICK_LOOK_COLUMNS: list[Column[RunGroup]] = [
 ]
 
 
-def _not_run_row(model: str, dataset: str) -> list[str]:
-    """A study model with no configuration in the store: its published figure alone."""
-    card = cards.registry_card(model)
+def _card(model: str, data: ReportData) -> dict:
+    """The card of a model's runs in the store, else the one the code would give it now."""
+    return next((g.card for g in data.groups_of(model)), None) or cards.registry_card(model)
+
+
+def _not_run_row(model: str, dataset: str, card: dict) -> list[str]:
+    """A study model with no configuration of `dataset` in the store: its published figure."""
     figure = next(iter(cards.figures(card, dataset)), {})
     cells = {
         "Model": model,
@@ -77,17 +81,16 @@ def _study_models(data: ReportData) -> dict[str, list[str]]:
 
 
 def _best_published(model: str, data: ReportData) -> float:
-    card = next((g.card for g in data.groups_of(model)), None) or cards.registry_card(model)
-    return max((f.get("test_accuracy") or 0.0 for f in cards.figures(card)), default=0.0)
+    figures = cards.figures(_card(model, data))
+    return max((f.get("test_accuracy") or 0.0 for f in figures), default=0.0)
 
 
 def _rows(model: str, data: ReportData) -> tuple[list[RunGroup], list[list[str]]]:
     """(groups shown, rows not run yet) of one study model: per dataset, the configurations
     that stand for a published setting, else every comparable one."""
     groups = [g for g in data.groups_of(model) if g.comparison.comparable]
-    figure_datasets = {str(f.get("dataset")) for f in cards.figures(cards.registry_card(model))}
-    for group in data.groups_of(model):
-        figure_datasets |= {str(f.get("dataset")) for f in cards.figures(group.card)}
+    card = _card(model, data)
+    figure_datasets = {str(f.get("dataset")) for f in cards.figures(card)}
     shown, missing = [], []
     datasets = sorted(
         figure_datasets | {g.dataset for g in groups}, key=lambda d: (d != "mnist", d)
@@ -97,7 +100,7 @@ def _rows(model: str, data: ReportData) -> tuple[list[RunGroup], list[list[str]]
         chosen = [g for g in here if g.comparison.study_setting] or here
         shown += chosen
         if not chosen and dataset in figure_datasets:
-            missing.append(_not_run_row(model, dataset))
+            missing.append(_not_run_row(model, dataset, card))
     return shown, missing
 
 
@@ -132,7 +135,7 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
             bars += [_bar(g, labels[g.key], study) for g in shown if _has_accuracy(g)]
         card = next(
             (g.card for g in data.groups if study in (g.card.get("studies") or {})),
-            cards.registry_card(models[0]),
+            _card(models[0], data),
         )
         about = cards.study(card, study)
         sections.append(
