@@ -433,3 +433,17 @@ def test_group_labels_spell_model_options_as_pairs() -> None:
     ]
     labels = group_labels(groups)  # type: ignore[arg-type]
     assert labels == {"a": "beta_vae (default options)", "b": "beta_vae (beta=4.0)"}
+
+
+def test_study_links_open_from_a_report_inside_the_repository(tmp_path: Path) -> None:
+    """Written inside a checkout that has docs/studies.md, the page's study links reach it."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "studies.md").write_text("# The studies\n", encoding="utf-8")
+    with Store(tmp_path / "s.sqlite") as store:
+        _record(store, make_config("mlp"))
+        files = write_report(store, tmp_path / "reports" / "latest")
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert "](../../docs/studies.md#study-a)" in markdown
+    assert "](docs/studies.md" not in markdown
+    assert 'href="../../docs/studies.md#study-a"' in files.html.read_text(encoding="utf-8")
+    assert (files.markdown.parent / "../../docs/studies.md").resolve().is_file()

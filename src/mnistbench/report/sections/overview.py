@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+from mnistbench.report.cards import study_link
 from mnistbench.report.collect import ReportData
 from mnistbench.report.document import Figure, Paragraph, Table
 from mnistbench.store import Artefact, RunRecord
 
+STUDIES_A_AND_D = f"{study_link({}, 'A')} and {study_link({}, 'D')}"
 PROTOCOLS = (
     "Accuracies are top-1 on the official 10,000-image test set (a `--subset` run is tested on "
     "its first N images only). Three protocols are shown side by side: 'Best test acc' is the "
     "maximum of the test accuracy over epochs, the (optimistic) protocol of the published "
-    "studies A and D; 'Test acc @ best val' is the test accuracy of the epoch chosen on a "
+    f"{STUDIES_A_AND_D}; 'Test acc @ best val' is the test accuracy of the epoch chosen on a "
     "held-out validation split, the honest figure used in every plot; 'Final' is the model "
     "after its last epoch. Time/epoch is training only (no evaluation), the median over epochs. "
     "Rows with several seeds show mean ± standard deviation over the seeds of one "

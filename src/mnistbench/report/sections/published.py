@@ -20,6 +20,7 @@ from mnistbench.report.collect import (
 from mnistbench.report.compare import published_text, setting_text
 from mnistbench.report.document import Column, Paragraph, Section, Table
 from mnistbench.report.format import Stat
+from mnistbench.report.sections.overview import STUDIES_A_AND_D
 
 
 def _epochs_vs_published(group: RunGroup) -> str:
@@ -118,7 +119,7 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
                 "configuration of the model; runs smaller than their recipe (a subset, fewer "
                 "epochs) are never compared and sit under 'Quick looks'. 'Published met?' "
                 "compares our figure under the study's own protocol (max over epochs for "
-                "studies A and D) with the published one. Published times were taken on other "
+                f"{STUDIES_A_AND_D}) with the published one. Published times were taken on other "
                 "hardware, so compare them with care. Each study's link leads to what it "
                 "measured and where its figures come from."
             )
