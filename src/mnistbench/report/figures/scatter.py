@@ -17,7 +17,17 @@ from mnistbench.report.figures.common import colors_for, datasets_in, log_axis, 
 from mnistbench.report.format import Stat
 
 FRONT_COLOR = "#d62728"
-LABEL_SIZE = 7
+# labels above every marker and line, on a faint white ground so a line under one stays legible
+LABEL_STYLE = {
+    "fontsize": 7,
+    "zorder": 5,
+    "bbox": {
+        "boxstyle": "square,pad=0.05",
+        "facecolor": "white",
+        "edgecolor": "none",
+        "alpha": 0.7,
+    },
+}
 PANEL_W, PANEL_H, LEGEND_W = 7.5, 5.6, 1.6  # inches; room for a few dozen labels per panel
 
 
@@ -115,7 +125,7 @@ def _draw_panel(ax, here: Sequence[Point], colors: dict[str, str]):
             capsize=2,
             zorder=3,
         )
-        texts.append(ax.text(x, y, point.label, fontsize=LABEL_SIZE, color=color))
+        texts.append(ax.text(x, y, point.label, color=color, **LABEL_STYLE))
         anchors.append((x, y))
         if point.published is not None:
             px, py = point.published.cost, 100 * point.published.accuracy
@@ -123,9 +133,8 @@ def _draw_panel(ax, here: Sequence[Point], colors: dict[str, str]):
             ax.scatter([px], [py], marker="D", s=34, facecolors="white", edgecolors=color, lw=1.2,
                        zorder=3)  # fmt: skip
             texts.append(
-                ax.text(px, py, point.published.label, fontsize=LABEL_SIZE, color=color,
-                        style="italic")
-            )  # fmt: skip
+                ax.text(px, py, point.published.label, color=color, style="italic", **LABEL_STYLE)
+            )
             anchors.append((px, py))
     front = pareto_front([(p.cost.mean, p.accuracy.mean) for p in here])
     xs = [here[i].cost.mean for i in front]
