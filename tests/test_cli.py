@@ -112,7 +112,8 @@ def test_same_seed_same_accuracy(capsys, learnable_data_dir: Path, tmp_path: Pat
 def test_report_and_list(capsys, store_path: Path) -> None:
     code, out, _ = run_cli(capsys, "report", "--store", str(store_path))
     assert code == 0 and "| mlp |" in out and "97.00%" in out
-    assert "97.81% (study A, 15 s/epoch cuda)" in out  # published figure beside the measured one
+    assert "97.81% ([study A](docs/studies.md#study-a)" in out  # published beside measured
+    assert "| 15 s cuda (incl. eval) |" in out
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
     for row in ("| mlp | mlp | 535,818 | 97.81%", "| cnn | cnn | 206,922", "| microresnet |"):

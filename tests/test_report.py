@@ -16,9 +16,11 @@ from PIL import Image
 
 from mnistbench.cli import main
 from mnistbench.config import make_config
-from mnistbench.report import report_markdown, runs_markdown, write_report
-from mnistbench.report.collect import Stat, full_data_groups, group_runs, pareto_front
-from mnistbench.report.tables import latest_per_config, settings_vs_recipe
+from mnistbench.report import report_markdown, write_report
+from mnistbench.report.cards import card_of
+from mnistbench.report.collect import full_data_groups, group_runs, latest_per_config, pareto_front
+from mnistbench.report.compare import settings_vs_recipe
+from mnistbench.report.format import Stat
 from mnistbench.store import Store
 
 CPU_ENV = {"device": "cpu", "device_name": "Test CPU", "torch_version": "2.13.0"}
@@ -29,7 +31,7 @@ EXPECTED_FIGURES = {
     "accuracy_vs_params",
     "published_vs_measured",
     "accuracy_vs_time",
-    "accuracy_vs_energy",
+    "accuracy_vs_energy",  # estimated energy: drawn, and its caption says it is the time front
     "learning_curves_mnist",
     "learning_curves_fashion_mnist",
     "confusion_matrices_mnist",
@@ -183,20 +185,23 @@ def test_report_rows_and_settings(tmp_path: Path) -> None:
         _record(store, make_config("cnn", lr=10.0), status="diverged")
         runs = store.list_runs()
         assert [r.run_id for r in latest_per_config(runs)] == [3, 4, 2]
-        assert settings_vs_recipe(runs[0]) == "recipe"
-        assert settings_vs_recipe(runs[2]) == "scheduler=onecycle, precision=bf16"
+
+        def settings(run) -> str:
+            return settings_vs_recipe(run.config, card_of(run))
+
+        assert settings(runs[0]) == "recipe"
+        assert settings(runs[2]) == "scheduler=onecycle, precision=bf16"
         vae = _record(store, make_config("beta_vae", model_options={"beta": 4.0}))
         (vae_run,) = [r for r in store.list_runs() if r.run_id == vae]
-        assert settings_vs_recipe(vae_run) == "beta=4.0"
-        for markdown in (runs_markdown(store), report_markdown(store)):
-            assert "97.50%" in markdown and "97.00%" not in markdown
-            assert "| cnn | conv3x3(16)-pool" in markdown
-            assert "| 4 | cnn | mnist | diverged |" in markdown  # listed, not in the results
+        assert settings(vae_run) == "beta=4.0"
+        markdown = report_markdown(store)
+        assert "97.50%" in markdown and "97.00%" not in markdown
+        assert "| cnn | conv3x3(16)-pool" in markdown
+        assert "| 4 | cnn | mnist | diverged |" in markdown  # listed, not in the results
 
 
 def test_empty_store_says_how_to_start(tmp_path: Path) -> None:
     with Store(tmp_path / "s.sqlite") as store:
-        assert "mnistbench run mlp" in runs_markdown(store)
         assert "mnistbench run mlp" in report_markdown(store)
 
 
@@ -247,9 +252,14 @@ def test_markdown_and_html_refer_to_files_that_exist(report_dir: Path) -> None:
     page = (report_dir / "index.html").read_text()
     md_links = re.findall(r"\]\(([^)]+)\)", markdown)
     html_links = re.findall(r'(?:src|href)="([^"#][^"]*)"', page)
-    assert len(md_links) == 2 * len(EXPECTED_FIGURES) + 1  # PNG + SVG each, one artefact
     assert set(md_links) == set(html_links)
-    for link in md_links:
+    # every study named links to its section of the project's docs (outside the repository,
+    # as here, they stay repository-relative)
+    study_links = {link for link in md_links if link.startswith("docs/")}
+    assert study_links == {f"docs/studies.md#study-{s}" for s in "abcde"}
+    files = [link for link in md_links if link not in study_links]
+    assert len(files) == 2 * len(EXPECTED_FIGURES) + 1  # PNG + SVG each, one artefact
+    for link in files:
         assert not link.startswith(("/", "http")), link  # relative: the folder can be moved
         assert (report_dir / link).is_file(), link
     assert "http://" not in page and "https://" not in page  # no network needed
@@ -265,20 +275,25 @@ def test_study_tables_put_published_and_measured_side_by_side(report_dir: Path) 
     best = f"{100 * statistics.fmean(MLP_BEST):.2f} ± {100 * statistics.stdev(MLP_BEST):.2f}%"
     honest = f"{100 * statistics.fmean(MLP_HONEST):.2f} ± {100 * statistics.stdev(MLP_HONEST):.2f}%"
     assert mlp["Published acc"] == "97.81%"
-    assert mlp["Best test acc (published protocol)"] == best
+    assert mlp["Published setting"].startswith("97.81% ([study A](docs/studies.md#study-a); ")
+    assert mlp["Best test acc (max over epochs)"] == best
     assert mlp["Test acc @ best val (honest)"] == honest
     assert mlp["Seeds"] == "3"
     assert mlp["Honest − published"] == f"{100 * (statistics.fmean(MLP_HONEST) - 0.9781):+.2f} pt"
+    # study A published the max over epochs: ours under that protocol is 98.00% >= 97.81%
+    assert mlp["Published met? (study's protocol)"] == "yes (+0.19 pt, max over epochs)"
     assert mlp["Params (published)"] == "535,818" and mlp["Params"] == "535,818"
-    assert (
-        mlp["Time/epoch published"] == "15 s cuda" and mlp["Time/epoch (train)"] == "2.00 ± 0.00 s"
-    )
-    # fashion rows have no published MNIST figure to compare with
+    assert mlp["Time/epoch published"] == "15 s cuda (incl. eval)"
+    assert mlp["Time/epoch (train)"] == "2.00 ± 0.00 s"
+    assert mlp["Energy (Wh)"] == "≈ 0.2 ± 0 Wh (estimated)"
+    # a Fashion-MNIST row is never set against a figure of another dataset
     fashion = _row(study_a, Model="mlp", Dataset="fashion-mnist")
     assert fashion["Published acc"] == "—" and fashion["Honest − published"] == "—"
+    assert fashion["Published setting"] == "— (figures for mnist only)"
     # two cnn configurations fill study A: the CPU recipe (2 seeds) and the GPU one
-    assert _row(study_a, Model="cnn", Device="cpu")["Seeds"] == "2"
-    assert _row(study_a, Model="cnn", Device="cuda")["Settings (vs recipe)"] == "precision=bf16"
+    assert _row(study_a, Model="cnn", Device="cpu: Test CPU")["Seeds"] == "2"
+    gpu = _row(study_a, Model="cnn", Device="cuda: Test GPU")
+    assert gpu["Settings (vs recipe)"] == "precision=bf16"
     # every registered model of the study is listed, run or not; the diverged cnn is not
     assert _row(study_a, Model="microresnet")["Settings (vs recipe)"] == "not run yet"
     assert "lr=10.0" not in "".join(map(str, study_a))
@@ -287,23 +302,26 @@ def test_study_tables_put_published_and_measured_side_by_side(report_dir: Path) 
     assert _row(study_b, Model="mlp_784_512")["Test acc @ best val (honest)"] == "97.00%"
     assert _row(study_b, Model="rnn_rows")["Settings (vs recipe)"] == "not run yet"
     others = _table(markdown, "### Models without a published figure")
-    assert _row(others, Model="retired_net")["Architecture"] == "— (no longer registered)"
+    assert _row(others, Model="retired_net")["Architecture"] == "— (not in the run's model card)"
 
 
 def test_sensitivity_speedup_energy_and_unfinished(report_dir: Path) -> None:
     markdown = (report_dir / "report.md").read_text()
     sensitivity = _table(markdown, "## Optimizer and learning-rate sensitivity")
     assert len(sensitivity) == 1 + 4
-    assert _row(sensitivity, Optimizer="sgd", LR="0.1")["Test acc @ best val"] == "96.80%"
+    assert _row(sensitivity, Optimizer="sgd", LR="0.1")["Test acc @ best val (honest)"] == "96.80%"
     speedup = _table(markdown, "## CPU vs GPU speed-up")
     (row,) = [dict(zip(speedup[0], r, strict=True)) for r in speedup[1:]]
     assert row["Speed-up"] == "20.0×"  # 5.0 s on the CPU / 0.25 s on the GPU
     assert row["Precision (CPU / GPU)"] == "fp32 / bf16"
-    energy = _table(markdown, "Sorted by energy")
-    assert (
-        _row(energy, Configuration="cnn (device=cpu, precision=fp32)")["Energy (Wh)"] == "0.5 ± 0"
-    )
+    energy = _table(markdown, "sorted by energy")
+    cnn = _row(energy, Configuration="cnn (device=cpu, precision=fp32)")
+    assert cnn["Energy (Wh)"] == "≈ 0.5 ± 0 Wh (estimated)"
+    assert cnn["Wh to target"] == "≈ 0.333 ± 0 Wh (estimated)"  # 2 of 3 epochs' training time
     assert "codecarbon cpu (TDP estimate)" in markdown
+    # one unit: no kWh anywhere, and nothing claims energy covers the whole run
+    assert "kWh" not in markdown and "whole run" not in markdown
+    assert "every energy figure is estimated" in markdown
     unfinished = _table(markdown, "## Runs not finished")
     assert _row(unfinished, Status="diverged")["Settings"] == "lr=10.0"
     assert _row(unfinished, Status="failed")["Error"] == "RuntimeError: out of memory"
@@ -383,6 +401,7 @@ def test_html_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Pa
     assert 'data-report-ready="yes"' in body.group(0)
     assert dom.count("<table>") >= 10
     assert "Study A — ten-architecture comparison" in dom and "97.81%" in dom
+    assert '<a href="docs/studies.md#study-a">study A</a>' in dom
     screenshot = tmp_path / "shot.png"
     _render(report_dir / "index.html", tmp_path, "--window-size=1400,2000", "--hide-scrollbars",
             f"--screenshot={screenshot}")  # fmt: skip
@@ -414,3 +433,17 @@ def test_group_labels_spell_model_options_as_pairs() -> None:
     ]
     labels = group_labels(groups)  # type: ignore[arg-type]
     assert labels == {"a": "beta_vae (default options)", "b": "beta_vae (beta=4.0)"}
+
+
+def test_study_links_open_from_a_report_inside_the_repository(tmp_path: Path) -> None:
+    """Written inside a checkout that has docs/studies.md, the page's study links reach it."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "studies.md").write_text("# The studies\n", encoding="utf-8")
+    with Store(tmp_path / "s.sqlite") as store:
+        _record(store, make_config("mlp"))
+        files = write_report(store, tmp_path / "reports" / "latest")
+    markdown = files.markdown.read_text(encoding="utf-8")
+    assert "](../../docs/studies.md#study-a)" in markdown
+    assert "](docs/studies.md" not in markdown
+    assert 'href="../../docs/studies.md#study-a"' in files.html.read_text(encoding="utf-8")
+    assert (files.markdown.parent / "../../docs/studies.md").resolve().is_file()

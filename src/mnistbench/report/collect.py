@@ -6,44 +6,23 @@ built on top of it, so the same numbers appear in every view.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-import statistics
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mnistbench.errors import ConfigError
-from mnistbench.models import ModelInfo, get_model_info
+from mnistbench.report import cards
 from mnistbench.report import format as fmt
-from mnistbench.report.tables import latest_per_config
+from mnistbench.report.compare import Comparison, compare
+from mnistbench.report.format import Stat
 from mnistbench.store import Artefact, RunRecord, Store
 
 # The three accuracy protocols shown side by side (run metric names from engine/summary.py).
 PUBLISHED_PROTOCOL = "best_test_accuracy"  # max over epochs of test accuracy (studies A, D)
 HONEST_PROTOCOL = "test_accuracy_at_best_val"  # test accuracy of the epoch chosen on validation
 FINAL_PROTOCOL = "test_accuracy"  # the model after the last epoch
-
-
-@dataclass(frozen=True)
-class Stat:
-    """Mean ± sample standard deviation of one metric over the seeds of a group."""
-
-    mean: float
-    std: float | None  # None with a single value
-    n: int
-
-    @classmethod
-    def of(cls, values: Iterable[Any]) -> Stat | None:
-        numbers = [
-            float(v)
-            for v in values
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        ]
-        if not numbers:
-            return None
-        std = statistics.stdev(numbers) if len(numbers) > 1 else None
-        return cls(statistics.fmean(numbers), std, len(numbers))
 
 
 @dataclass
@@ -77,6 +56,19 @@ class RunGroup:
     def device(self) -> str:
         return str(self.first.environment.get("device") or self.first.config.get("device", "?"))
 
+    @property
+    def card(self) -> dict[str, Any]:
+        """The model card its runs were recorded with (the first seed's)."""
+        return cards.card_of(self.first)
+
+    @functools.cached_property
+    def comparison(self) -> Comparison:
+        """The published figure this configuration is set against, if any."""
+        return compare(self.first.config, self.card)
+
+    def values(self, metric: str) -> list[Any]:
+        return [r.metrics.get(metric) for r in self.runs]
+
     def stat(self, metric: str) -> Stat | None:
         return Stat.of(r.metrics.get(metric) for r in self.runs)
 
@@ -101,12 +93,12 @@ class ReportData:
         return [g for g in self.groups if g.model == model]
 
 
-def model_info(model: str) -> ModelInfo | None:
-    """The registry entry, or None for a model that is no longer registered."""
-    try:
-        return get_model_info(model)
-    except ConfigError:
-        return None
+def latest_per_config(runs: list[RunRecord]) -> list[RunRecord]:
+    """Keep the newest run of each config hash (a --force rerun replaces the older one)."""
+    latest: dict[str, RunRecord] = {}
+    for run in runs:
+        latest[run.config_hash] = run  # runs come ordered by run_id
+    return sorted(latest.values(), key=lambda r: (r.dataset, r.model, r.run_id))
 
 
 def config_key(config: dict[str, Any], ignore: Sequence[str] = ("seed",)) -> str:

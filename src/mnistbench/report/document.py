@@ -8,14 +8,28 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
-from mnistbench.report.tables import markdown_table
+T = TypeVar("T")
+
+# [text](target): the one inline link syntax, the same in Markdown and (converted) in HTML
+_LINK = re.compile(r"\[([^\]]+)\]\(([^)\s]+)\)")
 
 
 @dataclass
 class Paragraph:
-    text: str  # plain text; `backticks` mark code
+    text: str  # plain text; `backticks` mark code, [text](target) a link
+
+
+@dataclass(frozen=True)
+class Column(Generic[T]):
+    """One table column: its title and how to get its cell from a row's item (airbench's
+    `logging_columns_list` idea: a column is named once, next to how its value is found)."""
+
+    title: str
+    cell: Callable[[T], str]
 
 
 @dataclass
@@ -23,6 +37,22 @@ class Table:
     header: list[str]
     rows: list[list[str]]
     caption: str = ""
+
+    @classmethod
+    def of(cls, columns: Sequence[Column[T]], items: Iterable[T], caption: str = "") -> Table:
+        """A table with one row per item and one cell per column."""
+        return cls(
+            [c.title for c in columns], [[c.cell(i) for c in columns] for i in items], caption
+        )
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table; `|` inside cells is escaped."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
 
 
 @dataclass
@@ -143,8 +173,9 @@ window.addEventListener("load", function () {
 
 
 def _inline(text: str) -> str:
-    """Escape text for HTML; `backticks` become <code>."""
-    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+    """Escape text for HTML; `backticks` become <code>, [text](target) a link."""
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
+    return _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', escaped)
 
 
 def _html_block(block: Paragraph | Table | Figure) -> str:

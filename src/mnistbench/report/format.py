@@ -1,11 +1,41 @@
-"""Number formatting shared by the CLI summaries and the reports."""
+"""Number formatting shared by the CLI summaries and the reports, and the mean ± std they show.
+
+Imports nothing from mnistbench: the CLI, speedrun and the benchmarks use it without loading
+the report's figures (matplotlib)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+import math
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:  # only for annotations: collect imports the registry, format must stay light
-    from mnistbench.report.collect import Stat
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean ± sample standard deviation of one metric over the seeds of a group."""
+
+    mean: float
+    std: float | None  # None with a single value
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[Any]) -> Stat | None:
+        """The finite numbers among `values` (None, NaN and booleans left out); None if none."""
+        numbers = [
+            float(v)
+            for v in values
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        ]
+        if not numbers:
+            return None
+        std = statistics.stdev(numbers) if len(numbers) > 1 else None
+        return cls(statistics.fmean(numbers), std, len(numbers))
+
+    def scaled(self, factor: float) -> Stat:
+        """The same statistic in another unit (kWh -> Wh: factor 1000)."""
+        return Stat(factor * self.mean, None if self.std is None else factor * self.std, self.n)
 
 
 def setting(key: str, value: Any) -> str:

@@ -1,0 +1,171 @@
+"""Named table columns over a configuration (its seeds pooled): every table and view picks from
+these by name, so a figure is computed and worded the same wherever it appears.
+
+A single run is a configuration of one seed (`RunGroup(key, [run])`), so per-run tables use the
+same columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mnistbench.report import cards, energy
+from mnistbench.report import format as fmt
+from mnistbench.report.collect import (
+    FINAL_PROTOCOL,
+    HONEST_PROTOCOL,
+    PUBLISHED_PROTOCOL,
+    RunGroup,
+)
+from mnistbench.report.compare import protocol_metric, published_text, settings_vs_recipe
+from mnistbench.report.document import Column
+from mnistbench.report.format import Stat
+
+
+def listing(values: Sequence[Any]) -> str:
+    """Per-seed values in seed order: '20, 20, 20'."""
+    return ", ".join("—" if v is None else str(v) for v in values) or "—"
+
+
+def max_over_epochs(group: RunGroup) -> str:
+    """The published protocol's figure; runs that saw the test set only once have none."""
+    if all(r.metrics.get("test_protocol") == "final_only" for r in group.runs):
+        return "n/a (test set used once)"
+    return fmt.percent_stat(group.stat(PUBLISHED_PROTOCOL))
+
+
+def device(group: RunGroup) -> str:
+    env = group.first.environment
+    return f"{env.get('device', group.device)}: {env.get('device_name', '?')}"
+
+
+def _threads(group: RunGroup) -> str:
+    threads = sorted({str(r.environment.get("torch_threads", "?")) for r in group.runs})
+    return "/".join(threads)
+
+
+def time_with_threads(group: RunGroup) -> str:
+    """'41.40 s (1 thr)': a CPU time means little without the threads it ran on."""
+    time = fmt.seconds_stat(group.stat("time_per_epoch_s"))
+    return time if time == "—" else f"{time} ({_threads(group)} thr)"
+
+
+def published_figure(group: RunGroup) -> dict[str, Any] | None:
+    return None if group.comparison.figure is None else dict(group.comparison.figure)
+
+
+def published_accuracy(group: RunGroup) -> float | None:
+    figure = group.comparison.figure
+    return None if figure is None else figure.get("test_accuracy")
+
+
+def protocol_stat(group: RunGroup) -> tuple[Stat | None, str]:
+    """Our figure under the protocol the study used for its published one, and its name."""
+    figure = group.comparison.figure
+    if figure is None:
+        return None, ""
+    metric, name = protocol_metric(figure, group.card)
+    if metric == PUBLISHED_PROTOCOL and max_over_epochs(group).startswith("n/a"):
+        metric, name = FINAL_PROTOCOL, "final (test set used once)"
+    return group.stat(metric), name
+
+
+def met(group: RunGroup) -> str:
+    """Whether the study's published accuracy is reached, under the study's own protocol."""
+    comparison = group.comparison
+    if not comparison.comparable:
+        return comparison.not_comparable()
+    published = published_accuracy(group)
+    stat, protocol = protocol_stat(group)
+    if published is None or stat is None:
+        return "—"
+    gap = 100 * (stat.mean - published)
+    return f"{'yes' if gap >= 0 else 'no'} ({gap:+.2f} pt, {protocol})"
+
+
+def honest_gap(group: RunGroup) -> str:
+    published, honest = published_accuracy(group), group.stat(HONEST_PROTOCOL)
+    if published is None or honest is None:
+        return "—"
+    return f"{100 * (honest.mean - published):+.2f} pt"
+
+
+def published_time(group: RunGroup) -> str:
+    figure = group.comparison.figure
+    if figure is None or figure.get("time_per_epoch_s") is None:
+        return "—"
+    where = figure.get("time_device") or ""
+    text = f"{figure['time_per_epoch_s']:g} s {where}".rstrip()
+    return text + (" (incl. eval)" if figure.get("time_includes_eval") else "")
+
+
+def study(group: RunGroup) -> str:
+    """The study of the figure the row is set against, else every study the card names."""
+    figure = group.comparison.figure
+    ids = [str(figure["study"])] if figure else sorted(group.card.get("studies") or {})
+    return ", ".join(cards.study_link(group.card, i, i) for i in ids) or "—"
+
+
+def _epochs(group: RunGroup) -> str:
+    return listing(group.values("epochs_completed"))
+
+
+def _int_stat(group: RunGroup, metric: str) -> str:
+    stat = group.stat(metric)
+    return fmt.count(None if stat is None else round(stat.mean))
+
+
+COLUMNS: dict[str, Column[RunGroup]] = {
+    "model": Column("Model", lambda g: g.model),
+    "architecture": Column("Architecture", lambda g: cards.architecture(g.card)),
+    "family": Column("Family", lambda g: cards.family(g.card)),
+    "study": Column("Study", study),
+    "dataset": Column("Dataset", lambda g: g.dataset),
+    "settings": Column("Settings (vs recipe)", lambda g: settings_vs_recipe(g.config, g.card)),
+    "device": Column("Device", device),
+    "seeds": Column("Seeds", lambda g: str(len(g.runs))),
+    "seed_list": Column("Seeds", lambda g: listing(g.seeds)),
+    "seed": Column("Seed", lambda g: listing(g.seeds)),
+    "epochs": Column("Epochs run", _epochs),
+    "acc_final": Column("Test acc (final)", lambda g: fmt.percent_stat(g.stat(FINAL_PROTOCOL))),
+    "acc_best_val": Column(
+        "Test acc @ best val (honest)", lambda g: fmt.percent_stat(g.stat(HONEST_PROTOCOL))
+    ),
+    "acc_max": Column("Best test acc (max over epochs)", max_over_epochs),
+    "best_val_epoch": Column("Best val epoch", lambda g: listing(g.values("best_val_epoch"))),
+    "best_test_epoch": Column("Best test epoch", lambda g: listing(g.values("best_test_epoch"))),
+    "epochs_to_target": Column(
+        "First epoch ≥ target (test)", lambda g: listing(g.values("epochs_to_target_test"))
+    ),
+    "published": Column(
+        "Published (same dataset, closest setting)", lambda g: published_text(g.comparison, g.card)
+    ),
+    "published_acc": Column("Published acc", lambda g: fmt.percent(published_accuracy(g))),
+    "met": Column("Published met? (study's protocol)", met),
+    "honest_gap": Column("Honest − published", honest_gap),
+    "params": Column("Params", lambda g: _int_stat(g, "params")),
+    "params_published": Column(
+        "Params (published)",
+        lambda g: fmt.count((published_figure(g) or {}).get("params")),
+    ),
+    "flops": Column("FLOPs/sample", lambda g: fmt.si(_mean(g.stat("flops_per_sample")))),
+    "time_epoch": Column(
+        "Time/epoch (train)", lambda g: fmt.seconds_stat(g.stat("time_per_epoch_s"))
+    ),
+    "time_epoch_threads": Column("Time/epoch (train, threads)", time_with_threads),
+    "time_published": Column("Time/epoch published", published_time),
+    "eval_time": Column("Eval time", lambda g: fmt.seconds_stat(g.stat("total_eval_time_s"))),
+    "wall": Column("Wall", lambda g: fmt.seconds_stat(g.stat("wall_time_s"))),
+    "energy": Column(f"Energy ({energy.UNIT})", lambda g: energy.cell(g.runs)),
+    "status": Column("Status", lambda g: listing([r.status for r in g.runs])),
+}
+
+
+def _mean(stat: Stat | None) -> float | None:
+    return None if stat is None else stat.mean
+
+
+def pick(*names: str) -> list[Column[RunGroup]]:
+    """The named columns, in that order (a KeyError names a column that does not exist)."""
+    return [COLUMNS[name] for name in names]

@@ -1,0 +1,225 @@
+"""Setting a run against the published figures: which figure, what still differs, and when not.
+
+A run meets a published figure only on the same dataset; where a study gives several figures
+for one model and dataset (study C: five settings), the one whose setting is closest to the
+run's. A run smaller than what it would be compared with (a subset, fewer epochs: settings whose
+role is "scale") is not compared at all: it is a quick look, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mnistbench.report import cards
+from mnistbench.report import format as fmt
+
+# Settings that change how fast a run goes, not what it learns from: a row may differ from its
+# study in them and still stand for the study's setting (the difference is shown). Study C
+# trained with AMP; bf16 autocast is its counterpart here.
+SPEED_SETTINGS = ("precision", "compile")
+# Settings shown in their own columns, never as a difference from the recipe.
+_OWN_COLUMNS = ("model", "dataset", "device", "seed")
+# Which way a scale setting grows a run: +1 a larger value trains on more, -1 on less
+# (val_size takes images out of training). A scale setting not listed counts as smaller
+# whenever it differs.
+_SCALE_DIRECTION = {"subset": 1, "epochs": 1, "val_size": -1}
+
+# Protocols of the published figures (contract 3) -> the run metric that matches each, its name.
+_PROTOCOL_METRICS = {
+    "max_test_over_epochs": ("best_test_accuracy", "max over epochs"),
+    "final": ("test_accuracy", "final"),
+}
+_UNKNOWN_PROTOCOL = ("test_accuracy", "final; the study's protocol is not known")
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal settings: numbers within float noise (1e-3 == 0.001), the rest as JSON values."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, bool) or isinstance(b, bool):
+            return a is b
+        return math.isclose(a, b, rel_tol=1e-9)
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+
+def closest_figure(
+    figures: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]
+) -> tuple[Mapping[str, Any] | None, list[str]]:
+    """The figure whose setting differs from `settings` in the fewest keys, and those keys.
+
+    Keys a figure states that the run has no setting for (study C's pin_memory) are left out.
+    Among figures that differ in the same keys, the nearest values win (10 epochs: the 5-epoch
+    figure, not the 3-epoch one); otherwise the first figure in the study's order.
+    PRIVATE COPY of `mnistbench.studies.closest_figure` (contract 3, the lead's): the lead
+    replaces this with an import once studies.py is merged.
+    """
+    scored = []
+    for figure in figures:
+        setting = figure.get("setting") or {}
+        differing = [k for k, v in setting.items() if k in settings and not same(settings[k], v)]
+        scored.append((figure, differing, _distance(settings, setting, differing)))
+    if not scored:
+        return None, []
+    fewest = min(len(d) for _, d, _ in scored)
+    first = next(d for _, d, _ in scored if len(d) == fewest)
+    alike = [s for s in scored if set(s[1]) == set(first)]
+    figure, differing, _ = min(alike, key=lambda s: s[2])  # min keeps the first of equals
+    return figure, differing
+
+
+def _distance(settings: Mapping[str, Any], setting: Mapping[str, Any], keys: list[str]) -> float:
+    """How far apart the differing numeric settings are, as ratios (log scale)."""
+    total = 0.0
+    for key in keys:
+        a, b = settings[key], setting[key]
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
+            total += abs(math.log(a / b))
+    return total
+
+
+def settings_vs_recipe(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
+    """The run's settings that differ from the recipe it was resolved with, or "recipe".
+
+    The seed, device and dataset have columns of their own; settings that do not change
+    training (role "analysis", like the target) are left out.
+    """
+    defaults = cards.recipe_defaults(card)
+    if defaults is None:
+        return "— (recipe not recorded)"
+    roles = cards.setting_roles(card)
+    changed = [
+        fmt.setting(key, value)
+        for key, value in config.items()
+        if key not in _OWN_COLUMNS
+        and roles.get(key) != "analysis"
+        and key in defaults
+        and not same(defaults[key], value)
+    ]
+    return ", ".join(changed) or "recipe"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How one configuration stands against the published figures of its model and dataset."""
+
+    figure: Mapping[str, Any] | None  # the figure it is set against (None: none applies)
+    choices: int  # how many figures the card gives for this model and dataset
+    differences: tuple[str, ...]  # what still differs from the figure's setting, as key=value
+    shortfall: tuple[str, ...]  # why the run is smaller than the figure's setting ("subset 2000")
+    other_datasets: tuple[str, ...] = ()  # datasets the card has figures for, when not this one
+
+    @property
+    def comparable(self) -> bool:
+        return not self.shortfall
+
+    @property
+    def study_setting(self) -> bool:
+        """Whether the run stands for the figure's setting (speed settings aside)."""
+        keys = {d.split("=", 1)[0] for d in self.differences}
+        return self.comparable and keys <= set(SPEED_SETTINGS)
+
+    def not_comparable(self) -> str:
+        return f"not comparable ({', '.join(self.shortfall)})"
+
+
+def compare(config: Mapping[str, Any], card: Mapping[str, Any]) -> Comparison:
+    """The published figure a run of `config` is set against, and what keeps them apart."""
+    dataset = config.get("dataset")
+    here = cards.figures(card, dataset)
+    figure, differing = closest_figure(here, config) if here else (None, [])
+    shortfall = _shortfall(config, card, figure)
+    setting = (figure or {}).get("setting") or {}
+    differences = [f"{fmt.setting(k, config[k])} (study: {setting[k]})" for k in differing]
+    defaults = cards.recipe_defaults(card) or {}
+    roles = cards.setting_roles(card)
+    # beyond what the figure states, the study trained at the recipe
+    differences += [
+        fmt.setting(key, value)
+        for key, value in config.items()
+        if key not in setting
+        and key not in _OWN_COLUMNS
+        and roles.get(key) != "analysis"
+        and key in defaults
+        and not same(defaults[key], value)
+    ]
+    others = sorted({str(f.get("dataset")) for f in cards.figures(card)} - {str(dataset)})
+    return Comparison(
+        figure=None if shortfall else figure,
+        choices=len(here),
+        differences=tuple(differences),
+        shortfall=tuple(shortfall),
+        other_datasets=tuple(others) if not here else (),
+    )
+
+
+def _shortfall(
+    config: Mapping[str, Any], card: Mapping[str, Any], figure: Mapping[str, Any] | None
+) -> list[str]:
+    """How the run is smaller than its reference: the figure's setting where it states a scale
+    setting, else the recipe the run was resolved with."""
+    setting = (figure or {}).get("setting") or {}
+    defaults = cards.recipe_defaults(card) or {}
+    roles = cards.setting_roles(card)
+    scale_keys = [k for k in _SCALE_DIRECTION if roles.get(k) == "scale"]
+    scale_keys += sorted(k for k, r in roles.items() if r == "scale" and k not in scale_keys)
+    reasons = []
+    for key in scale_keys:
+        if key not in config:
+            continue
+        value = config[key]
+        reference = setting.get(key, defaults.get(key))
+        if same(value, reference):
+            continue
+        direction = _SCALE_DIRECTION.get(key)
+        if key == "subset":  # None = every training image
+            if value is not None and (reference is None or value < reference):
+                reasons.append(f"subset {value}")
+        elif key == "epochs":
+            if isinstance(reference, (int, float)) and value < reference:
+                reasons.append(f"{value} of {reference} epochs")
+        elif direction is not None and isinstance(reference, (int, float)):
+            if (value - reference) * direction < 0:
+                reasons.append(f"{key} {value} (recipe {reference})")
+        else:
+            reasons.append(f"{key} {value} (recipe {reference})")
+    return reasons
+
+
+# --------------------------------------------------------------------------- cell texts
+
+
+def protocol_metric(figure: Mapping[str, Any], card: Mapping[str, Any]) -> tuple[str, str]:
+    """(run metric, its name) that matches how the study picked its figure."""
+    protocol = figure.get("protocol") or cards.study(card, str(figure.get("study")))["protocol"]
+    return _PROTOCOL_METRICS.get(str(protocol), _UNKNOWN_PROTOCOL)
+
+
+def setting_text(figure: Mapping[str, Any]) -> str:
+    text = figure.get("setting_text")
+    if text:
+        return str(text)
+    return ", ".join(f"{k}={v}" for k, v in (figure.get("setting") or {}).items())
+
+
+def published_text(comparison: Comparison, card: Mapping[str, Any]) -> str:
+    """The figure a row is set against, which study and setting, and what still differs."""
+    if not comparison.comparable:
+        return comparison.not_comparable()
+    figure = comparison.figure
+    if figure is None:
+        if comparison.other_datasets:
+            return f"— (figures for {', '.join(comparison.other_datasets)} only)"
+        return "—"
+    study = cards.study_link(card, str(figure.get("study")))
+    accuracy = figure.get("test_accuracy")
+    head = fmt.percent(accuracy) if accuracy is not None else "no accuracy stated"
+    parts = [study, setting_text(figure)]
+    if comparison.choices > 1:
+        parts.append(f"closest of {comparison.choices} settings")
+    text = f"{head} ({'; '.join(p for p in parts if p)})"
+    if comparison.differences:
+        text += f"; differs: {', '.join(comparison.differences)}"
+    return text

@@ -1,0 +1,92 @@
+"""The report's opening: what the protocols mean, what the store holds, and where its runs ran
+(from each run's stored environment, never from the machine building the report)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from mnistbench.report.cards import study_link
+from mnistbench.report.collect import ReportData
+from mnistbench.report.document import Figure, Paragraph, Table
+from mnistbench.store import Artefact, RunRecord
+
+STUDIES_A_AND_D = f"{study_link({}, 'A')} and {study_link({}, 'D')}"
+PROTOCOLS = (
+    "Accuracies are top-1 on the official 10,000-image test set (a `--subset` run is tested on "
+    "its first N images only). Three protocols are shown side by side: 'Best test acc' is the "
+    "maximum of the test accuracy over epochs, the (optimistic) protocol of the published "
+    f"{STUDIES_A_AND_D}; 'Test acc @ best val' is the test accuracy of the epoch chosen on a "
+    "held-out validation split, the honest figure used in every plot; 'Final' is the model "
+    "after its last epoch. Time/epoch is training only (no evaluation), the median over epochs. "
+    "Rows with several seeds show mean ± standard deviation over the seeds of one "
+    "configuration. Energy is in Wh everywhere, marked '≈ … (estimated)' where it is a power "
+    "model × time rather than a measurement. Study links lead to docs/studies.md in the "
+    "mnistbench repository."
+)
+START = "No finished runs yet. Start one with `mnistbench run mlp`."
+
+
+def distinct(values: Iterable[str]) -> str:
+    """'a ×3; b': each distinct value once, with how many runs share it."""
+    counts = Counter(values)
+    return "; ".join(f"{v} ×{n}" if n > 1 else v for v, n in sorted(counts.items())) or "—"
+
+
+def _machine(env: dict) -> str:
+    """The device a run used, as its environment recorded it (CPU SIMD level and native bf16
+    where recorded: machines with the same model name can differ in both)."""
+    text = f"{env.get('device', '?')}: {env.get('device_name', '?')}"
+    details = [str(env["cpu_capability"])] if env.get("cpu_capability") else []
+    if env.get("cpu_native_bf16"):
+        details.append("native bf16")
+    return text + (f" ({', '.join(details)})" if details else "")
+
+
+def commands(runs: Sequence[RunRecord], artefacts: dict[int, list[Artefact]]) -> list[str]:
+    """Every distinct command a run stored as its 'command' artefact, oldest run first."""
+    seen: dict[str, None] = {}
+    for run in runs:
+        for artefact in artefacts.get(run.run_id, []):
+            if artefact.name == "command":
+                seen.setdefault(artefact.content.decode("utf-8", errors="replace"))
+    return list(seen)
+
+
+def provenance(runs: Sequence[RunRecord]) -> list[list[str]]:
+    """Rows of (what, values over the runs) from the runs' stored environments."""
+    envs = [r.environment for r in runs]
+    dates = sorted(r.started_at[:10] for r in runs if r.started_at)
+    return [
+        ["Devices", distinct(_machine(e) for e in envs)],
+        ["Torch threads", distinct(str(e.get("torch_threads", "?")) for e in envs)],
+        ["Hosts", distinct(str(r.hostname or r.environment.get("hostname", "?")) for r in runs)],
+        ["torch", distinct(str(e.get("torch_version", "?")) for e in envs)],
+        ["Python", distinct(str(e.get("python_version", "?")) for e in envs)],
+        [
+            "mnistbench (git)",
+            distinct(f"{e.get('mnistbench_version', '?')} ({e.get('git_sha', '?')})" for e in envs),
+        ],
+        ["Recorded", f"{dates[0]} to {dates[-1]}" if dates else "—"],
+    ]
+
+
+def intro(data: ReportData) -> list[Paragraph | Table | Figure]:
+    blocks: list[Paragraph | Table | Figure] = [
+        Paragraph(f"Store: `{data.store_path}`. {PROTOCOLS}")
+    ]
+    if not data.runs:
+        blocks.append(Paragraph(START))
+        return blocks
+    statuses = Counter(r.status for r in data.runs)
+    summary = [
+        ["Runs (latest per config)", ", ".join(f"{n} {s}" for s, n in sorted(statuses.items()))],
+        ["Configurations (seeds merged)", str(len(data.groups))],
+        ["Models", ", ".join(sorted({r.model for r in data.runs}))],
+        ["Datasets", ", ".join(sorted({r.dataset for r in data.runs}))],
+        *provenance(data.runs),
+    ]
+    if not data.finished:
+        blocks.append(Paragraph(START))
+    blocks.append(Table(["Store", ""], summary))
+    return blocks

@@ -1,0 +1,130 @@
+"""Speed: the same configuration on a CPU and a GPU, and the speedruns (test set sealed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mnistbench.report import columns
+from mnistbench.report import figures as figs
+from mnistbench.report import format as fmt
+from mnistbench.report.collect import (
+    FINAL_PROTOCOL,
+    ReportData,
+    RunGroup,
+    group_labels,
+    varying_families,
+)
+from mnistbench.report.document import Column, Paragraph, Section, Table
+from mnistbench.report.format import Stat
+
+Pair = tuple[RunGroup, RunGroup]  # (CPU configuration, the same on another device)
+
+
+def _ratio(pair: Pair) -> str:
+    cpu, gpu = (g.stat("time_per_epoch_s") for g in pair)
+    if cpu is None or gpu is None or gpu.mean <= 0:
+        return "—"
+    return f"{cpu.mean / gpu.mean:.1f}×"
+
+
+def _time_on(group: RunGroup) -> str:
+    name = group.first.environment.get("device_name", "?")
+    return f"{fmt.seconds_stat(group.stat('time_per_epoch_s'))} ({name})"
+
+
+def speedup(data: ReportData, out: Path | None) -> list[Section]:
+    if not data.finished:
+        return []
+    found = Section("speedup", "CPU vs GPU speed-up")
+    labels = group_labels(data.groups)
+    pairs: list[Pair] = []
+    bars: list[tuple[str, dict[str, Stat]]] = []
+    for family in varying_families(data.groups, ("device", "precision"), label=lambda g: g.device):
+        cpu = [g for g in family if g.device == "cpu"]
+        others = [g for g in family if g.device != "cpu"]
+        if not cpu or not others:
+            continue
+        pairs += [(cpu[0], gpu) for gpu in others]
+        times = {g.device: t for g in (cpu[0], *others) if (t := g.stat("time_per_epoch_s"))}
+        if len(times) > 1:
+            bars.append((labels[cpu[0].key], times))
+    if not pairs:
+        devices = sorted({g.device for g in data.groups})
+        gpus = [d for d in devices if d != "cpu"]
+        found.blocks.append(
+            Paragraph(
+                "No GPU runs in the store: every finished run used "
+                f"{', '.join(devices) or 'no device'}. Run the same configuration with "
+                "`--device cuda` (e.g. the cpu-vs-gpu suite) on a machine with a GPU to fill "
+                "this section."
+                if not gpus
+                else f"The store has {', '.join(gpus)} runs, but none has a CPU run of the "
+                "same configuration to compare with."
+            )
+        )
+        return [found]
+    if out is not None and (figure := figs.speedup(bars, out)) is not None:
+        found.blocks.append(figure)
+    pair_columns: list[Column[Pair]] = [
+        Column("Configuration", lambda p: labels[p[0].key]),
+        Column("Dataset", lambda p: p[0].dataset),
+        Column("CPU time/epoch", lambda p: _time_on(p[0])),
+        Column("GPU time/epoch", lambda p: _time_on(p[1])),
+        Column("Speed-up", _ratio),
+        Column(
+            "Precision (CPU / GPU)",
+            lambda p: f"{p[0].config.get('precision', '?')} / {p[1].config.get('precision', '?')}",
+        ),
+        Column("CPU acc @ best val", lambda p: fmt.percent_stat(p[0].accuracy())),
+        Column("GPU acc @ best val", lambda p: fmt.percent_stat(p[1].accuracy())),
+    ]
+    found.blocks.append(Table.of(pair_columns, pairs))
+    return [found]
+
+
+def _reached(group: RunGroup) -> str:
+    target = group.first.config.get("target_accuracy")
+    finals = group.values(FINAL_PROTOCOL)
+    hits = sum(isinstance(a, (int, float)) and a >= (target or 1.0) for a in finals)
+    return f"{hits}/{len(group.runs)}"
+
+
+def _target(group: RunGroup) -> str:
+    target = group.first.config.get("target_accuracy")
+    return f"≥ {fmt.percent(target)}" if isinstance(target, (int, float)) else "—"
+
+
+SPEEDRUN_COLUMNS: list[Column[RunGroup]] = [
+    *columns.pick("model", "dataset"),
+    Column("Device", lambda g: str(g.first.environment.get("device_name", g.device))),
+    *columns.pick("params", "seeds"),
+    Column("Final test acc", lambda g: fmt.percent_stat(g.stat(FINAL_PROTOCOL))),
+    Column("Target", _target),
+    Column("Seeds ≥ target", _reached),
+    Column("Training time", lambda g: fmt.seconds_stat(g.stat("total_train_time_s"))),
+    Column("Compile warm-up", lambda g: fmt.seconds_stat(g.stat("compile_time_s"))),
+]
+
+
+def speedruns(data: ReportData, out: Path | None) -> list[Section]:
+    """Runs whose test set stayed sealed until one final score (`mnistbench speedrun`)."""
+    sealed = {r.run_id for r in data.finished if r.metrics.get("test_protocol") == "final_only"}
+    groups = [g for g in data.groups if any(r.run_id in sealed for r in g.runs)]
+    if not groups:
+        return []
+    return [
+        Section(
+            "speedruns",
+            "Speedruns (test set sealed until the final score)",
+            [
+                Paragraph(
+                    "Each seed is scored once on the test set, after its last epoch; nothing "
+                    "was chosen on test (docs/speedrun.md). 'Seeds ≥ target' counts seeds whose "
+                    "final test accuracy reached the run's target; training time is the sum of "
+                    "the epochs' training time, without data loading, evaluation or compile "
+                    "warm-up."
+                ),
+                Table.of(SPEEDRUN_COLUMNS, groups),
+            ],
+        )
+    ]

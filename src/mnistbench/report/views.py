@@ -1,0 +1,160 @@
+"""Named report views: one results table each (which runs, which named columns), built from the
+store alone, with the machines and software the runs recorded (never the machine building it).
+
+A view is data. `mnistbench report --view NAME` prints one; the benchmarks' results tables are
+views, so a committed table can be rebuilt from committed runs on any machine, byte for byte
+(nothing in a view depends on when or where it is built).
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from mnistbench.errors import ConfigError
+from mnistbench.report import cards, columns
+from mnistbench.report.collect import RunGroup, load
+from mnistbench.report.document import Document, Paragraph, Section, Table, to_markdown
+from mnistbench.report.sections.overview import PROTOCOLS, commands, provenance
+from mnistbench.store import Store
+
+
+@dataclass(frozen=True)
+class View:
+    """One table: its title, which configurations (seeds pooled) it shows, and its columns."""
+
+    name: str
+    title: str
+    description: str
+    columns: tuple[str, ...]  # names in columns.COLUMNS, in order
+    studies: tuple[str, ...] = ()  # models with a published figure in these studies...
+    models: tuple[str, ...] = ()  # ...and these models; both empty: every model
+    datasets: tuple[str, ...] = ()  # only these datasets; empty: every dataset
+    comparable_only: bool = False  # leave out runs smaller than their recipe (quick looks)
+
+    def shows(self, group: RunGroup) -> bool:
+        if self.datasets and group.dataset not in self.datasets:
+            return False
+        if self.comparable_only and not group.comparison.comparable:
+            return False
+        if not self.studies and not self.models:
+            return True
+        return group.model in self.models or bool(_studies_of(group) & set(self.studies))
+
+
+def _studies_of(group: RunGroup) -> set[str]:
+    return {str(f.get("study")) for f in cards.figures(group.card)} | set(
+        group.card.get("studies") or {}
+    )
+
+
+_ACCURACIES = ("acc_final", "acc_best_val", "acc_max")
+VIEWS: dict[str, View] = {
+    view.name: view
+    for view in (
+        View(
+            "studies",
+            "The published studies reproduced",
+            "Every configuration of a study model at full scale, set against the published "
+            "figure of its dataset and closest setting, and whether it meets it under the "
+            "study's own protocol.",
+            ("model", "study", "dataset", "settings", "seeds", "epochs", *_ACCURACIES,
+             "published", "met", "time_epoch_threads", "device"),
+            studies=("A", "B", "C", "D", "E"),
+            comparable_only=True,
+        ),
+        View(
+            "zoo-small",
+            "Studies B, D and E: the small supervised models",
+            "Each small model at its study's recipe; per-seed epochs and the epochs the "
+            "validation and test picks chose.",
+            ("model", "dataset", "params", "settings", "seed_list", "epochs", "acc_final",
+             "acc_best_val", "best_val_epoch", "acc_max", "best_test_epoch", "epochs_to_target",
+             "published", "met", "time_epoch_threads", "device"),
+            studies=("B", "D", "E"),
+        ),
+        View(
+            "zoo-large",
+            "Large zoo models: SVMs and ResNet-18/50 (study C), ViT (study A)",
+            "The large models' full runs. FLOPs are per sample, as each run measured them.",
+            ("model", "dataset", "settings", "acc_final", "acc_best_val", "published", "met",
+             "time_epoch_threads", "eval_time", "wall", "flops", "device"),
+            studies=("C",),
+            models=("vit",),
+        ),
+        View(
+            "zoo-speed",
+            "Time per epoch of every study model, against the studies' times",
+            "Full-data MNIST runs of every study model: training time per epoch with the "
+            "threads it ran on, the accuracy it kept, and the study's own time (taken on other "
+            "hardware).",
+            ("model", "study", "settings", "time_epoch_threads", "acc_final", "time_published",
+             "device"),
+            studies=("A", "B", "C", "D", "E"),
+            datasets=("mnist",),
+            comparable_only=True,
+        ),
+        View(
+            "architecture-showdown",
+            "Study A's ten architectures at their recipes",
+            "The architecture-showdown suite: every study A model at its recipe.",
+            ("model", "status", "epochs", *_ACCURACIES, "published", "met", "time_epoch",
+             "wall", "device"),
+            studies=("A",),
+        ),
+    )
+}  # fmt: skip
+
+
+def get_view(name: str) -> View:
+    try:
+        return VIEWS[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, list(VIEWS), n=2, cutoff=0.4)
+        hint = f" Did you mean {' or '.join(close)}?" if close else ""
+        raise ConfigError(
+            f"Unknown report view {name!r}.{hint} The views are: {', '.join(VIEWS)}. "
+            "Run `mnistbench report --view NAME` with one of them."
+        ) from None
+
+
+def _order(group: RunGroup) -> tuple:
+    studies = sorted(_studies_of(group)) or ["~"]  # models of no study last
+    return (group.dataset != "mnist", group.dataset, studies[0], group.model, group.key)
+
+
+def build_view(store: Store, name: str) -> Document:
+    """The view `name` over the runs in `store`, as a Document (Markdown or HTML)."""
+    view = get_view(name)
+    data = load(store)
+    groups = sorted((g for g in data.groups if view.shows(g)), key=_order)
+    runs = [r for g in groups for r in g.runs]
+    intro: list = [Paragraph(f"{view.description} {PROTOCOLS}")]
+    if runs:
+        intro.append(Table(["Runs in this view", ""], [["Configurations", str(len(groups))],
+                                                       ["Runs", str(len(runs))],
+                                                       *provenance(runs)]))  # fmt: skip
+    trained_by = commands(runs, data.artefacts)
+    if trained_by:
+        intro.append(Paragraph("Trained by: " + "; ".join(f"`{c}`" for c in trained_by) + "."))
+    table = columns.pick(*view.columns)
+    blocks: list = [Table.of(table, groups)] if groups else [
+        Paragraph("No finished run in the store belongs to this view yet.")
+    ]  # fmt: skip
+    missing = _not_run(view, groups)
+    if missing:
+        blocks.append(Paragraph(f"Not run yet (no finished run in the store): {missing}."))
+    return Document(view.title, intro, [Section(view.name, "Results", blocks)])
+
+
+def _not_run(view: View, groups: list[RunGroup]) -> str:
+    """The view's study models with no configuration in it (from the studies as coded now)."""
+    wanted = [m for s, models in sorted(cards.study_models().items()) if s in view.studies
+              for m in models] + list(view.models)  # fmt: skip
+    seen = {g.model for g in groups}
+    return ", ".join(dict.fromkeys(m for m in wanted if m not in seen))
+
+
+def view_markdown(store: Store, name: str) -> str:
+    """The view as Markdown (what `mnistbench report --view NAME` prints or writes)."""
+    return to_markdown(build_view(store, name), figures=False)

@@ -1,0 +1,145 @@
+"""The scatter plots people look at: labels that never overlap, a legend that hides nothing, and
+each published figure tied to its model. Checked on the canvas the PNG is drawn from."""
+
+from __future__ import annotations
+
+from matplotlib.collections import PathCollection
+from matplotlib.colors import to_hex
+
+from mnistbench.report.figures import labels
+from mnistbench.report.figures.scatter import Point, Published, draw
+from mnistbench.report.format import Stat
+from report_store import MNIST
+
+# Published (params, accuracy, study) of the models that cluster: study A's top row and the
+# sub-20k CNNs of studies D and E (two of them share 17,938 parameters).
+PUBLISHED = {
+    "microresnet": (174_970, 0.9931, "A"),
+    "cnn": (206_922, 0.9882, "A"),
+    "snn": (206_922, 0.9856, "A"),
+    "dbn": (671_002, 0.9844, "A"),
+    "mlp": (535_818, 0.9781, "A"),
+    "vit": (540_170, 0.9697, "A"),
+    "small_cnn_bn": (18_278, 0.9955, "D"),
+    "small_cnn_v2": (17_938, 0.9938, "D"),
+    "small_cnn_v1": (17_938, 0.9936, "D"),
+    "diet_4": (7_904, 0.994, "E"),
+    "diet_3": (10_970, 0.990, "E"),
+    "diet_2": (10_790, 0.983, "E"),
+}
+
+
+def clustered_points(cost: str) -> list[Point]:
+    """Every model of report_store.MNIST, and a Fashion-MNIST panel of the small CNNs."""
+    points = []
+    for model, (params, time_s, honest, _, _) in MNIST.items():
+        published = None
+        if model in PUBLISHED and cost == "params":
+            p_params, p_acc, study = PUBLISHED[model]
+            published = Published(float(p_params), p_acc, f"study {study}")
+        spent = Stat(float(params if cost == "params" else time_s), None, 1)
+        family = model.split("_")[0]
+        points.append(Point(model, family, "mnist", spent, Stat(honest, 0.0004, 3), published))
+        if model.startswith("small_cnn"):
+            fashion = Stat(honest - 0.08, 0.001, 3)
+            points.append(Point(model, family, "fashion-mnist", spent, fashion))
+    return points
+
+
+def _check_labels(fig) -> int:
+    """Asserts no two labels overlap, each stays inside its panel, none meets the legend;
+    returns how many labels were checked."""
+    renderer = fig.canvas.get_renderer()
+    (legend,) = fig.legends
+    legend_box = legend.get_window_extent(renderer)
+    checked = 0
+    for ax in fig.axes:
+        texts = [t for t in ax.texts if t.get_text()]
+        found = labels.boxes(texts, renderer)
+        overlaps = [(texts[i].get_text(), texts[j].get_text())
+                    for i, j in labels.overlapping_pairs(found)]  # fmt: skip
+        assert overlaps == []
+        area = ax.get_window_extent(renderer)
+        for text, box in zip(texts, found, strict=True):
+            assert area.x0 <= box.x0 and box.x1 <= area.x1, text.get_text()
+            assert area.y0 <= box.y0 and box.y1 <= area.y1, text.get_text()
+            assert not labels.overlapping_pairs([box, legend_box]), text.get_text()
+        checked += len(texts)
+    # the legend sits outside every panel, so it hides no point
+    for ax in fig.axes:
+        assert not labels.overlapping_pairs([ax.get_window_extent(renderer), legend_box])
+    return checked
+
+
+def test_clustered_labels_never_overlap_each_other_or_the_legend() -> None:
+    for cost in ("params", "time"):
+        fig = draw(clustered_points(cost), title="Accuracy vs cost", xlabel=cost)
+        assert fig is not None
+        fig.canvas.draw()
+        expected = len(MNIST) + 3 + (len(PUBLISHED) if cost == "params" else 0)
+        assert _check_labels(fig) == expected
+
+
+def test_the_overlap_check_catches_overlapping_labels() -> None:
+    """The check above can fail: two labels drawn at one spot are caught."""
+    fig = draw(clustered_points("time")[:2], title="t", xlabel="x")
+    ax = fig.axes[0]
+    ax.text(1.0, 99.0, "same spot")
+    ax.text(1.0, 99.0, "same spot")
+    fig.canvas.draw()
+    twins = [t for t in ax.texts if t.get_text() == "same spot"]
+    found = labels.boxes(twins, fig.canvas.get_renderer())
+    assert labels.overlapping_pairs(found) == [(0, 1)]
+
+
+def test_each_published_diamond_is_labelled_and_tied_to_its_point() -> None:
+    points = clustered_points("params")
+    fig = draw(points, title="Accuracy vs parameters", xlabel="params")
+    fig.canvas.draw()
+    ax = fig.axes[0]  # MNIST
+    diamonds = [
+        c for c in ax.collections
+        if isinstance(c, PathCollection) and len(c.get_offsets()) == 1
+        and c.get_sizes()[0] < 100  # the Pareto rings are larger
+    ]  # fmt: skip
+    assert len(diamonds) == len(PUBLISHED)
+    lines = {
+        (tuple(line.get_xdata()), tuple(line.get_ydata())): to_hex(line.get_color())
+        for line in ax.lines
+        if line.get_linestyle() == ":"
+    }
+    for point in (p for p in points if p.published and p.dataset == "mnist"):
+        (x, y), = [tuple(d.get_offsets()[0]) for d in diamonds
+                   if tuple(d.get_offsets()[0]) == (point.published.cost,
+                                                    100 * point.published.accuracy)]  # fmt: skip
+        color = next(
+            to_hex(d.get_edgecolor()[0]) for d in diamonds if tuple(d.get_offsets()[0]) == (x, y)
+        )
+        # a dotted line from the diamond to the measured point, in the diamond's colour
+        link = ((x, point.cost.mean), (y, 100 * point.accuracy.mean))
+        assert lines.get(link) == color, point.label
+        # both are labelled in that colour
+        texts = {(t.get_text(), to_hex(t.get_color())) for t in ax.texts}
+        assert (point.label, color) in texts
+        assert (point.published.label, color) in texts
+
+
+def test_labels_land_in_the_same_place_every_time() -> None:
+    """A fixed iteration budget, no clock: the same store gives the same figure (and SVG)."""
+    positions = []
+    for _ in range(2):
+        fig = draw(clustered_points("params"), title="t", xlabel="x")
+        positions.append([t.get_position() for ax in fig.axes for t in ax.texts])
+    assert positions[0] == positions[1]
+
+
+def test_labels_of_points_on_one_spot_still_come_apart() -> None:
+    """Twenty configurations at one (cost, accuracy): more than adjustText's budget resolves,
+    so the deterministic last pass has to find each label a free spot."""
+    same = [
+        Point(f"config_{i}", "cnn", "mnist", Stat(1000.0, None, 1), Stat(0.99, None, 1))
+        for i in range(20)
+    ]
+    fig = draw([*same, *clustered_points("time")[:3]], title="t", xlabel="x")
+    fig.canvas.draw()
+    assert _check_labels(fig) == 23

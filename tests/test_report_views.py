@@ -1,0 +1,96 @@
+"""Named report views: the benchmarks' tables as data, built from the store alone."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mnistbench.config import make_config
+from mnistbench.errors import ConfigError
+from mnistbench.report import VIEWS, build_view, view_markdown
+from mnistbench.report.columns import COLUMNS
+from mnistbench.store import Store
+from report_store import CPU_ENV, MNIST, realistic_store, write_run
+from test_report import _row, _table
+
+STORED_ENV = {**CPU_ENV, "device_name": "Stored CPU Z9", "torch_threads": 1}
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = realistic_store(tmp_path_factory.mktemp("views") / "results.sqlite")
+    with Store(path) as store:  # two more seeds of the study D model, on a machine of their own
+        for seed in (1, 2):
+            params, time_s, honest, best, final = MNIST["small_cnn_bn"]
+            figures = (params, time_s + seed, honest + 0.0002 * seed, best, final)
+            write_run(store, make_config("small_cnn_bn", seed=seed), figures, env=STORED_ENV)
+    return path
+
+
+def test_every_view_names_existing_columns_and_builds(store_path: Path) -> None:
+    with Store(store_path) as store:
+        for name, view in VIEWS.items():
+            assert set(view.columns) <= set(COLUMNS), name
+            document = build_view(store, name)
+            header = document.sections[0].blocks[0].header  # type: ignore[union-attr]
+            assert header == [COLUMNS[c].title for c in view.columns]  # named, in order
+
+
+def test_zoo_small_view_pools_seeds_and_says_where_they_ran(store_path: Path) -> None:
+    with Store(store_path) as store:
+        markdown = view_markdown(store, "zoo-small")
+    table = _table(markdown, "## Results")
+    models = {row[0] for row in table[1:]}
+    assert models == {
+        "small_cnn_bn", "small_cnn_v1", "small_cnn_v2", "cnn_small", "mlp_784_512", "rnn_rows",
+        "gru_rows", "lstm_rows", "diet_2", "diet_3", "diet_4",
+    }  # studies B, D, E only; no study A model  # fmt: skip
+    bn = _row(table, Model="small_cnn_bn", Dataset="mnist")
+    assert bn["Seeds"] == "0, 1, 2" and bn["Epochs run"] == "20, 20, 20"
+    assert bn["Test acc @ best val (honest)"] == "99.50 ± 0.02%"
+    # study D published the max over epochs, 99.55%: ours is 99.52%
+    assert bn["Published met? (study's protocol)"] == "no (-0.03 pt, max over epochs)"
+    assert bn["Time/epoch (train, threads)"] == "42.40 ± 1.00 s (1/2 thr)"
+    # Fashion-MNIST rows have no figure in the registry's cards: nothing is set against them
+    fashion = _row(table, Model="small_cnn_bn", Dataset="fashion-mnist")
+    assert fashion["Published (same dataset, closest setting)"] == "— (figures for mnist only)"
+    # the machines are the runs' own, as stored
+    (devices,) = [line for line in markdown.splitlines() if line.startswith("| Devices |")]
+    assert devices == (
+        "| Devices | cpu: AMD EPYC (AVX512, native bf16) ×14; "
+        "cpu: Stored CPU Z9 (AVX512, native bf16) ×2 |"
+    )
+    assert "diet_1" in markdown.split("Not run yet", 1)[1]
+
+
+def test_views_leave_quick_looks_out_where_they_compare(store_path: Path) -> None:
+    with Store(store_path) as store:
+        studies = view_markdown(store, "studies")
+        showdown = view_markdown(store, "architecture-showdown")
+    assert "subset=2000" not in studies and "13.15%" not in studies
+    # the showdown lists the quick look, saying it is not comparable
+    quick = _row(_table(showdown, "## Results"), **{"Test acc (final)": "13.15%"})
+    met = quick["Published met? (study's protocol)"]
+    assert met == "not comparable (subset 2000, 1 of 5 epochs)"
+
+
+def test_a_view_is_the_same_text_wherever_and_whenever_it_is_built(
+    store_path: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / "elsewhere" / "copy.sqlite"
+    copy.parent.mkdir()
+    shutil.copy(store_path, copy)
+    with Store(store_path) as store:
+        first = view_markdown(store, "zoo-large")
+    with Store(copy) as store:
+        assert view_markdown(store, "zoo-large") == first
+    assert str(store_path) not in first and "UTC" not in first
+
+
+def test_an_unknown_view_names_the_known_ones(store_path: Path) -> None:
+    with Store(store_path) as store, pytest.raises(ConfigError) as caught:
+        build_view(store, "zoo-smal")
+    message = str(caught.value)
+    assert "Did you mean zoo-small" in message and "architecture-showdown" in message
