@@ -94,9 +94,18 @@ def test_closest_figure_picks_the_setting_and_says_what_differs():
     assert figure.setting_text.startswith("3 epochs, SGD lr 1e-3")
 
 
-def test_pin_memory_on_counts_as_a_difference_and_off_does_not():
-    assert setting_differences({"pin_memory": True, "epochs": 5}, {"epochs": 5}) == ["pin_memory"]
-    assert setting_differences({"pin_memory": False, "epochs": 5}, {"epochs": 5}) == []
+def test_settings_a_run_does_not_have_are_not_differences():
+    # every split lives on the device, so study C's pin_memory has nothing to change here
+    assert setting_differences({"pin_memory": True, "epochs": 5}, {"epochs": 5}) == []
+    assert setting_differences({"epochs": 5, "lr": 1e-3}, {"epochs": 3, "lr": 0.001}) == ["epochs"]
+
+
+def test_ties_go_to_the_nearest_value():
+    figures = published_figures("resnet18", "mnist")
+    figure, differences = closest_figure(
+        figures, {"epochs": 10, "optimizer": "sgd", "momentum": 0.9, "lr": 1e-3}
+    )
+    assert differences == ["epochs"] and figure.setting["epochs"] == 5
 
 
 def test_setting_text_reads_like_the_studies_tables():

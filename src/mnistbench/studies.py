@@ -10,6 +10,7 @@ figure, the field is None, never a guess.
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Iterable, Mapping, Sequence
@@ -485,40 +486,60 @@ def _get(figure: PublishedFigure | Mapping[str, Any], key: str) -> Any:
     return figure[key] if isinstance(figure, Mapping) else getattr(figure, key)
 
 
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) or isinstance(b, float):
-        try:
-            return math.isclose(float(a), float(b), rel_tol=1e-9)
-        except (TypeError, ValueError):
-            return False
-    return a == b
+def same_setting(a: Any, b: Any) -> bool:
+    """Equal settings: numbers within float noise (1e-3 == 0.001), the rest as JSON values."""
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, bool) or isinstance(b, bool):
+            return a is b
+        return math.isclose(a, b, rel_tol=1e-9)
+    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
 
 
 def setting_differences(figure_setting: Mapping[str, Any], settings: Mapping[str, Any]) -> list:
     """The setting keys whose values differ between a figure and a run's settings.
 
-    A key the run's settings do not have (study C's pin_memory) counts as a difference only
-    when the figure's value is truthy: "pin_memory off" is what every mnistbench run does.
+    Keys a figure states that the run has no setting for (study C's pin_memory) are left out:
+    mnistbench keeps every split on the device, so pinned host memory has nothing to change.
     """
     return [
         key
         for key, value in figure_setting.items()
-        if (key in settings and not _same(settings[key], value)) or (key not in settings and value)
+        if key in settings and not same_setting(settings[key], value)
     ]
+
+
+def _distance(settings: Mapping[str, Any], setting: Mapping[str, Any], keys: list[str]) -> float:
+    """How far apart the differing numeric settings are, as ratios (log scale)."""
+    total = 0.0
+    for key in keys:
+        a, b = settings[key], setting[key]
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+        if numbers and a > 0 and b > 0:
+            total += abs(math.log(a / b))
+    return total
 
 
 def closest_figure(
     figures: Sequence[PublishedFigure | Mapping[str, Any]], settings: Mapping[str, Any]
 ) -> tuple[PublishedFigure | Mapping[str, Any] | None, list[str]]:
-    """The figure whose setting differs from `settings` in the fewest keys (the first listed on
-    a tie), and those keys. Filter `figures` to one dataset first: a figure of another dataset
-    is never a run's reference."""
-    best, best_diff = None, []
+    """The figure whose setting differs from `settings` in the fewest keys, and those keys.
+
+    Among figures that differ in the same keys, the nearest values win (10 epochs: the 5-epoch
+    figure, not the 3-epoch one); otherwise the first in the study's order. Filter `figures` to
+    one dataset first: a figure of another dataset is never a run's reference.
+    """
+    scored = []
     for figure in figures:
-        differences = setting_differences(_get(figure, "setting"), settings)
-        if best is None or len(differences) < len(best_diff):
-            best, best_diff = figure, differences
-    return best, best_diff
+        setting = _get(figure, "setting") or {}
+        differing = setting_differences(setting, settings)
+        scored.append((figure, differing, _distance(settings, setting, differing)))
+    if not scored:
+        return None, []
+    fewest = min(len(differing) for _, differing, _ in scored)
+    first = next(differing for _, differing, _ in scored if len(differing) == fewest)
+    alike = [entry for entry in scored if set(entry[1]) == set(first)]
+    figure, differing, _ = min(alike, key=lambda entry: entry[2])  # min keeps the first of equals
+    return figure, differing
 
 
 # ---------------------------------------------------------------------------- setting text

@@ -8,14 +8,14 @@ role is "scale") is not compared at all: it is a quick look, and says so.
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mnistbench.report import cards
 from mnistbench.report import format as fmt
+from mnistbench.studies import closest_figure
+from mnistbench.studies import same_setting as same
 
 # Settings that change how fast a run goes, not what it learns from: a row may differ from its
 # study in them and still stand for the study's setting (the difference is shown). Study C
@@ -34,50 +34,6 @@ _PROTOCOL_METRICS = {
     "final": ("test_accuracy", "final"),
 }
 _UNKNOWN_PROTOCOL = ("test_accuracy", "final; the study's protocol is not known")
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal settings: numbers within float noise (1e-3 == 0.001), the rest as JSON values."""
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if isinstance(a, bool) or isinstance(b, bool):
-            return a is b
-        return math.isclose(a, b, rel_tol=1e-9)
-    return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-
-
-def closest_figure(
-    figures: Sequence[Mapping[str, Any]], settings: Mapping[str, Any]
-) -> tuple[Mapping[str, Any] | None, list[str]]:
-    """The figure whose setting differs from `settings` in the fewest keys, and those keys.
-
-    Keys a figure states that the run has no setting for (study C's pin_memory) are left out.
-    Among figures that differ in the same keys, the nearest values win (10 epochs: the 5-epoch
-    figure, not the 3-epoch one); otherwise the first figure in the study's order.
-    PRIVATE COPY of `mnistbench.studies.closest_figure` (contract 3, the lead's): the lead
-    replaces this with an import once studies.py is merged.
-    """
-    scored = []
-    for figure in figures:
-        setting = figure.get("setting") or {}
-        differing = [k for k, v in setting.items() if k in settings and not same(settings[k], v)]
-        scored.append((figure, differing, _distance(settings, setting, differing)))
-    if not scored:
-        return None, []
-    fewest = min(len(d) for _, d, _ in scored)
-    first = next(d for _, d, _ in scored if len(d) == fewest)
-    alike = [s for s in scored if set(s[1]) == set(first)]
-    figure, differing, _ = min(alike, key=lambda s: s[2])  # min keeps the first of equals
-    return figure, differing
-
-
-def _distance(settings: Mapping[str, Any], setting: Mapping[str, Any], keys: list[str]) -> float:
-    """How far apart the differing numeric settings are, as ratios (log scale)."""
-    total = 0.0
-    for key in keys:
-        a, b = settings[key], setting[key]
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0:
-            total += abs(math.log(a / b))
-    return total
 
 
 def settings_vs_recipe(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
