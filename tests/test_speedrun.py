@@ -29,6 +29,7 @@ from mnistbench.experiments.speedrun import (
     check_budget,
     model_parameters,
     pick_time_recipe,
+    plan_speedrun,
     run_speedrun,
     same_machine,
     stored_numbers,
@@ -221,10 +222,8 @@ def test_every_requested_seed_counts(
     from mnistbench.experiments.batch import Session
 
     with Store(tmp_path / "s.sqlite") as store:
-        result = run_speedrun(
-            store, target=0.5, seeds=3, device="cpu", settings={"epochs": 2},
-            session=Session(data_dir=learnable_data_dir, progress=False),
-        )  # fmt: skip
+        plan = plan_speedrun(target=0.5, seeds=3, device="cpu", settings={"epochs": 2})
+        result = run_speedrun(plan, store, Session(data_dir=learnable_data_dir, progress=False))
     statuses = [s.status for s in result.seeds]
     assert statuses == ["finished", ending, "finished"]
     finished = [s.test_accuracy for s in result.seeds if s.status == "finished"]

@@ -306,11 +306,9 @@ def validate_config(config: RunConfig) -> RunConfig:
             "Early stopping needs a validation split, but --val-size is 0. "
             "Give a validation size, or turn early stopping off."
         )
-    # imported here: the data and model layers import torch, which a config need not load
-    from mnistbench.data import get_dataset_spec
-    from mnistbench.models.registry import check_model_options
+    _check_model_options(config.model, config.options())
+    from mnistbench.data import get_dataset_spec  # imports torch, which a config need not load
 
-    check_model_options(config.model, config.options())
     get_dataset_spec(config.dataset)
     return config
 
@@ -329,12 +327,19 @@ def default_precision(device: str) -> str:
     return "fp32"
 
 
+# The two calls into the model layer. Helper A's `mnistbench.models.resolve_model` resolves
+# registered names, outside specs (file.py:fn, package.module:fn) and entry points; until it
+# lands, these take registered names only.
 def _model_info(spec: str) -> Any:
-    # Helper A's `mnistbench.models.resolve_model` resolves registered names, outside specs
-    # (file.py:fn, package.module:fn) and entry points; until it lands, registered names only.
     from mnistbench.models import get_model_info
 
     return get_model_info(spec)
+
+
+def _check_model_options(spec: str, options: dict[str, OptionValue]) -> None:
+    from mnistbench.models.registry import check_model_options
+
+    check_model_options(spec, options)
 
 
 def _recipe_defaults(info: Any) -> dict[str, Any]:

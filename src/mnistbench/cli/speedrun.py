@@ -74,18 +74,18 @@ def cmd_speedrun(args: argparse.Namespace) -> int:
     start_training()
     from mnistbench.engine import resolve_device
     from mnistbench.errors import MnistbenchError
-    from mnistbench.experiments.speedrun import run_speedrun
+    from mnistbench.experiments.speedrun import plan_speedrun, run_speedrun
 
     settings = dict(args.settings or [])
     if args.compile:
         settings["compile"] = True
+    plan = plan_speedrun(
+        track=args.track, dataset=args.dataset, target=args.target, seeds=args.seeds,
+        device=resolve_device(args.device), budget=args.budget_params, model=args.model,
+        settings=settings, recipe_of=args.recipe_of,
+    )  # fmt: skip
     with open_store(args.store) as store:
-        result = run_speedrun(
-            store, track=args.track, dataset=args.dataset, target=args.target,
-            seeds=args.seeds, device=resolve_device(args.device), budget=args.budget_params,
-            model=args.model, settings=settings, recipe_of=args.recipe_of,
-            session=session_of(args),
-        )  # fmt: skip
+        result = run_speedrun(plan, store, session_of(args))
     print("\n".join(summary_lines(result)))
     print()
     print(records_table([result]))

@@ -281,8 +281,20 @@ def build_config(
     return config, target, budget, recipe
 
 
-def run_speedrun(
-    store: Store,
+@dataclass(frozen=True)
+class SpeedrunPlan:
+    """A track's seeds as trials: the recipe's config with seeds 0..N-1, test sealed."""
+
+    track: str
+    dataset: str
+    target: float
+    budget: int | None
+    recipe: Recipe
+    config: RunConfig  # seed 0's
+    trials: tuple[Trial, ...]
+
+
+def plan_speedrun(
     *,
     track: str = "time",
     dataset: str = "mnist",
@@ -293,50 +305,59 @@ def run_speedrun(
     model: str | None = None,
     settings: dict[str, object] | None = None,
     recipe_of: str | None = None,
-    session: Session | None = None,
-) -> SpeedrunResult:
-    """Train the track's recipe for seeds 0..N-1, each a fresh stored run scored once on test
-    at the end (always trained again: a record is a new measurement on this machine), and
-    return the figures over every requested seed."""
-    from mnistbench.data import load_dataset
-
+) -> SpeedrunPlan:
+    """The trials of a speedrun; ConfigError on bad input or a model over budget, before
+    anything is loaded or recorded. Each trial records how its recipe was chosen."""
     if seeds < 1:
         raise ConfigError(f"Invalid --seeds {seeds}: at least 1.")
-    session = session or Session(progress=False)
     config, target, budget, recipe = build_config(
         track, dataset, target, device, budget, model=model, settings=settings, recipe_of=recipe_of
     )
-    started = time.perf_counter()
-    raw = load_dataset(
-        dataset, data_dir=session.data_dir, download=session.download, progress=session.progress
-    )
-    dataset_load_s = time.perf_counter() - started
     choice = {"track": track, "target": target, "budget": budget, "model": recipe.model,
               "settings": recipe.settings, "chosen_on": recipe.chosen_on}  # fmt: skip
-    trials = [
+    trials = tuple(
         Trial(replace(config, seed=seed), f"seed {seed}", ("speedrun", json.dumps(choice)))
         for seed in range(seeds)
-    ]
+    )
+    return SpeedrunPlan(track, dataset, target, budget, recipe, config, trials)
+
+
+def run_speedrun(
+    plan: SpeedrunPlan, store: Store, session: Session | None = None
+) -> SpeedrunResult:
+    """Train every seed of `plan`, each a fresh stored run scored once on test at the end
+    (always trained again: a record is a new measurement on this machine), and return the
+    figures over every requested seed."""
+    from mnistbench.data import load_dataset
+
+    session = session or Session(progress=False)
+    started = time.perf_counter()
+    raw = load_dataset(
+        plan.dataset, data_dir=session.data_dir, download=session.download,
+        progress=session.progress,
+    )  # fmt: skip
+    dataset_load_s = time.perf_counter() - started
     summary = run_trials(
-        trials,
+        plan.trials,
         store,
         replace(session, measure_energy=False),  # CodeCarbon's sampling thread shares the cores
         force=True,
-        raws={dataset: raw},
-        desc=f"speedrun {track}",
+        raws={plan.dataset: raw},
+        desc=f"speedrun {plan.track}",
     )
     by_seed = {r.trial.config.seed: r for r in summary.results}
+    config = plan.config
     return SpeedrunResult(
-        track=track,
-        dataset=dataset,
-        target=target,
+        track=plan.track,
+        dataset=plan.dataset,
+        target=plan.target,
         model=config.model,
         params=model_parameters(config.model, **config.options()),
-        budget=budget,
+        budget=plan.budget,
         config=config,
         dataset_load_s=dataset_load_s,
-        seeds=[_seed_result(seed, by_seed.get(seed)) for seed in range(seeds)],
-        chosen_on=recipe.chosen_on,
+        seeds=[_seed_result(t.config.seed, by_seed.get(t.config.seed)) for t in plan.trials],
+        chosen_on=plan.recipe.chosen_on,
     )
 
 
