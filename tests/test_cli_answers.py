@@ -98,3 +98,19 @@ def test_bad_input_in_the_real_console_script(tmp_path: Path, argv: list[str], p
     assert "Traceback" not in result.stderr
     assert phrase in result.stderr
     assert not store.exists()  # nothing was recorded, not even an empty store
+
+
+def test_training_code_never_imports_the_report_package() -> None:
+    # the report package loads matplotlib; planning and running trials must not need it
+    modules = ("batch", "executors", "plan", "plan_format", "runner", "speedrun", "suites",
+               "sweeps")  # fmt: skip
+    probe = (
+        "import importlib, json, sys\n"
+        f"for name in {modules!r}:\n"
+        "    importlib.import_module('mnistbench.experiments.' + name)\n"
+        "print(json.dumps([m for m in ('mnistbench.report', 'matplotlib') if m in sys.modules]))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert json.loads(result.stdout) == []

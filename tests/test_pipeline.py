@@ -131,3 +131,14 @@ def test_dry_run_shrinks_once_and_records_nothing(tmp_path: Path) -> None:
     assert summary.results == []  # the recording executor reported nothing
     (trial,) = executor.trials
     assert (trial.config.epochs, trial.config.subset, trial.config.val_size) == (1, 128, 64)
+
+
+def test_a_trial_that_cannot_run_stops_the_batch_before_anything_trains(tmp_path: Path) -> None:
+    from mnistbench.errors import ConfigError
+
+    trials = [Trial(make_config("mlp")), Trial(make_config("svm_rbf", epochs=3))]
+    executor = _Recording()
+    with Store(tmp_path / "s.sqlite") as store:
+        with pytest.raises(ConfigError, match=r"svm_rbf mnist seed 0: .*fitted once"):
+            batch.run_trials(trials, store, executor=executor, raws={"mnist": learnable_raw()})
+        assert store.list_runs() == [] and executor.trials == []

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from mnistbench.config import RunConfig, validate_config
 from mnistbench.config import dry_run as dry_run_config
-from mnistbench.errors import ConfigError
+from mnistbench.errors import ConfigError, MnistbenchError
 from mnistbench.experiments.machine import machine_of, machines_match
 from mnistbench.experiments.plan import (
     EXECUTORS,
@@ -39,8 +39,8 @@ if TYPE_CHECKING:
     from mnistbench.store import RunRecord, Store
 
 __all__ = [
-    "EXECUTORS", "RunFailedError", "RunOutcome", "Session", "format_result", "make_executor",
-    "model_fingerprint", "run_config", "run_trials", "trial_tag",
+    "EXECUTORS", "RunFailedError", "RunOutcome", "Session", "check_runnable", "format_result",
+    "make_executor", "model_fingerprint", "run_config", "run_trials", "trial_tag",
 ]  # fmt: skip
 
 
@@ -117,6 +117,16 @@ def _find_completed(store: Store, config: RunConfig) -> RunRecord | None:
     if fingerprint is None:  # helper C's store takes fingerprint=...; today's may not
         return store.find_completed(config.config_hash())
     return store.find_completed(config.config_hash(), fingerprint=fingerprint)
+
+
+def check_runnable(config: RunConfig) -> None:
+    """Bad input only the model's recipe can see (an SVM given --epochs 3): ConfigError before
+    anything is loaded or recorded. HOOK for helper A, whose stage recipes own these checks
+    (today recipes.check_protocol_config, which `execute` also calls)."""
+    from mnistbench.models import get_model_info
+    from mnistbench.recipes import check_protocol_config
+
+    check_protocol_config(get_model_info(config.model).protocol, config)
 
 
 def format_result(result: TrialResult, index: int, total: int) -> str:
@@ -232,6 +242,13 @@ def _run(trials, store, session, executor, force, raws, echo, desc) -> BatchSumm
                 )
             else:
                 todo.append(trial)
+        for trial in todo:  # a trial that cannot run stops the batch before anything trains
+            try:
+                check_runnable(trial.config)
+            except MnistbenchError as error:
+                raise type(error)(
+                    str(error) if len(todo) == 1 else f"{trial.describe()}: {error}"
+                ) from None
         if todo:
             store.mark_stale_runs()  # rows left 'running' by a killed earlier attempt
             loaded = dict(raws)
