@@ -75,6 +75,8 @@ def add_run_settings(
             options.update(choices=f.metadata["choices"])
         elif kind in ("int", "float"):
             options.update(type=whole_number if kind == "int" else float, metavar=kind.upper())
+        else:
+            options.update(metavar="NAME")
         if f.name == "device":
             options["default"] = "auto"
         if f.name == "dataset" and dataset_default is None:
