@@ -35,9 +35,10 @@ from torch.utils.data import DataLoader
 
 from mnistbench.data import get_dataset_spec, load_dataset
 from mnistbench.engine.measure import collect_environment, count_parameters, cpu_model_name
+from mnistbench.experiments.machine import machine_of
+from mnistbench.experiments.speedrun import same_machine
 from mnistbench.models import create_model
 from mnistbench.report import markdown_table
-from mnistbench.speedrun import machine_of, same_machine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from epoch_time import TorchvisionStyleMNIST  # the same per-item pipeline

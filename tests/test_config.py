@@ -1,14 +1,28 @@
-"""Run configuration: recipe defaults, overrides, validation messages and the stable hash."""
+"""Run configuration: one declaration per setting, recipe defaults, overrides, validation
+messages and the stable hash (analysis settings left out, v1 hashes kept)."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
+from pathlib import Path
 
 import pytest
 
-from mnistbench.config import RunConfig, make_config
+from mnistbench.config import (
+    ROLES,
+    RunConfig,
+    dry_run,
+    field_roles,
+    flag_of,
+    make_config,
+    parse_model_option,
+    settings,
+)
 from mnistbench.errors import ConfigError
+
+FIXTURE = Path(__file__).parent / "fixtures" / "store_v1_5ae60b7.sql"
 
 
 def test_recipe_defaults_then_overrides() -> None:
@@ -23,21 +37,58 @@ def test_recipe_defaults_then_overrides() -> None:
     assert make_config("cnn", batch_size=None).batch_size == 64  # None means "not given"
 
 
-def test_hash_is_stable_and_sensitive() -> None:
+def test_every_setting_declares_help_flag_check_and_role() -> None:
+    flags = set()
+    for f in settings():
+        assert f.metadata["help"] and f.metadata["role"] in ROLES, f.name
+        flags.add(flag_of(f.name))
+    assert len(flags) == len(settings())  # one flag each, none shared
+    assert {"--target", "--patience", "--model-option", "--step-size", "--gamma"} <= flags
+    roles = field_roles()
+    assert roles.keys() == {f.name for f in settings()}
+    assert roles["target_accuracy"] == roles["recipe_of"] == "analysis"
+    assert {roles[k] for k in ("epochs", "subset", "val_size")} == {"scale"}
+    assert roles["device"] == "environment" and roles["lr"] == roles["seed"] == "training"
+
+
+def _changed(f: dataclasses.Field, value: object) -> object:
+    """Another valid value of the same kind, so each field's effect on the hash is tried."""
+    if f.metadata["choices"]:
+        return next(c for c in f.metadata["choices"] if c != value)
+    if f.name == "model_options":
+        return (("in_channels", 1),)
+    if value is None:
+        return {"grad_clip": 1.0, "recipe_of": "cnn"}.get(f.name, 3)
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int | float):
+        return value + 1 if isinstance(value, int) else value / 2 + 0.25
+    return value + "x"
+
+
+def test_hash_covers_what_is_trained_and_leaves_out_analysis() -> None:
     a, b = make_config("mlp"), make_config("mlp")
-    assert a.config_hash() == b.config_hash()
-    assert len(a.config_hash()) == 16
-    assert make_config("mlp", seed=1).config_hash() != a.config_hash()
-    assert make_config("mlp", device="cpu").config_hash() == a.config_hash()
-    # every field takes part in the hash
-    for field in dataclasses.fields(RunConfig):
-        if field.name in ("model", "device"):
-            continue
-        value = getattr(a, field.name)
-        changed = {bool: lambda v: not v, int: lambda v: v + 1, float: lambda v: v / 2}
-        new = changed.get(type(value), lambda v: v)(value)
-        if new != value:
-            assert dataclasses.replace(a, **{field.name: new}).config_hash() != a.config_hash()
+    assert a.config_hash() == b.config_hash() and len(a.config_hash()) == 16
+    for f in settings():
+        value = getattr(a, f.name)
+        new = _changed(f, value)
+        assert new != value, f.name
+        other = dataclasses.replace(a, **{f.name: new}).config_hash()
+        if f.metadata["role"] == "analysis":
+            assert other == a.config_hash(), f"{f.name} must not retrain"
+        else:
+            assert other != a.config_hash(), f"{f.name} must be in the hash"
+
+
+def test_a_v1_store_keeps_its_hashes() -> None:
+    # configs recorded by commit 5ae60b7 still hash to what that version stored, so resuming
+    # and reuse keep working across the change that took analysis settings out of the hash
+    connection = sqlite3.connect(":memory:")
+    connection.executescript(FIXTURE.read_text())
+    rows = connection.execute("SELECT config_hash, config_json FROM runs").fetchall()
+    assert len(rows) == 9
+    for stored, config_json in rows:
+        assert RunConfig.from_dict(json.loads(config_json)).config_hash() == stored
 
 
 @pytest.mark.parametrize(
@@ -55,6 +106,13 @@ def test_hash_is_stable_and_sensitive() -> None:
         ({"target_accuracy": 99.0}, "0.99"),
         ({"early_stopping_patience": 2, "val_size": 0}, "validation"),
         ({"warmup": 3}, "Unknown run setting"),
+        ({"seed": 2**70}, r"--seed .*2147483647"),
+        ({"seed": -1}, "--seed"),
+        ({"min_delta": -0.5}, r"--min-delta -0.5: must be in \[0, 1\)"),
+        ({"step_size": 0}, "--step-size"),
+        ({"gamma": 1.5}, r"--gamma 1.5: must be in \(0, 1\]"),
+        ({"test_policy": "never"}, "--test-policy"),
+        ({"weight_decay": float("inf")}, "--weight-decay"),
     ],
 )
 def test_invalid_values_name_the_problem(overrides: dict, message: str) -> None:
@@ -62,14 +120,36 @@ def test_invalid_values_name_the_problem(overrides: dict, message: str) -> None:
         make_config("mlp", **overrides)
 
 
+def test_bad_settings_fail_before_the_model_is_looked_up() -> None:
+    with pytest.raises(ConfigError, match="--seed"):
+        make_config("no_such_model", seed=2**70)
+    with pytest.raises(ConfigError, match="Unknown model"):
+        make_config("no_such_model", seed=1)
+
+
 def test_unknown_model() -> None:
     with pytest.raises(ConfigError, match=r"Unknown model .mpl.*mlp"):
         make_config("mpl")
 
 
-def test_model_options_are_sorted_hashed_and_checked() -> None:
-    from mnistbench.config import parse_model_option
+def test_recipe_of_borrows_another_models_recipe() -> None:
+    borrowed = make_config("mlp", recipe_of="cnn")
+    assert borrowed.model == "mlp" and borrowed.recipe_of == "cnn"
+    assert (borrowed.batch_size, borrowed.epochs, borrowed.grad_clip) == (64, 3, 1.0)
+    assert make_config("mlp", recipe_of="cnn", epochs=1).epochs == 1  # overrides still win
+    # where the defaults came from is provenance, not training: equal settings, equal hash
+    same = make_config("mlp", batch_size=64, epochs=3, grad_clip=1.0)
+    assert borrowed.config_hash() == same.config_hash()
+    with pytest.raises(ConfigError, match="Unknown model 'cnnn'"):
+        make_config("mlp", recipe_of="cnnn")
 
+
+def test_dry_run_is_two_steps() -> None:
+    small = dry_run(make_config("cnn"))
+    assert (small.epochs, small.subset, small.val_size) == (1, 2 * 64, 64)
+
+
+def test_model_options_are_sorted_hashed_and_checked() -> None:
     assert parse_model_option("beta=4.0") == ("beta", 4.0)
     assert parse_model_option("in_channels=1") == ("in_channels", 1)
     assert parse_model_option("flag=true") == ("flag", True)
@@ -80,7 +160,7 @@ def test_model_options_are_sorted_hashed_and_checked() -> None:
 
 
 def test_config_round_trips_through_its_dict() -> None:
-    config = make_config("mlp", augment="affine", image_size=32)
+    config = make_config("mlp", augment="affine", image_size=32, recipe_of="cnn")
     assert RunConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
 
 

@@ -16,14 +16,9 @@ import torch
 from mnistbench.config import make_config
 from mnistbench.data import load_dataset
 from mnistbench.errors import ConfigError
-from mnistbench.experiments.executors import (
-    LocalExecutor,
-    ProcessExecutor,
-    Trial,
-    make_executor,
-    run_trials,
-    unique_trials,
-)
+from mnistbench.experiments.batch import Session, make_executor, run_trials
+from mnistbench.experiments.executors import LocalExecutor, ProcessExecutor
+from mnistbench.experiments.plan import Trial, unique_trials
 from mnistbench.experiments.runner import record, train_config
 from mnistbench.store import Store
 from synthetic_cli import spawn_cli
@@ -64,10 +59,8 @@ def rows(store: Store) -> dict[str, tuple]:
 
 def run_with(executor, store_path: Path, data_dir: Path) -> dict[str, tuple]:
     with Store(store_path) as store:
-        summary = run_trials(
-            trials(), store, executor=executor, data_dir=data_dir, progress=False,
-            measure_energy=False,
-        )  # fmt: skip
+        session = Session(data_dir=data_dir, progress=False, measure_energy=False)
+        summary = run_trials(trials(), store, session, executor=executor)
         assert [r.state for r in summary.results] == ["done", "done", "failed"]
         return rows(store)
 
@@ -121,7 +114,7 @@ def test_ray_records_the_same_rows(learnable_data_dir: Path, tmp_path: Path, ref
     assert on_ray == reference
     # and a rerun on Ray trains nothing that finished
     with Store(tmp_path / "ray.sqlite") as store:
-        summary = run_trials(trials()[:2], store, executor=LocalExecutor(), progress=False)
+        summary = run_trials(trials()[:2], store, Session(progress=False), executor=LocalExecutor())
         assert [r.state for r in summary.results] == ["skipped", "skipped"]
 
 

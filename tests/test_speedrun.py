@@ -1,11 +1,14 @@
 """Speedrun rules in code: the test set is sealed until the final score, rows land in the
-store, the parameter track refuses models over budget, figures from two machines never share a
-table; and torch.compile's warm-up is timed apart from training."""
+store, every requested seed counts (a miss at 0%), the parameter track counts every stored
+number and refuses models over budget, figures from two machines (SIMD level and bf16 included)
+never share a table, each run records how its recipe was chosen; and torch.compile's warm-up is
+timed apart from training."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -14,24 +17,29 @@ import torch
 
 from mnistbench import recipes
 from mnistbench.cli import main
+from mnistbench.cli.speedrun import records_table
 from mnistbench.config import make_config
 from mnistbench.data import SealedSplit, prepare_device_data, seal_test
 from mnistbench.engine import evaluate, final_test, fit
 from mnistbench.engine.compile import batch_sizes, compile_for_training
 from mnistbench.errors import MnistbenchError, SealedTestSetError
-from mnistbench.experiments import run_config
-from mnistbench.models import create_model
-from mnistbench.objectives import CrossEntropyObjective
-from mnistbench.speedrun import (
-    Trial,
+from mnistbench.experiments import RunFailedError, run_config, runner
+from mnistbench.experiments.machine import machine_of, machines_match
+from mnistbench.experiments.speedrun import (
     check_budget,
     model_parameters,
     pick_time_recipe,
-    records_table,
+    plan_speedrun,
+    run_speedrun,
     same_machine,
+    stored_numbers,
 )
+from mnistbench.models import create_model
+from mnistbench.objectives import CrossEntropyObjective
 from mnistbench.store import Store
 from synthetic import learnable_raw
+
+FIXTURE = Path(__file__).parent / "fixtures" / "store_v1_5ae60b7.sql"
 
 
 def _sealed_data(val_size: int = 200):
@@ -91,7 +99,7 @@ def test_a_recipe_that_peeks_at_test_mid_training_fails_and_is_recorded(
     monkeypatch.setitem(recipes.PROTOCOLS, "supervised", peeking)
     config = make_config("speedrun_fast_small", epochs=1, val_size=200)
     with Store(tmp_path / "s.sqlite") as store:
-        with pytest.raises(SealedTestSetError):
+        with pytest.raises(RunFailedError, match="SealedTestSetError"):
             run_config(config, store, raw=learnable_raw(), progress=False, final_test_only=True,
                        measure_energy=False)  # fmt: skip
         (run,) = store.list_runs()
@@ -133,18 +141,32 @@ def test_cli_speedrun_on_tiny_data_records_every_seed(
         assert sorted(r.config["seed"] for r in runs) == [0, 1]
         for run in runs:
             assert run.status == "finished" and run.metrics["test_protocol"] == "final_only"
+            assert run.config["test_policy"] == "final_only"
             tested = [e["test_accuracy"] is not None for e in store.epochs(run.run_id)]
             assert tested == [False, True]  # test scored once, at the end
+            # how the recipe was chosen is recorded with every run it made
+            (choice,) = [a for a in store.artefacts(run.run_id) if a.name == "speedrun"]
+            assert "exploring: --model/--set" in json.loads(choice.content)["chosen_on"]
 
 
 def test_params_track_refuses_models_over_budget(capsys, learnable_data_dir: Path) -> None:
     argv = ["speedrun", "--track", "params", "--budget-params", "5000", "--model", "speedrun_fast"]
     code = main([*argv, "--data-dir", str(learnable_data_dir), "--device", "cpu"])
     err = capsys.readouterr().err
-    assert code == 2 and "29,178 trainable parameters, over" in err and "5,000" in err
+    assert code == 2 and "29,405 parameters and buffers, over" in err and "5,000" in err
     with pytest.raises(MnistbenchError, match="budget of 4,000"):
         check_budget(make_config("speedrun_tiny"), 4_000)
-    assert check_budget(make_config("speedrun_tiny"), 5_000) == 4_806
+    # 4,806 parameters + four BatchNorms' running mean and var (2 x (8 + 10 + 16 + 16)) and
+    # their num_batches_tracked counters (4)
+    assert check_budget(make_config("speedrun_tiny"), 5_000) == 4_806 + 2 * 50 + 4
+
+
+def test_budget_counts_frozen_weights_and_buffers_but_not_caches() -> None:
+    model = torch.nn.Sequential(torch.nn.Linear(10, 4), torch.nn.BatchNorm1d(4))
+    model[0].requires_grad_(False)  # frozen random features still count
+    model.register_buffer("table", torch.zeros(7))  # a persistent buffer counts
+    model.register_buffer("cache", torch.zeros(1000), persistent=False)  # a cache does not
+    assert stored_numbers(model) == (10 * 4 + 4) + (4 + 4 + 4 + 4 + 1) + 7
 
 
 def test_recipes_and_reference_model() -> None:
@@ -155,18 +177,63 @@ def test_recipes_and_reference_model() -> None:
         pick_time_recipe("mnist", 0.9999)
 
 
+def _fixture_environment() -> dict:
+    """A real environment, as commit 5ae60b7 recorded it on the AVX-512 EPYC."""
+    connection = sqlite3.connect(":memory:")
+    connection.executescript(FIXTURE.read_text())
+    (text,) = connection.execute("SELECT environment_json FROM runs LIMIT 1").fetchone()
+    return json.loads(text)
+
+
 def test_figures_from_two_machines_never_share_a_table() -> None:
-    trial = Trial(0, 1, "finished", 0.99, 1.0, None, 0.1, 0.1, 1, "cpu A, 2 cores")
-    assert same_machine(["m", "m"]) == "m"
+    avx512 = _fixture_environment()
+    assert (avx512["cpu_capability"], avx512["cpu_native_bf16"]) == ("AVX512", True)
+    # this project's other EPYC: the same name, cores, threads and torch; AVX2, no native bf16
+    avx2 = {**avx512, "cpu_capability": "AVX2", "cpu_native_bf16": False}
+    assert machine_of(avx512) != machine_of(avx2)
+    assert "AVX512, native bf16" in machine_of(avx512) and "AVX2" in machine_of(avx2)
+    assert not machines_match(avx512, avx2) and machines_match(avx512, dict(avx512))
+    assert same_machine([machine_of(avx512), machine_of(dict(avx512))]) == machine_of(avx512)
     with pytest.raises(MnistbenchError, match="different machines"):
-        same_machine([trial.machine, "cpu B, 2 cores"])
+        same_machine([machine_of(avx512), machine_of(avx2)])
 
     class Result:  # records_table reads only .machine before it refuses
         def __init__(self, machine: str):
             self.machine = machine
 
     with pytest.raises(MnistbenchError, match="different machines"):
-        records_table([Result("cpu A"), Result("cpu B")])  # type: ignore[list-item]
+        records_table([Result(machine_of(avx512)), Result(machine_of(avx2))])  # type: ignore[list-item]
+
+
+@pytest.mark.parametrize("ending", ["failed", "diverged"])
+def test_every_requested_seed_counts(
+    monkeypatch: pytest.MonkeyPatch, learnable_data_dir: Path, tmp_path: Path, ending: str
+) -> None:
+    real_protocol = runner.run_protocol
+
+    def seed_1_misses(name, ctx):
+        if ctx.config.seed == 1:
+            if ending == "failed":
+                raise RuntimeError("seed 1 broke")
+            ctx.config = dataclasses.replace(ctx.config, lr=1e30)  # blows the loss up
+        return real_protocol(name, ctx)
+
+    monkeypatch.setattr(runner, "run_protocol", seed_1_misses)
+    from mnistbench.experiments.batch import Session
+
+    with Store(tmp_path / "s.sqlite") as store:
+        plan = plan_speedrun(target=0.5, seeds=3, device="cpu", settings={"epochs": 2})
+        result = run_speedrun(plan, store, Session(data_dir=learnable_data_dir, progress=False))
+    statuses = [s.status for s in result.seeds]
+    assert statuses == ["finished", ending, "finished"]
+    finished = [s.test_accuracy for s in result.seeds if s.status == "finished"]
+    assert result.accuracies() == [finished[0], 0.0, finished[1]]  # the miss counts as 0%
+    assert result.reached == 2 and len(result.misses()) == 1
+    figures = result.to_dict()
+    assert figures["accuracy_mean"] == pytest.approx(sum(finished) / 3)
+    # two seeds at ~100% and one miss: the mean is about 2/3, under a 0.9 target
+    result.target = 0.9
+    assert not result.target_met
 
 
 def test_compile_batch_shapes() -> None:

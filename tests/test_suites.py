@@ -1,7 +1,9 @@
-"""Suites: each published study as data; missing models are skipped and named; runs resume."""
+"""Suites: each published study as a plan file in the sweep format; missing models are skipped
+and named; runs resume."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -10,12 +12,33 @@ import pytest
 from mnistbench.cli import main
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import suites
-from mnistbench.experiments.executors import unique_trials
-from mnistbench.experiments.suites import Suite, entry, get_suite, plan_suite, suite_runs
+from mnistbench.experiments.plan import unique_trials
+from mnistbench.experiments.suites import get_suite, plan_suite, suite_runs
+from mnistbench.experiments.sweeps import load_sweep, plan_sweep
 from mnistbench.store import Store
 
+REPO = Path(__file__).resolve().parent.parent
 STUDY_A = ["microresnet", "cnn", "snn", "dbn", "simsiam_lgbm", "mlp", "vit", "gan", "unet",
            "beta_vae"]  # fmt: skip
+TINY = """
+[suite]
+name = "tiny"
+version = "7"
+study = "A"
+description = "two small models and a missing one"
+missing_models = "skip"
+
+[[entries]]
+model = "mlp"
+
+[[entries]]
+model = "not_registered_yet"
+
+[[entries]]
+model = "cnn"
+label = "sgd"
+optimizer = "sgd"
+"""
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -25,16 +48,11 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture
-def tiny_suite(monkeypatch: pytest.MonkeyPatch) -> Suite:
-    """A two-model suite with one model that is not registered."""
-    suite = Suite(
-        name="tiny",
-        version="7",
-        study="A",
-        title="tiny",
-        description="two small models and a missing one",
-        entries=(entry("mlp"), entry("not_registered_yet"), entry("cnn", "sgd", optimizer="sgd")),
-    )
+def tiny_suite(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> suites.Suite:
+    """A suite file with two small models and one that is not registered."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    suite = load_sweep(path)
     monkeypatch.setitem(suites.SUITES, "tiny", suite)
     return suite
 
@@ -49,17 +67,40 @@ def test_every_published_study_is_a_suite() -> None:
         "mlp_784_512", "cnn_small", "rnn_rows", "snn_single_step",
     ]  # fmt: skip
     for suite in suites.list_suites():
-        assert suite.version and suite.study in "ABCDE" and suite.entries
+        assert suite.kind == "suite" and suite.version and suite.study in "ABCDE"
+        assert suite.size() > 0
 
 
-def test_unregistered_models_are_skipped_and_named(tiny_suite: Suite) -> None:
+# sha256 of [label, config hash, membership tag] of every trial, as the suites planned them when
+# they were Python (commit 5ae60b7), with --epochs 1 --subset 2000 --seeds 2 --seed 3 on the
+# CPU: the plan files must plan the very same trials, so stored runs keep matching them.
+PLANNED_AT_5AE60B7 = {
+    "architecture-showdown": "f74f170443fe0848",
+    "efficiency-showdown": "7508b952d7f7c6ae",
+    "resnet-svm": "94afe905c0684ddb",
+    "cpu-vs-gpu": "0614517d5e40edf4",
+    "small-cnn-ablation": "bba5479b5a17b565",
+    "parameter-diet": "bff934d598127975",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLANNED_AT_5AE60B7))
+def test_suite_files_plan_the_trials_the_python_suites_planned(name: str) -> None:
+    plan = plan_suite(get_suite(name), device="cpu", epochs=1, subset=2000, seeds=2, first_seed=3)
+    trials = [[t.label, t.config_hash, list(t.tag)] for t in plan.trials]
+    digest = hashlib.sha256(json.dumps(trials).encode()).hexdigest()[:16]
+    assert digest == PLANNED_AT_5AE60B7[name]
+
+
+def test_unregistered_models_are_skipped_and_named(tiny_suite) -> None:
     plan = plan_suite(tiny_suite, device="cpu")
     assert plan.skipped_models == ["not_registered_yet"]
     assert [t.config.model for t in plan.trials] == ["mlp", "cnn"]
     assert plan.trials[1].config.optimizer == "sgd"  # the entry's override beats the recipe
+    assert [t.label for t in plan.trials] == ["", "sgd"]
 
 
-def test_seeds_and_scale_knobs(tiny_suite: Suite) -> None:
+def test_seeds_and_scale_knobs(tiny_suite) -> None:
     plan = plan_suite(tiny_suite, seeds=3, first_seed=5, epochs=1, subset=300, device="cpu")
     assert [(t.config.model, t.config.seed) for t in plan.trials] == [
         ("mlp", 5), ("mlp", 6), ("mlp", 7), ("cnn", 5), ("cnn", 6), ("cnn", 7),
@@ -77,21 +118,31 @@ def test_study_c_grid_is_32_configs_plus_svms_and_merges_under_epochs_knob() -> 
     suite = get_suite("resnet-svm")
     plan = plan_suite(suite, device="cpu")
     grid = [t for t in plan.trials if t.config.model.startswith("resnet")]
-    if len(grid) != 32:
-        pytest.skip("the study C ResNets are not registered in this checkout")
-    assert len({t.config_hash for t in grid}) == 32
+    assert len({t.config_hash for t in grid}) == len(grid) == 32
     assert {(t.config.batch_size, t.config.image_size) for t in grid} == {(16, 64)}
     assert {t.config.dataset for t in plan.trials} == {"mnist", "fashion-mnist"}
+    assert [t.label for t in plan.trials[:2]] == ["sgd lr=1e-3 3 epochs", "sgd lr=1e-3 5 epochs"]
     # --epochs 1 makes the 3- and 5-epoch entries identical: the driver merges them
     quick = plan_suite(suite, epochs=1, device="cpu")
     kept, merged = unique_trials(quick.trials)
     assert merged == 16 and len(kept) == len(quick.trials) - 16
 
 
+def test_the_shipped_resnet_sweep_is_the_suites_grid() -> None:
+    # one study C grid, written twice in one format: the sweep file for `mnistbench sweep`,
+    # the suite for `mnistbench suite`; both must plan the same 32 configs
+    sweep = plan_sweep(load_sweep(REPO / "sweeps" / "resnet-grid.toml"), device="cpu")
+    suite = plan_suite(get_suite("resnet-svm"), device="cpu")
+    grid = [t.config_hash for t in suite.trials if t.config.model.startswith("resnet")]
+    assert [t.config_hash for t in sweep.trials] == grid
+
+
 def test_cpu_vs_gpu_runs_on_every_present_device() -> None:
     suite = get_suite("cpu-vs-gpu")
     plan = plan_suite(suite)
     assert plan.devices == suites.present_devices() and plan.devices[0] == "cpu"
+    assert len(plan.trials) == 2 * len(plan.devices)
+    assert plan.trials[0].label == "224x224 cpu"
     for trial in plan.trials:
         c = trial.config
         assert (c.dataset, c.image_size, c.batch_size, c.epochs, c.lr) == (
@@ -109,6 +160,7 @@ def test_suite_list_describes_every_suite(capsys) -> None:
     assert code == 0
     for name in suites.SUITES:
         assert f"| {name} |" in out
+    assert "| resnet-svm | 1 | study C | 36 | 4/4 |" in out  # 32 grid configs + 4 SVMs
 
 
 def test_list_shows_suites(capsys) -> None:
@@ -117,7 +169,7 @@ def test_list_shows_suites(capsys) -> None:
 
 
 def test_suite_runs_records_and_resumes(
-    capsys, tiny_suite: Suite, learnable_data_dir: Path, tmp_path: Path
+    capsys, tiny_suite, learnable_data_dir: Path, tmp_path: Path
 ) -> None:
     store_path = tmp_path / "s.sqlite"
     args = ("suite", "tiny", "--seeds", "2", "--epochs", "1", "--val-size", "100", "--subset",
@@ -129,6 +181,7 @@ def test_suite_runs_records_and_resumes(
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert len(lines) == 4 and all(" done " in line for line in lines)
     assert "±" in out  # two seeds: mean ± std
+    assert "scaled: epochs=1" in out and "| recipe |" not in out  # a quick look is no recipe
     with Store(store_path) as store:
         runs = store.list_runs()
         assert len(runs) == 4 and {r.status for r in runs} == {"finished"}
@@ -137,12 +190,13 @@ def test_suite_runs_records_and_resumes(
     lines = [line for line in out.splitlines() if line.startswith("[")]
     assert code == 0 and len(lines) == 4 and all(" skipped " in line for line in lines)
     assert "tiny v7: 4 skipped" in out
+    assert "measured on" not in out  # this machine measured them
     with Store(store_path) as store:
         assert len(store.list_runs()) == 4
 
 
 def test_suite_plan_and_dry_run_record_nothing(
-    capsys, tiny_suite: Suite, learnable_data_dir: Path, tmp_path: Path
+    capsys, tiny_suite, learnable_data_dir: Path, tmp_path: Path
 ) -> None:
     store_path = tmp_path / "s.sqlite"
     code, out, _ = run_cli(capsys, "suite", "tiny", "--plan", "--store", str(store_path))
@@ -153,3 +207,11 @@ def test_suite_plan_and_dry_run_record_nothing(
     )  # fmt: skip
     assert code == 0 and "2 done; nothing recorded" in out
     assert not store_path.exists()
+
+
+def test_a_suite_file_of_your_own(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(TINY.replace('name = "tiny"', 'name = "mine"'))
+    code, out, err = run_cli(capsys, "suite", str(path), "--plan", "--seeds", "2")
+    assert code == 0, err
+    assert "| 4 | cnn | mnist | sgd | 1 |" in out and "skipping not_registered_yet" in err

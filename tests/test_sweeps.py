@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mnistbench.cli import main
+from mnistbench.config import make_config
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import runner
 from mnistbench.experiments.sweeps import load_sweep, plan_sweep
@@ -250,3 +251,78 @@ def test_sigkill_then_rerun_records_each_trial_once(
         assert after[run_id] == ("finished" if status == "finished" else "interrupted")
     skipped = sum(" skipped " in line for line in out.splitlines() if line.startswith("["))
     assert skipped == sum(s == "finished" for s in before.values())
+
+
+ENTRIES = """
+[sweep]
+name = "parts"
+seeds = 2
+label = "{optimizer} lr={lr:e}"
+
+[fixed]
+epochs = 1
+
+[space]
+lr = [1e-3, 1e-2]
+
+[[entries]]
+model = "mlp"
+optimizer = "sgd"
+
+[[entries]]
+model = "cnn"
+optimizer = "adam"
+recipe_of = "mlp"
+label = "cnn with mlp's recipe"
+space = { weight_decay = [0.0, 1e-4] }
+"""
+
+
+def test_entries_labels_seeds_and_recipe_of(tmp_path: Path) -> None:
+    plan = plan_sweep(load_sweep(write(tmp_path, ENTRIES)), device="cpu")
+    got = [(t.config.model, t.config.lr, t.config.weight_decay, t.config.seed, t.label)
+           for t in plan.trials]  # fmt: skip
+    mlp = [("mlp", lr, 0.0, seed, f"sgd lr={text}")
+           for lr, text in ((1e-3, "1e-3"), (1e-2, "1e-2")) for seed in (0, 1)]  # fmt: skip
+    cnn = [("cnn", lr, decay, seed, "cnn with mlp's recipe")
+           for decay in (0.0, 1e-4) for lr in (1e-3, 1e-2) for seed in (0, 1)]  # fmt: skip
+    assert got == mlp + cnn
+    cnn_config = plan.trials[-1].config
+    assert cnn_config.recipe_of == "mlp" and cnn_config.batch_size == 128  # cnn's own is 64
+    assert plan_sweep(load_sweep(write(tmp_path, ENTRIES)), device="cpu", seeds=1).trials[0]
+
+
+def test_a_model_spec_reaches_the_model_lookup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # outside models ("file.py:fn") are resolved by make_config's model lookup (helper A's
+    # resolve_model); the plan hands the spec over as written, with its recipe_of
+    from mnistbench.experiments import sweeps
+
+    seen = []
+
+    def recording(model, device="cpu", **values):
+        seen.append((model, values.get("recipe_of")))
+        return make_config("mlp", device, **values)
+
+    monkeypatch.setattr(sweeps, "make_config", recording)
+    path = write(tmp_path, '[fixed]\nmodel = "my_nets.py:tiny"\nrecipe_of = "cnn"\n')
+    (trial,) = plan_sweep(load_sweep(path), device="cpu").trials
+    assert seen == [("my_nets.py:tiny", "cnn")] and trial.config.batch_size == 64
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase"),
+    [
+        ("[sweep]\n[suite]\n[fixed]\nmodel = 'mlp'\n", "one header"),
+        ("[sweep]\nseeds = 0\n[fixed]\nmodel = 'mlp'\n", "[sweep] seeds"),
+        ("[sweep]\nlabel = '{nope}'\n[fixed]\nmodel = 'mlp'\n", "label"),
+        ("[[entries]]\nmodel = 'mlp'\nlr = 'fast'\n", "[entries 1] lr"),
+        ("[[entries]]\nmodle = 'mlp'\n", "Did you mean model"),
+        ("[fixed]\nmodel = 'mlp'\nrecipe_of = 3\n", "[fixed] recipe_of"),
+    ],
+)
+def test_bad_plan_files_name_the_key(tmp_path: Path, text: str, phrase: str) -> None:
+    with pytest.raises(ConfigError, match=None) as caught:
+        plan_sweep(load_sweep(write(tmp_path, text, "bad.toml")), device="cpu")
+    assert phrase in str(caught.value) and "bad.toml" in str(caught.value)

@@ -1,18 +1,21 @@
 """The run configuration: a frozen dataclass that names everything that changes a result.
 
-Its hash keys the results store, so fields that cannot change the outcome (where the data
-lives, the store path, progress output, evaluation batch size) are deliberately not in it.
+Each field declares once, in its `metadata`, its help text (unit and why), its command-line
+flag, its check and its role; the CLI flags, the sweep-file keys, validation and the roles the
+report reads are all generated from that. Its hash keys the results store, so what cannot
+change the outcome (where the data lives, progress output, analysis settings) is not in it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import Field, asdict, dataclass, fields, replace
 from typing import Any
 
+from mnistbench import settings as s
 from mnistbench.errors import ConfigError
+from mnistbench.settings import REQUIRED, Check, at_least, interval, setting, unset_or
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
@@ -20,44 +23,205 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 # Batched training-time augmentations (data/augment.py): "affine" is the generic policy,
 # "study_d" and "rotate7" are the published recipes of studies D and E.
 AUGMENTATIONS = ("none", "affine", "study_d", "rotate7")
+# When the test set is scored: after every epoch (curves, best-epoch figures), or once, at the
+# end, with the split sealed until then (records, `mnistbench speedrun`; data/sealed.py).
+TEST_POLICIES = ("every_epoch", "final_only")
 OptionValue = str | int | float | bool
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+DEVICES = ("cpu", "cuda", "mps")  # what "auto" resolves to (engine.device.resolve_device)
+ROLES = ("training", "scale", "analysis", "environment")
+# Seeds reach torch generators (with small offsets added per stage), NumPy and LightGBM, whose
+# seed is a C int: 0 .. 2**31 - 1 is valid in all of them.
+MAX_SEED = 2**31 - 1
 
 
 @dataclass(frozen=True)
 class RunConfig:
     """One training run. Defaults here < the model's registered recipe < the user's choices."""
 
-    model: str
-    dataset: str = "mnist"
-    epochs: int = 5  # full passes over the training split
-    batch_size: int = 128  # training images per optimizer step
-    optimizer: str = "adam"  # sgd | adam | adamw
-    lr: float = 1e-3  # peak learning rate (OneCycle's max_lr)
-    momentum: float = 0.9  # sgd only
-    nesterov: bool = False  # sgd only
-    weight_decay: float = 0.0  # L2 for sgd/adam, decoupled for adamw
-    scheduler: str = "none"  # none | step (per epoch) | cosine (per step) | onecycle (per step)
-    step_size: int = 7  # epochs between decays, step scheduler (study D: 7)
-    gamma: float = 0.1  # decay factor, step scheduler
-    grad_clip: float | None = None  # max global gradient L2 norm; None = no clipping
-    label_smoothing: float = 0.0  # cross-entropy label smoothing
-    augment: str = "none"  # batched augmentation policy of training batches, see AUGMENTATIONS
-    image_size: int = 28  # side the images are resized to, once and batched (study C: 64)
-    compile: bool = False  # torch.compile the model; warm-up is timed apart from training
-    val_size: int = 5000  # images held out of the training set for validation (0 = none)
-    subset: int | None = None  # keep only this many training images (quick looks, tests)
-    early_stopping_patience: int | None = None  # epochs without val improvement; None = off
-    min_delta: float = 0.0  # val-accuracy gain (fraction) that counts as an improvement
-    target_accuracy: float = 0.99  # for epochs/seconds-to-target
-    precision: str = (
-        "fp32"  # autocast: fp32 (off) | bf16 | fp16 (CUDA); make_config picks per device
+    model: str = setting(
+        REQUIRED,
+        flag=None,
+        role="training",
+        help="registered model name (`mnistbench list`) or an outside model: "
+        "path/to/file.py:factory or package.module:factory",
+        check=Check(lambda v: isinstance(v, str) and bool(v.strip()), "is empty"),
     )
-    seed: int = 0  # seeds init, validation split, batch order and augmentation
-    device: str = "cpu"  # resolved device type: cpu | cuda | mps
+    dataset: str = setting(
+        "mnist", role="training", help="data set: mnist or fashion-mnist (`mnistbench list`)"
+    )
+    epochs: int = setting(
+        5,
+        role="scale",
+        help="full passes over the training split; each model's recipe sets its published count",
+        check=at_least(1, "Pass --epochs 1 or more."),
+    )
+    batch_size: int = setting(
+        128,
+        role="training",
+        help="training images per optimizer step (evaluation uses 1,000 per batch)",
+        check=at_least(1, "Try --batch-size 64."),
+    )
+    optimizer: str = setting("adam", role="training", choices=OPTIMIZERS, help="optimizer")
+    lr: float = setting(
+        1e-3,
+        role="training",
+        help="peak learning rate, per optimizer step (OneCycle's max_lr)",
+        check=Check(
+            lambda v: s.finite(v) and v > 0,
+            "the learning rate must be a positive finite number",
+            "Try --lr 1e-3 for Adam or --lr 0.01 for SGD.",
+        ),
+    )
+    momentum: float = setting(
+        0.9,
+        role="training",
+        help="SGD momentum, sgd only (study B's SGD runs use 0.9)",
+        check=interval("[0, 1)"),
+    )
+    nesterov: bool = setting(False, role="training", help="Nesterov momentum, sgd only")
+    weight_decay: float = setting(
+        0.0,
+        role="training",
+        help="weight decay: L2 penalty for sgd and adam, decoupled for adamw; 0 = none",
+        check=interval("[0, inf)"),
+    )
+    scheduler: str = setting(
+        "none",
+        role="training",
+        choices=SCHEDULERS,
+        help="learning-rate schedule: step (per epoch), cosine or onecycle (per step)",
+    )
+    step_size: int = setting(
+        7,
+        role="training",
+        help="epochs between decays of the step scheduler (study D: 7)",
+        check=at_least(1),
+    )
+    gamma: float = setting(
+        0.1,
+        role="training",
+        help="factor the step scheduler multiplies the learning rate by at each decay",
+        check=interval("(0, 1]"),
+    )
+    grad_clip: float | None = setting(
+        None,
+        role="training",
+        help="max global gradient L2 norm; unset = no clipping (cnn's recipe clips at 1.0)",
+        check=unset_or(interval("(0, inf)", "Leave it unset to disable clipping.")),
+    )
+    label_smoothing: float = setting(
+        0.0,
+        role="training",
+        help="cross-entropy label smoothing: the fraction of target mass spread over all classes",
+        check=interval("[0, 1)"),
+    )
+    augment: str = setting(
+        "none",
+        role="training",
+        choices=AUGMENTATIONS,
+        help="batched augmentation of training batches (study_d, rotate7: studies D and E)",
+    )
+    image_size: int = setting(
+        28,
+        role="training",
+        help="side in pixels the images are resized to, once and batched (study C: 64)",
+        check=Check(
+            lambda v: isinstance(v, int) and 8 <= v <= 512,
+            "must be between 8 and 512 pixels",
+            "Use 28 (native), 64 (study C) or 224 (ImageNet size).",
+        ),
+    )
+    compile: bool = setting(
+        False,
+        role="environment",
+        help="torch.compile the model (same training, other speed); warm-up is timed apart",
+    )
+    val_size: int = setting(
+        5000,
+        role="scale",
+        help="training images held out for validation, drawn with the seed (0 = none); early "
+        "stopping and 'best val' read it, never the test set",
+        check=at_least(0, "Pass 0 to skip it."),
+    )
+    subset: int | None = setting(
+        None,
+        role="scale",
+        help="quick looks: train on the first N training images AND score on the first N test "
+        "images only (validation keeps --val-size); unset = the whole data set",
+        check=unset_or(at_least(1, "Leave it out to train on the full training split.")),
+    )
+    early_stopping_patience: int | None = setting(
+        None,
+        flag="--patience",
+        role="training",
+        help="early stopping: epochs without validation improvement; unset = off",
+        check=unset_or(at_least(1)),
+    )
+    min_delta: float = setting(
+        0.0,
+        role="training",
+        help="early stopping: the validation-accuracy gain (fraction) that counts as improving",
+        check=interval("[0, 1)"),
+    )
+    target_accuracy: float = setting(
+        0.99,
+        flag="--target",
+        role="analysis",
+        help="accuracy (fraction) for epochs- and seconds-to-target; analysis only, so "
+        "changing it never retrains",
+        check=interval("(0, 1]", "It is a fraction: write 0.99 for 99%."),
+    )
+    precision: str = setting(
+        "fp32",
+        role="training",
+        choices=PRECISIONS,
+        help="autocast precision: fp32 (off), bf16 (CPUs too), fp16 (CUDA only); on CUDA "
+        "the default is bf16",
+    )
+    seed: int = setting(
+        0,
+        role="training",
+        help=f"seeds initialisation, the validation split, batch order and augmentation "
+        f"(0 to {MAX_SEED:,})",
+        check=Check(
+            lambda v: isinstance(v, int) and 0 <= v <= MAX_SEED,
+            f"must be a whole number from 0 to {MAX_SEED} (2**31 - 1)",
+            "Seeds go to torch, NumPy and LightGBM, whose seeds are 32-bit.",
+        ),
+    )
+    device: str = setting(
+        "cpu",
+        role="environment",
+        choices=DEVICE_CHOICES,
+        help="device to train on; auto = cuda, then mps, then cpu",
+        check=Check(lambda v: v in DEVICES, "must be a resolved device: cpu, cuda or mps"),
+    )
     # Keyword arguments of the model's entrypoint (e.g. ("beta", 4.0), ("in_channels", 1)),
     # sorted by key so equal options hash equally.
-    model_options: tuple[tuple[str, OptionValue], ...] = ()
+    model_options: tuple[tuple[str, OptionValue], ...] = setting(
+        (),
+        flag="--model-option",
+        role="training",
+        help="an option of the model's entrypoint as KEY=VALUE, repeatable (e.g. beta=4.0)",
+        check=Check(
+            lambda v: all(isinstance(x, OptionValue) for _, x in v),
+            "takes text, numbers or true/false as values",
+        ),
+    )
+    test_policy: str = setting(
+        "every_epoch",
+        role="training",
+        choices=TEST_POLICIES,
+        help="when the test set is scored: every_epoch, or final_only (sealed until one score "
+        "of the finished model, as records require; docs/speedrun.md)",
+    )
+    recipe_of: str | None = setting(
+        None,
+        role="analysis",
+        help="registered model whose recipe supplies the defaults (for outside models); unset = "
+        "the model's own recipe, RunConfig's defaults for outside models",
+    )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
@@ -74,93 +238,64 @@ class RunConfig:
         return asdict(self)
 
     def config_hash(self) -> str:
-        """Stable 16-hex-digit hash of every field (sorted JSON, so field order does not matter)."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable 16-hex-digit hash of what the run trains and measures (see `hash_view`)."""
+        canonical = json.dumps(hash_view(self), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-# How the CLI spells the settings it exposes; errors name what the user typed.
-_OPTION_NAMES = {
-    "epochs": "--epochs",
-    "batch_size": "--batch-size",
-    "lr": "--lr",
-    "optimizer": "--optimizer",
-    "scheduler": "--scheduler",
-    "precision": "--precision",
-    "val_size": "--val-size",
-    "subset": "--subset",
-    "target_accuracy": "--target",
-    "seed": "--seed",
-    "augment": "--augment",
-    "image_size": "--image-size",
-}
+# The fields mnistbench stored from its first schema on (commit 5ae60b7). A field added later
+# enters the hash only while it differs from its default, so every hash in an older store
+# still matches the same config today (tests/test_config.py checks a v1 store's runs).
+_FIELDS_V1 = frozenset((
+    "model", "dataset", "epochs", "batch_size", "optimizer", "lr", "momentum", "nesterov",
+    "weight_decay", "scheduler", "step_size", "gamma", "grad_clip", "label_smoothing", "augment",
+    "image_size", "compile", "val_size", "subset", "early_stopping_patience", "min_delta",
+    "target_accuracy", "precision", "seed", "device", "model_options",
+))  # fmt: skip
+
+
+def hash_view(config: RunConfig) -> dict[str, Any]:
+    """The values `config_hash` covers: analysis fields only ever at their default (so changing
+    one, e.g. --target, never retrains), and post-v1 fields only when they are set."""
+    values = config.to_dict()
+    view: dict[str, Any] = {}
+    for f in fields(RunConfig):
+        value = f.default if f.metadata["role"] == "analysis" else values[f.name]
+        if f.name not in _FIELDS_V1 and value == f.default:
+            continue
+        view[f.name] = value
+    return view
+
+
+def settings() -> tuple[Field, ...]:
+    """Every RunConfig field, with its metadata (help, flag, role, check, choices)."""
+    return fields(RunConfig)
+
+
+def field_roles() -> dict[str, str]:
+    """Each RunConfig field's role: training, scale, analysis or environment."""
+    return {f.name: f.metadata["role"] for f in settings()}
+
+
+def flag_of(name: str) -> str:
+    """How the command line spells a setting (errors name what the user typed)."""
+    return next((s.flag_of(f) for f in settings() if f.name == name), name)
+
+
+def check_setting(name: str, value: Any) -> None:
+    """ConfigError when `value` breaks the check declared for setting `name`."""
+    for f in settings():
+        check: Check | None = f.metadata["check"]
+        if f.name == name and check is not None and not check.test(value):
+            rule = f"Invalid {flag_of(name)} {value!r}: {check.rule}. {check.fix}"
+            raise ConfigError(rule.rstrip())
 
 
 def validate_config(config: RunConfig) -> RunConfig:
     """Check every field; raise ConfigError naming the setting, the rule and the fix."""
-    # imported here to keep config import-light and free of cycles
-    from mnistbench.data import get_dataset_spec
-    from mnistbench.models.registry import check_model_options
-
-    check_model_options(config.model, config.options())
-    get_dataset_spec(config.dataset)
+    for f in settings():
+        check_setting(f.name, getattr(config, f.name))
     c = config
-    checks: list[tuple[str, bool, str, str]] = [  # (field, valid, rule, fix)
-        ("epochs", c.epochs >= 1, "must be at least 1", "Pass --epochs 1 or more."),
-        ("batch_size", c.batch_size >= 1, "must be at least 1", "Try --batch-size 64."),
-        (
-            "lr",
-            math.isfinite(c.lr) and c.lr > 0,
-            "the learning rate must be a positive finite number",
-            "Try --lr 1e-3 for Adam or --lr 0.01 for SGD.",
-        ),
-        ("optimizer", c.optimizer in OPTIMIZERS, f"choose one of {', '.join(OPTIMIZERS)}", ""),
-        ("scheduler", c.scheduler in SCHEDULERS, f"choose one of {', '.join(SCHEDULERS)}", ""),
-        ("precision", c.precision in PRECISIONS, f"choose one of {', '.join(PRECISIONS)}", ""),
-        ("augment", c.augment in AUGMENTATIONS, f"choose one of {', '.join(AUGMENTATIONS)}", ""),
-        (
-            "image_size",
-            8 <= c.image_size <= 512,
-            "must be between 8 and 512 pixels",
-            "Use 28 (native), 64 (study C) or 224 (ImageNet size).",
-        ),
-        ("val_size", c.val_size >= 0, "must be 0 or more", "Pass 0 to skip validation."),
-        (
-            "subset",
-            c.subset is None or c.subset >= 1,
-            "must be at least 1",
-            "Leave it out to train on the full training split.",
-        ),
-        ("weight_decay", c.weight_decay >= 0, "must be 0 or more", ""),
-        ("momentum", 0 <= c.momentum < 1, "must be in [0, 1)", ""),
-        ("step_size", c.step_size >= 1, "must be at least 1", ""),
-        ("gamma", 0 < c.gamma <= 1, "must be in (0, 1]", ""),
-        (
-            "grad_clip",
-            c.grad_clip is None or c.grad_clip > 0,
-            "must be positive",
-            "Leave it unset to disable clipping.",
-        ),
-        ("label_smoothing", 0 <= c.label_smoothing < 1, "must be in [0, 1)", ""),
-        (
-            "target_accuracy",
-            0 < c.target_accuracy <= 1,
-            "is a fraction in (0, 1]",
-            "Write 0.99 for 99%.",
-        ),
-        (
-            "early_stopping_patience",
-            c.early_stopping_patience is None or c.early_stopping_patience >= 1,
-            "must be at least 1",
-            "",
-        ),
-        ("device", c.device in ("cpu", "cuda", "mps"), "must be a resolved device", ""),
-    ]
-    for field_name, valid, rule, fix in checks:
-        if not valid:
-            name = _OPTION_NAMES.get(field_name, field_name)
-            value = getattr(config, field_name)
-            raise ConfigError(f"Invalid {name} {value!r}: {rule}. {fix}".rstrip())
     if c.precision == "fp16" and c.device != "cuda":
         raise ConfigError(
             "Invalid --precision 'fp16': float16 autocast needs a CUDA device. "
@@ -171,6 +306,10 @@ def validate_config(config: RunConfig) -> RunConfig:
             "Early stopping needs a validation split, but --val-size is 0. "
             "Give a validation size, or turn early stopping off."
         )
+    _check_model_options(config.model, config.options())
+    from mnistbench.data import get_dataset_spec  # imports torch, which a config need not load
+
+    get_dataset_spec(config.dataset)
     return config
 
 
@@ -188,26 +327,72 @@ def default_precision(device: str) -> str:
     return "fp32"
 
 
-def make_config(model: str, device: str = "cpu", **overrides: Any) -> RunConfig:
-    """RunConfig for `model`: dataclass defaults < the model's recipe < `overrides` (None = unset).
-
-    Raises ConfigError for unknown models, datasets, keys or invalid values.
-    """
+# The two calls into the model layer. Helper A's `mnistbench.models.resolve_model` resolves
+# registered names, outside specs (file.py:fn, package.module:fn) and entry points; until it
+# lands, these take registered names only.
+def _model_info(spec: str) -> Any:
     from mnistbench.models import get_model_info
 
-    info = get_model_info(model)
-    known = {f.name for f in fields(RunConfig)}
+    return get_model_info(spec)
+
+
+def _check_model_options(spec: str, options: dict[str, OptionValue]) -> None:
+    from mnistbench.models.registry import check_model_options
+
+    check_model_options(spec, options)
+
+
+def _recipe_defaults(info: Any) -> dict[str, Any]:
+    # The registry's recipe is a dict of RunConfig defaults today; helper A turns recipes into
+    # stages plus defaults, and only this line needs to follow.
+    return dict(getattr(info.recipe, "defaults", info.recipe) or {})
+
+
+def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
+    """The given settings (None = not given, dropped), each checked against its declaration:
+    cheap, before any model or data set is looked up. ConfigError names the first bad one."""
+    known = {f.name for f in settings()}
     unknown = sorted(k for k in overrides if k not in known)
     if unknown:
         raise ConfigError(
             f"Unknown run setting(s) {', '.join(unknown)}. "
             f"Known settings: {', '.join(sorted(known))}."
         )
-    values: dict[str, Any] = {"precision": default_precision(device), **info.recipe}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    values.update(model=model, device=device)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if "model_options" in given:
+        given["model_options"] = normalize_options(given["model_options"])
+    for name, value in given.items():
+        check_setting(name, value)
+    return given
+
+
+def make_config(
+    model: str, device: str = "cpu", *, recipe_of: str | None = None, **overrides: Any
+) -> RunConfig:
+    """RunConfig for `model`: dataclass defaults < the recipe < `overrides` (None = unset).
+
+    The recipe is `model`'s own, or with `recipe_of` that registered model's (an outside model
+    borrowing a study's recipe). Raises ConfigError for unknown models, datasets, keys or
+    invalid values; a bad override is reported before any model is looked up.
+    """
+    given = check_overrides(overrides)
+    info = _model_info(model)
+    recipe = _recipe_defaults(_model_info(recipe_of) if recipe_of else info)
+    values: dict[str, Any] = {"precision": default_precision(device), **recipe, **given}
+    values.update(model=model, device=device, recipe_of=recipe_of)
     values["model_options"] = normalize_options(values.get("model_options", ()))
     return validate_config(RunConfig(**values))
+
+
+def scale_changes(config: RunConfig) -> dict[str, tuple[Any, Any]]:
+    """The scale settings (epochs, subset, val_size) where `config` departs from its recipe,
+    as {field: (recipe value, run value)}: such a run is smaller or larger than the recipe."""
+    recipe = make_config(config.model, config.device, recipe_of=config.recipe_of)
+    return {
+        name: (getattr(recipe, name), getattr(config, name))
+        for name, role in field_roles().items()
+        if role == "scale" and getattr(recipe, name) != getattr(config, name)
+    }
 
 
 def normalize_options(
@@ -221,6 +406,13 @@ def normalize_options(
 def with_overrides(config: RunConfig, **changes: Any) -> RunConfig:
     """A validated copy of `config` with some fields changed."""
     return validate_config(replace(config, **changes))
+
+
+def dry_run(config: RunConfig) -> RunConfig:
+    """`config` shrunk to two training steps and one small evaluation (`--dry-run`)."""
+    return with_overrides(
+        config, epochs=1, subset=2 * config.batch_size, val_size=config.batch_size
+    )
 
 
 def parse_model_option(text: str) -> tuple[str, OptionValue]:

@@ -1,30 +1,36 @@
-"""Experiments: running configurations and recording them; suites, sweeps and executors."""
+"""Experiments: planning trials (suites, sweeps, speedruns), running and recording them.
 
-from mnistbench.experiments.executors import Trial, TrialResult, make_executor, run_trials
-from mnistbench.experiments.runner import (
-    RunOutcome,
-    TrainedRun,
-    record,
-    run_config,
-    train_config,
-)
-from mnistbench.experiments.suites import get_suite, list_suites, plan_suite, suite_runs
-from mnistbench.experiments.sweeps import load_sweep, plan_sweep
+Names are imported on first use (PEP 562), so planning a trial or parsing the command line
+does not load torch; `from mnistbench.experiments import run_config` works as always.
+"""
 
-__all__ = [
-    "RunOutcome",
-    "TrainedRun",
-    "Trial",
-    "TrialResult",
-    "get_suite",
-    "list_suites",
-    "load_sweep",
-    "make_executor",
-    "plan_suite",
-    "plan_sweep",
-    "record",
-    "run_config",
-    "run_trials",
-    "suite_runs",
-    "train_config",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "RunFailedError": "batch",
+    "RunOutcome": "batch",
+    "Session": "batch",
+    "make_executor": "batch",
+    "run_config": "batch",
+    "run_trials": "batch",
+    "TrainedRun": "runner",
+    "record": "runner",
+    "train_config": "runner",
+    "Trial": "plan",
+    "TrialResult": "plan",
+    "get_suite": "suites",
+    "list_suites": "suites",
+    "plan_suite": "suites",
+    "suite_runs": "suites",
+    "load_sweep": "sweeps",
+    "plan_sweep": "sweeps",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mnistbench.experiments' has no attribute {name!r}")
+    return getattr(import_module(f"mnistbench.experiments.{_EXPORTS[name]}"), name)

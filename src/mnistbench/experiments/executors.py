@@ -1,62 +1,30 @@
-"""Run many trials (a suite's or a sweep's) in-process, in a local process pool, or on Ray.
+"""Executors: run the trials the driver (experiments/batch.py) hands them in-process, in a
+local process pool, or on Ray.
 
-Trials are keyed by config hash: a finished (or diverged) config is skipped, so an interrupted
-sweep resumes where it stopped. Whatever the executor, only this driver process writes the
-store: pool workers and Ray tasks train with `runner.train_config` and return a `TrainedRun`,
-which the driver records. A failed trial is a recorded row and the others go on; Ctrl-C
-(or SIGTERM, which the CLI turns into Ctrl-C) stops the whole batch after recording.
+Whatever the executor, only the driver process writes the store: pool workers and Ray tasks
+train with `runner.train_config` and return a `TrainedRun`, which the driver records. A failed
+trial is a recorded row and the others go on; Ctrl-C (or SIGTERM, which the CLI turns into
+Ctrl-C) stops the whole batch after recording.
 """
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
 
 from mnistbench.config import RunConfig
-from mnistbench.data import RawDataset, load_dataset
+from mnistbench.data import RawDataset
 from mnistbench.engine.device import flush_denormals
 from mnistbench.engine.measure import collect_environment
 from mnistbench.errors import ConfigError
+from mnistbench.experiments.plan import Trial, TrialResult
 from mnistbench.experiments.runner import StoreListener, TrainedRun, execute, record, train_config
-from mnistbench.store import RunRecord, Store
-
-EXECUTORS = ("local", "process", "ray")
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One config to run, with what the batch says about it (label, membership artefact)."""
-
-    config: RunConfig
-    label: str = ""  # what distinguishes it within its suite or sweep, e.g. "sgd lr=0.01"
-    # (artefact name, JSON text) recorded with the run, e.g. ("suite:architecture-showdown", ...)
-    tag: tuple[str, str] | None = None
-
-    @property
-    def config_hash(self) -> str:
-        return self.config.config_hash()
-
-    def describe(self) -> str:
-        c = self.config
-        return f"{c.model} {c.dataset} seed {c.seed}" + (f" [{self.label}]" if self.label else "")
-
-
-@dataclass
-class TrialResult:
-    """How one trial ended: done (finished), diverged, failed, interrupted, or skipped."""
-
-    trial: Trial
-    state: str
-    record: RunRecord | None
-    error: str | None = None
+from mnistbench.store import Store
 
 
 @dataclass
@@ -67,17 +35,7 @@ class TrialContext:
     raws: dict[str, RawDataset]  # loaded once by the driver, shipped to the workers
     progress: bool = True  # per-epoch progress bars (in-process only)
     measure_energy: bool = True
-
-
-@dataclass
-class BatchSummary:
-    """Every trial's result, in the order the trials were given (skipped ones included)."""
-
-    results: list[TrialResult] = field(default_factory=list)
-    merged: int = 0  # trials dropped because another trial had the same config hash
-
-    def count(self, state: str) -> int:
-        return sum(r.state == state for r in self.results)
+    log: Callable[[str], None] = lambda line: None  # run and epoch lines (in-process only)
 
 
 def _state_of(status: str) -> str:
@@ -119,7 +77,7 @@ class LocalExecutor(Executor):
         self, trials: Sequence[Trial], ctx: TrialContext, done: Callable[[TrialResult], None]
     ) -> None:
         for trial in trials:
-            listener = StoreListener(ctx.store)
+            listener = StoreListener(ctx.store, ctx.log)
             try:
                 execute(
                     trial.config,
@@ -319,130 +277,3 @@ class RayExecutor(Executor):
         if self._owns_ray and self._ray.is_initialized():
             self._ray.shutdown()
         self._owns_ray = False
-
-
-def make_executor(
-    kind: str | None = None, *, workers: int | None = None, ray_address: str | None = None
-) -> Executor:
-    """The executor a user asked for; `--workers N` alone means a process pool of N."""
-    if kind is None:
-        kind = "process" if workers and workers > 1 else "local"
-    if kind not in EXECUTORS:
-        raise ConfigError(f"Unknown --executor {kind!r}. Choose one of {', '.join(EXECUTORS)}.")
-    if workers is not None and workers < 1:
-        raise ConfigError(f"Invalid --workers {workers}: give 1 or more.")
-    if ray_address and kind != "ray":
-        raise ConfigError("--ray-address needs --executor ray.")
-    if kind == "local":
-        return LocalExecutor()
-    if kind == "process":
-        return ProcessExecutor(workers)
-    # a local instance gets --workers CPUs (one trial each); a cluster has its own size
-    local_cpus = {"num_cpus": workers} if workers and not ray_address else None
-    return RayExecutor(ray_address, cpus_per_trial=1, init_kwargs=local_cpus)
-
-
-# ---------------------------------------------------------------------------------- driver
-
-
-def unique_trials(trials: Iterable[Trial]) -> tuple[list[Trial], int]:
-    """Trials with distinct config hashes (first one kept), and how many were dropped."""
-    trials_list = list(trials)
-    seen: set[str] = set()
-    kept: list[Trial] = []
-    for trial in trials_list:
-        if trial.config_hash not in seen:
-            seen.add(trial.config_hash)
-            kept.append(trial)
-    return kept, len(trials_list) - len(kept)
-
-
-def _tag(store: Store, result: TrialResult) -> None:
-    if result.trial.tag is not None and result.record is not None:
-        name, content = result.trial.tag
-        store.add_artefact(result.record.run_id, name, "json", content)
-
-
-def format_result(result: TrialResult, index: int, total: int) -> str:
-    """One progress line: `[3/10] done     mlp mnist seed 0  97.81%  1.2 s/epoch  run 7`."""
-    width = len(str(total))
-    head = f"[{index:>{width}}/{total}] {result.state:<11} {result.trial.describe()}"
-    record = result.record
-    if record is None:
-        return head
-    m = record.metrics
-    parts = [head]
-    if m.get("test_accuracy") is not None:
-        parts.append(f"{100 * m['test_accuracy']:.2f}%")
-    if m.get("time_per_epoch_s") is not None:
-        parts.append(f"{m['time_per_epoch_s']:.2f} s/epoch")
-    parts.append(f"run {record.run_id} ({record.config_hash})")
-    if result.state not in ("done", "skipped") and result.error:
-        parts.append(f"— {result.error.splitlines()[0][:200]}")
-    return "  ".join(parts)
-
-
-def run_trials(
-    trials: Sequence[Trial],
-    store: Store,
-    *,
-    executor: Executor | None = None,
-    data_dir: str | Path | None = None,
-    download: bool = True,
-    force: bool = False,
-    progress: bool = True,
-    measure_energy: bool = True,
-    echo: Callable[[str], None] | None = None,
-    desc: str = "trials",
-) -> BatchSummary:
-    """Run every trial not yet completed in `store`; return each trial's result.
-
-    `echo` receives one line per trial (skipped, done, diverged, failed, interrupted); with
-    `progress`, a bar over the trials is drawn too. KeyboardInterrupt stops the batch after the
-    trial in progress has been recorded, and is re-raised.
-    """
-    executor = executor or LocalExecutor()
-    kept, merged = unique_trials(trials)
-    summary = BatchSummary(merged=merged)
-    by_hash: dict[str, TrialResult] = {}
-    bar = tqdm(total=len(kept), desc=desc, unit="trial", disable=not progress, leave=True)
-
-    def say(line: str) -> None:
-        if echo is None:
-            return
-        if progress:
-            bar.write(line)  # above the bar, without breaking it
-        else:
-            echo(line)
-
-    def done(result: TrialResult) -> None:
-        _tag(store, result)
-        by_hash[result.trial.config_hash] = result
-        bar.update(1)
-        say(format_result(result, len(by_hash), len(kept)))
-
-    try:
-        todo: list[Trial] = []
-        for trial in kept:
-            existing = None if force else store.find_completed(trial.config_hash)
-            if existing is not None:
-                done(TrialResult(trial, "skipped", existing))
-            else:
-                todo.append(trial)
-        if todo:
-            store.mark_stale_runs()  # rows left 'running' by a killed earlier attempt
-            raws = {
-                name: load_dataset(name, data_dir=data_dir, download=download, progress=progress)
-                for name in dict.fromkeys(t.config.dataset for t in todo)
-            }
-            ctx = TrialContext(store, raws, progress=progress, measure_energy=measure_energy)
-            executor.run(todo, ctx, done)
-    finally:
-        bar.close()
-        summary.results = [by_hash[t.config_hash] for t in kept if t.config_hash in by_hash]
-    return summary
-
-
-def trial_tag(kind: str, name: str, **details: object) -> tuple[str, str]:
-    """The membership artefact of a suite's or sweep's trial: ("suite:NAME", JSON)."""
-    return f"{kind}:{name}", json.dumps({kind: name, **details}, sort_keys=True, default=str)

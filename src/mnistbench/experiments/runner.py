@@ -1,10 +1,10 @@
 """Run one configuration end to end: data, model, training, measurements, and its record.
 
-The store row is created only once the data and model are ready, so bad input never leaves a
-row behind; once it exists, the run always ends in a recorded status. Training reports its rows
-to a `RunListener`: `run_config` writes them to the store as they happen, while `train_config`
-collects them into a `TrainedRun` (for worker processes and Ray tasks, which never touch the
-store) that the driver writes with `record`.
+The store row is created only once the data and model are ready; once it exists, the run always
+ends in a recorded status. Training reports its rows to a `RunListener`: a `StoreListener`
+writes them to the store as they happen (in-process trials of experiments/batch.py), while
+`train_config` collects them into a `TrainedRun` (for worker processes and Ray tasks, which
+never touch the store) that the driver writes with `record`.
 """
 
 from __future__ import annotations
@@ -36,12 +36,6 @@ from mnistbench.recipes import RecipeContext, check_protocol_config, run_protoco
 from mnistbench.store import RunRecord, Store
 
 
-@dataclass
-class RunOutcome:
-    record: RunRecord
-    reused: bool  # True when the config had already finished and nothing was trained
-
-
 class RunListener:
     """Where a run's rows go as they happen: the store (`run_config`) or a `TrainedRun`."""
 
@@ -58,17 +52,41 @@ class RunListener:
         """The final status; called exactly once after `started`, on every way out."""
 
 
+def epoch_line(epoch: int, metrics: dict[str, object], epochs: int | None = None) -> str:
+    """One epoch in one line: `epoch 2/5  loss 0.1234  val 97.81%  test 97.60%  3.2 s train
+    + 0.4 s eval` (a stage's epochs say which stage; a missing figure is a dash)."""
+
+    def percent(key: str) -> str:
+        value = metrics.get(key)
+        return "—" if value is None else f"{100 * float(value):.2f}%"  # type: ignore[arg-type]
+
+    stage = metrics.get("stage")
+    where = f"epoch {epoch} [{stage} {metrics.get('stage_epoch')}]" if stage else f"epoch {epoch}"
+    if epochs and not stage:
+        where += f"/{epochs}"
+    loss = metrics.get("train_loss")
+    seconds = [metrics.get(key) or 0.0 for key in ("train_time_s", "eval_time_s")]
+    return (
+        f"{where}  loss {'—' if loss is None else f'{loss:.4f}'}  val {percent('val_accuracy')}"
+        f"  test {percent('test_accuracy')}  {seconds[0]:.1f} s train + {seconds[1]:.1f} s eval"
+    )
+
+
 class StoreListener(RunListener):
-    """Writes each row to the store when it happens (the in-process path)."""
+    """Writes each row to the store when it happens (the in-process path), and tells `log` one
+    line at the start and one per epoch, so a long run shows progress after each bar closes."""
 
     def __init__(self, store: Store, log: Callable[[str], None] = lambda message: None):
         self.store = store
         self.log = log
         self.run_id: int | None = None
+        self._epochs: int | None = None
+        self._last_epoch = 0
 
     def started(self, config: RunConfig, environment: dict[str, object]) -> None:
         config_hash = config.config_hash()
         self.run_id = self.store.start_run(config.to_dict(), config_hash, environment)
+        self._epochs = config.epochs
         self.log(
             f"run {self.run_id}: {config.model} on {config.dataset} ({config_hash}), "
             f"{config.device}"
@@ -77,6 +95,13 @@ class StoreListener(RunListener):
     def epoch(self, epoch: int, metrics: dict[str, object]) -> None:
         assert self.run_id is not None
         self.store.log_epoch(self.run_id, epoch, metrics)
+        if epoch == self._last_epoch:  # the same epoch again: its final test score was added
+            test = metrics.get("test_accuracy")
+            if test is not None:
+                self.log(f"epoch {epoch}  final test {100 * float(test):.2f}%")  # type: ignore[arg-type]
+            return
+        self._last_epoch = epoch
+        self.log(epoch_line(epoch, metrics, self._epochs))
 
     def artefact(self, name: str, kind: str, content: bytes | str) -> None:
         assert self.run_id is not None
@@ -155,6 +180,7 @@ def execute(
     both are re-raised.
     """
     wall_started = time.perf_counter()
+    final_test_only = final_test_only or config.test_policy == "final_only"
     info = get_model_info(config.model)
     check_protocol_config(info.protocol, config)  # before any row exists
     if raw is None:
@@ -221,46 +247,6 @@ def execute(
     finally:
         if energy:
             energy.stop()  # idempotent; ends CodeCarbon's sampling thread on every way out
-
-
-def run_config(
-    config: RunConfig,
-    store: Store,
-    *,
-    raw: RawDataset | None = None,
-    data_dir: str | Path | None = None,
-    force: bool = False,
-    progress: bool = True,
-    download: bool = True,
-    measure_energy: bool = True,
-    log: Callable[[str], None] = lambda message: None,
-    final_test_only: bool = False,
-) -> RunOutcome:
-    """Train and evaluate `config`, record it in `store`, and return the stored record.
-
-    A config whose hash already has a completed run is not trained again unless `force`.
-    Ctrl-C (or SIGTERM turned into KeyboardInterrupt by the CLI) records "interrupted";
-    any other exception records "failed" with the error; both are re-raised.
-    """
-    validate_config(config)
-    if not force:
-        existing = store.find_completed(config.config_hash())
-        if existing is not None:
-            return RunOutcome(existing, reused=True)
-    store.mark_stale_runs()
-    listener = StoreListener(store, log)
-    execute(
-        config,
-        listener,
-        raw=raw,
-        data_dir=data_dir,
-        progress=progress,
-        download=download,
-        measure_energy=measure_energy,
-        final_test_only=final_test_only,
-    )
-    assert listener.run_id is not None
-    return RunOutcome(store.get_run(listener.run_id), reused=False)
 
 
 def train_config(

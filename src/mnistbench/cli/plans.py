@@ -1,0 +1,208 @@
+"""`mnistbench suite` and `mnistbench sweep`: plans of many trials (one plan-file format,
+experiments/plan_format.py), run by the pipeline with the chosen executor."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+from typing import TYPE_CHECKING
+
+from mnistbench.cli.common import (
+    add_executor_options,
+    add_io_options,
+    add_run_settings,
+    eprint,
+    open_store,
+    run_overrides,
+    session_of,
+    start_training,
+    whole_number,
+)
+from mnistbench.config import check_overrides
+
+if TYPE_CHECKING:
+    from mnistbench.experiments.plan import BatchSummary, Trial
+
+SUITE_DESCRIPTION = (
+    "Run every entry of suite NAME (models not registered yet are skipped and named), one run "
+    "per seed, recording each in the store. Finished configs are skipped, so an interrupted "
+    "suite resumes. Run settings (--epochs, --subset, --lr, ...) apply to every entry: "
+    "`--epochs 1 --subset 2000` is a quick look. NAME may also be a suite file, FILE.toml, in "
+    "the format of sweep files."
+)
+SWEEP_DESCRIPTION = (
+    "Run every trial of the plan in FILE (see sweeps/*.toml for the format). Trials are keyed "
+    "by config hash: finished ones are skipped, an interrupted sweep resumes, a failed trial is "
+    "recorded and the sweep goes on. Run settings given here override the file for every trial."
+)
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser(
+        "suite",
+        help="run a named suite: one published study, end to end",
+        description=SUITE_DESCRIPTION,
+    )
+    p.add_argument("name", nargs="?", help="suite name (see --list) or a suite file, FILE.toml")
+    p.add_argument("--list", action="store_true", help="describe the suites and exit")
+    _add_plan_options(p, "runs per entry, seeds --seed .. --seed+N-1 (default 1)")
+    p.set_defaults(handler=cmd_suite)
+
+    p = verbs.add_parser(
+        "sweep", help="run a grid or random sweep from a TOML file", description=SWEEP_DESCRIPTION
+    )
+    p.add_argument("file", help="plan file, e.g. sweeps/resnet-grid.toml")
+    _add_plan_options(p, "runs per trial, seeds --seed .. --seed+N-1 (default: the file's, 1)")
+    p.set_defaults(handler=cmd_sweep)
+
+
+def _add_plan_options(p: argparse.ArgumentParser, seeds_help: str) -> None:
+    p.add_argument("--seeds", type=whole_number, help=seeds_help + "; reports show mean ± std")
+    add_run_settings(p, dataset_default=None)
+    add_executor_options(p)
+    p.add_argument(
+        "--plan", action="store_true", help="print the trials (with config hashes) and exit"
+    )
+    add_io_options(p, dry_run_help="every trial for two steps, nothing recorded")
+
+
+def suites_table() -> str:
+    from mnistbench.experiments.suites import list_suites
+    from mnistbench.models import list_models
+    from mnistbench.report import markdown_table
+
+    registered = {info.name for info in list_models()}
+    rows = [
+        [suite.name, suite.version, f"study {suite.study}", str(suite.size()),
+         f"{len([m for m in suite.models if m in registered])}/{len(suite.models)}",
+         suite.description]
+        for suite in list_suites()
+    ]  # fmt: skip
+    return markdown_table(
+        ("Suite", "Version", "Source", "Entries", "Models registered", "What it runs"), rows
+    )
+
+
+def setting_text(trial: Trial) -> str:
+    """A trial's label, or "recipe"; a run scaled away from its recipe (fewer epochs, a subset)
+    says so rather than pass as the recipe."""
+    from mnistbench.config import scale_changes
+
+    changes = scale_changes(trial.config)
+    scaled = ", ".join(f"{name}={value}" for name, (_, value) in changes.items())
+    if not scaled:
+        return trial.label or "recipe"
+    return f"{trial.label} ({scaled})" if trial.label else f"scaled: {scaled}"
+
+
+def batch_table(summary: BatchSummary) -> str:
+    """One row per config apart from its seed: test accuracy mean ± std (sample std) over seeds."""
+    from mnistbench.report import format as fmt
+    from mnistbench.report import markdown_table
+    from mnistbench.report.collect import Stat
+
+    groups: dict[str, list] = {}
+    for result in summary.results:
+        key = dataclasses.replace(result.trial.config, seed=0).config_hash()
+        groups.setdefault(key, []).append(result)
+    rows = []
+    for results in groups.values():
+        config = results[0].trial.config
+        metrics = [r.record.metrics for r in results if r.record is not None]
+        states: dict[str, int] = {}
+        for r in results:
+            states[r.state] = states.get(r.state, 0) + 1
+        elsewhere = sum(r.measured_on is not None for r in results)
+        time_text = fmt.seconds_stat(Stat.of(m.get("time_per_epoch_s") for m in metrics))
+        if elsewhere:
+            time_text += f" ({elsewhere} measured on another machine)"
+        rows.append(
+            [config.model, config.dataset, setting_text(results[0].trial), str(len(results)),
+             fmt.percent_stat(Stat.of(m.get("test_accuracy") for m in metrics)), time_text,
+             ", ".join(f"{n} {state}" for state, n in states.items())]
+        )  # fmt: skip
+    return markdown_table(
+        ("Model", "Dataset", "Setting", "Seeds", "Test acc (mean ± std)", "Time/epoch", "Trials"),
+        rows,
+    )
+
+
+def _print_plan(trials: list[Trial]) -> None:
+    from mnistbench.report import markdown_table
+
+    rows = [
+        [str(i), t.config.model, t.config.dataset, setting_text(t), str(t.config.seed),
+         str(t.config.epochs), t.config.device, t.config_hash]
+        for i, t in enumerate(trials, 1)
+    ]  # fmt: skip
+    header = ("#", "Model", "Dataset", "Setting", "Seed", "Epochs", "Device", "Config")
+    print(markdown_table(header, rows))
+
+
+def _run_batch(trials: list[Trial], args: argparse.Namespace, desc: str) -> int:
+    """Run trials with the chosen executor; one line per trial, then a summary table."""
+    from mnistbench.experiments.batch import make_executor, run_trials
+
+    executor = make_executor(args.executor, workers=args.workers, ray_address=args.ray_address)
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(executor.close)
+        store = None if args.dry_run else cleanup.enter_context(open_store(args.store))
+        where = "a throw-away store (dry run)" if store is None else f"store {store.path}"
+        eprint(f"{desc}: {len(trials)} trial(s) on {executor.describe()}, {where}")
+        summary = run_trials(
+            trials, store, session_of(args), executor=executor, force=args.force,
+            dry_run=args.dry_run, echo=print, desc=desc,
+        )  # fmt: skip
+    if summary.merged:
+        print(f"{summary.merged} trial(s) merged: identical configs after the scale knobs")
+    print()
+    print(batch_table(summary))
+    failed = summary.count("failed") + summary.count("interrupted")
+    counts = ", ".join(
+        f"{summary.count(s)} {s}"
+        for s in ("done", "skipped", "diverged", "failed", "interrupted")
+        if summary.count(s)
+    )
+    note = "; nothing recorded (dry run)" if args.dry_run else ""
+    print(f"\n{desc}: {counts or 'nothing to run'}{note}")
+    return 1 if failed else 0
+
+
+def cmd_suite(args: argparse.Namespace) -> int:
+    if args.list or not args.name:
+        print(suites_table())
+        return 0
+    overrides = check_overrides(run_overrides(args))
+    start_training()
+    from mnistbench.experiments.suites import get_suite, plan_suite
+
+    suite = get_suite(args.name)
+    seed = overrides.pop("seed", None)
+    plan = plan_suite(
+        suite, seeds=args.seeds, first_seed=seed, device=args.device, overrides=overrides
+    )
+    if plan.skipped_models:
+        eprint(
+            f"suite {suite.name}: skipping {', '.join(plan.skipped_models)} "
+            "(not registered in this mnistbench; `mnistbench list` shows what is)"
+        )
+    if args.plan:
+        _print_plan(plan.trials)
+        return 0
+    return _run_batch(plan.trials, args, f"{suite.name} v{suite.version}")
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    overrides = check_overrides(run_overrides(args))
+    start_training()
+    from mnistbench.experiments.sweeps import load_sweep, plan_sweep
+
+    sweep = load_sweep(args.file)
+    plan = plan_sweep(sweep, device=args.device, overrides=overrides, seeds=args.seeds)
+    if plan.skipped_models:
+        eprint(f"sweep {sweep.name}: skipping {', '.join(plan.skipped_models)} (not registered)")
+    if args.plan:
+        _print_plan(plan.trials)
+        return 0
+    return _run_batch(plan.trials, args, f"{sweep.kind} {sweep.name}")
