@@ -58,6 +58,7 @@ class RunConfig:
     # Keyword arguments of the model's entrypoint (e.g. ("beta", 4.0), ("in_channels", 1)),
     # sorted by key so equal options hash equally.
     model_options: tuple[tuple[str, OptionValue], ...] = ()
+    recipe_of: str | None = None  # an outside model trains with this registered model's recipe
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> RunConfig:
@@ -102,7 +103,7 @@ def validate_config(config: RunConfig) -> RunConfig:
     from mnistbench.data import get_dataset_spec
     from mnistbench.models.registry import check_model_options
 
-    check_model_options(config.model, config.options())
+    check_model_options(config.model, config.options(), config.recipe_of)
     get_dataset_spec(config.dataset)
     c = config
     checks: list[tuple[str, bool, str, str]] = [  # (field, valid, rule, fix)
@@ -193,9 +194,9 @@ def make_config(model: str, device: str = "cpu", **overrides: Any) -> RunConfig:
 
     Raises ConfigError for unknown models, datasets, keys or invalid values.
     """
-    from mnistbench.models import get_model_info
+    from mnistbench.models import resolve_model
 
-    info = get_model_info(model)
+    info = resolve_model(model, overrides.get("recipe_of"))
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(k for k in overrides if k not in known)
     if unknown:
@@ -203,7 +204,7 @@ def make_config(model: str, device: str = "cpu", **overrides: Any) -> RunConfig:
             f"Unknown run setting(s) {', '.join(unknown)}. "
             f"Known settings: {', '.join(sorted(known))}."
         )
-    values: dict[str, Any] = {"precision": default_precision(device), **info.recipe}
+    values: dict[str, Any] = {"precision": default_precision(device), **info.recipe.defaults}
     values.update({k: v for k, v in overrides.items() if v is not None})
     values.update(model=model, device=device)
     values["model_options"] = normalize_options(values.get("model_options", ()))

@@ -445,8 +445,17 @@ class Store:
 
     # ----------------------------------------------------------------- writing
 
-    def start_run(self, config: dict, config_hash: str, environment: dict) -> int:
+    def start_run(
+        self,
+        config: dict,
+        config_hash: str,
+        environment: dict,
+        model_card: dict | None = None,
+        *,
+        fingerprint: str | None = None,
+    ) -> int:
         """Record a new run with status 'running' (this pid and hostname); returns its run_id."""
+        # model_card, fingerprint: accepted, not stored yet (a-stages shim for schema v2)
         missing = [key for key in ("model", "dataset") if key not in config]
         if missing:
             raise ValueError(f"start_run: config lacks the key(s) {', '.join(missing)}")

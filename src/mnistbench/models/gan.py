@@ -12,6 +12,8 @@ import torch
 from torch import nn
 
 from mnistbench.models.registry import Published, register_model
+from mnistbench.objectives.adversarial import AdversarialObjective
+from mnistbench.recipes import Recipe, linear_probe, pretext
 
 
 class Generator(nn.Module):
@@ -68,7 +70,11 @@ class MLPGAN(nn.Module):
 @register_model(
     family="gan",
     architecture="MLP GAN G 100-256-512-1024-784, D 784-512-256-1; probe on D's 256 features",
-    recipe={"epochs": 20, "batch_size": 64, "optimizer": "adam", "lr": 2e-4},
+    # adversarial training for the run's epochs, then the shared probe for study A's 5 epochs
+    recipe=Recipe(
+        stages=(pretext(AdversarialObjective), linear_probe(epochs=5)),
+        defaults={"epochs": 20, "batch_size": 64, "optimizer": "adam", "lr": 2e-4},
+    ),
     published=Published(
         study="A",
         test_accuracy=0.9554,
@@ -80,7 +86,6 @@ class MLPGAN(nn.Module):
         ),
     ),
     tags=("pretrain",),
-    protocol="pretrain_probe",
     input_scaling="symmetric",
 )
 def gan(num_classes: int = 10) -> MLPGAN:

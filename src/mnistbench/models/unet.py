@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from mnistbench.models.registry import Published, register_model
+from mnistbench.objectives.denoising import DenoisingObjective
+from mnistbench.recipes import Recipe, linear_probe, pretext
 
 
 class DoubleConv(nn.Sequential):
@@ -72,7 +74,11 @@ class UNet(nn.Module):
 @register_model(
     family="unet",
     architecture="U-Net 64-128-256, 2 up stages, denoising; probe on pooled encoder (256)",
-    recipe={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3},
+    # denoising for the run's epochs, then the shared probe for study A's 5 epochs
+    recipe=Recipe(
+        stages=(pretext(DenoisingObjective), linear_probe(epochs=5)),
+        defaults={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3},
+    ),
     published=Published(
         study="A",
         test_accuracy=0.9393,
@@ -87,7 +93,6 @@ class UNet(nn.Module):
         ),
     ),
     tags=("pretrain",),
-    protocol="pretrain_probe",
 )
 def unet(num_classes: int = 10) -> UNet:
     return UNet(num_classes=num_classes)
