@@ -80,8 +80,8 @@ def test_vae_beta_weights_the_kl_term() -> None:
 @pytest.mark.parametrize("beta", [1.0, 4.0])
 def test_beta_option_reaches_the_elbo_through_the_recipe(beta: float) -> None:
     """The runner's path: make_config(model_options) -> the recipe's pretext stage -> its
-    objective, given the stage option beta. The loss on the same batch and noise is BCE + beta * KL for the
-    configured beta (a recipe that ignored the option would weigh the KL by 1.0)."""
+    objective, given the stage option beta. The loss on the same batch and noise is
+    BCE + beta * KL for the configured beta (an ignored option would weigh the KL by 1.0)."""
     config = make_config("beta_vae", model_options={"beta": beta})
     torch.manual_seed(0)
     model = create_model(config.model, **config.options())
