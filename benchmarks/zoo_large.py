@@ -277,7 +277,7 @@ def main() -> None:
             [
                 c["model"],
                 c["dataset"],
-                ", ".join(f"{k}={c[k]}" for k in recipe_keys if info.protocol != "sklearn")
+                ", ".join(f"{k}={c[k]}" for k in recipe_keys if "sklearn" not in info.tags)
                 or f"subset={c['subset']}, val_size={c['val_size']}",
                 fmt.percent(m.get("test_accuracy")),
                 fmt.percent(m.get("test_accuracy_at_best_val")),

@@ -55,7 +55,7 @@ IGNORED_IN_SETTINGS = {"model", "dataset", "device", "seed"}
 def settings(config: dict) -> str:
     """What a run changed against its model's registered recipe (epochs included)."""
     recipe = json.loads(json.dumps({**RunConfig(model=config["model"]).to_dict()}))
-    recipe.update(get_model_info(config["model"]).recipe)
+    recipe.update(get_model_info(config["model"]).recipe.defaults)
     changed = [
         f"{key}={value}"
         for key, value in config.items()

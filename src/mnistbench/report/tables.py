@@ -60,7 +60,9 @@ def settings_vs_recipe(run: RunRecord) -> str:
     if info is None:
         return "—"
     # through JSON, as the store keeps configs, so tuples compare equal to the stored lists
-    defaults = json.loads(json.dumps({**RunConfig(model=run.model).to_dict(), **info.recipe}))
+    defaults = json.loads(
+        json.dumps({**RunConfig(model=run.model).to_dict(), **info.recipe.defaults})
+    )
     ignored = {"model", "dataset", "device", "seed", "epochs"}  # shown in their own columns
     changed = [
         fmt.setting(key, value)
