@@ -284,3 +284,18 @@ def test_lightgbm_probe_separates_separable_features() -> None:
     test = probe.score(data.test)
     assert test.accuracy > 0.95 and probe.val is not None
     assert test.predictions.shape == (300,)
+
+
+def test_lightgbm_probe_scores_labels_its_training_set_never_saw() -> None:
+    """A small training subset may lack a class: its test images are scored as misses, with
+    predictions that are labels (not column indices of the classes seen)."""
+    labels = torch.tensor([0, 2, 3] * 20)
+    features = torch.randn(60, 4) * 0.1
+    features[:, 0] += labels.float()
+    probe = fit_lightgbm_probe(Split(features, labels), n_estimators=10, threads=1)
+    test_labels = torch.tensor([0, 2, 3, 1])  # 1 never seen
+    test_features = torch.randn(4, 4) * 0.1
+    test_features[:, 0] += torch.tensor([0.0, 2.0, 3.0, 1.0])
+    scored = probe.score(Split(test_features, test_labels))
+    assert scored.predictions[:3].tolist() == [0, 2, 3] and scored.accuracy == 0.75
+    assert scored.loss > -math.log(1e-15) / 4 - 1e-6  # the unseen label's 0 probability

@@ -110,17 +110,18 @@ def check_entrypoint_options(
     builder: Callable[..., object], options: Mapping[str, object], owner: str
 ) -> None:
     """Raise ConfigError for a value whose type the entrypoint's type hint rules out
-    (`--model-option time_steps=abc` for `time_steps: int`). Unannotated options pass."""
+    (`--model-option time_steps=abc` for `time_steps: int`); an option without a hint takes
+    its default's type (`width=32`: a whole number). Options with neither pass."""
     try:
         hints = typing.get_type_hints(builder)
     except Exception:  # hints that do not resolve (an outside model's) are not checked
         hints = {}
     parameters = entrypoint_options(builder)
     for name, value in options.items():
-        kinds = _accepted_types(hints.get(name, inspect.Parameter.empty))
+        default = parameters[name].default
+        kinds = _accepted_types(hints.get(name, type(default)))
         if kinds is None or any(_matches(value, kind) for kind in kinds):
             continue
-        default = parameters[name].default
         example = (
             "" if default is inspect.Parameter.empty else f"; e.g. --model-option {name}={default}"
         )

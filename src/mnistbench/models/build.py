@@ -47,7 +47,7 @@ def build_model(info: ModelInfo, num_classes: int, options: Mapping[str, Any]) -
         ) from None
     if not isinstance(model, nn.Module):
         raise ConfigError(
-            f"Model {info.name}: its factory returned a {type(model).__name__}, not a "
+            f"Model {info.name}: its factory returned {type(model).__name__!r}, not a "
             "torch.nn.Module. Return the network itself (e.g. nn.Sequential(...))."
         )
     return model
@@ -75,11 +75,20 @@ def check_model_output(
     shape = tuple(images.shape)
     devices = [] if kind == "cpu" else [torch.device(device).index or 0]
     with torch.random.fork_rng(devices=devices, device_type=kind if devices else "cuda"):
+        checked = model
+        if fits_before_forward:
+            checked = copy.deepcopy(model)
+            labels = torch.arange(batch, device=device) % num_classes
+            try:
+                checked.fit_estimator(images, labels)
+            except ConfigError:
+                raise
+            except Exception as error:  # its library rejected the settings
+                raise ConfigError(
+                    f"Model {name} could not be fitted on a probe batch of shape {shape}: "
+                    f"{type(error).__name__}: {error} Check its --model-option values."
+                ) from None
         try:
-            checked = model
-            if fits_before_forward:
-                checked = copy.deepcopy(model)
-                checked.fit_estimator(images, torch.arange(batch, device=device) % num_classes)
             was_training = checked.training
             checked.eval()
             try:

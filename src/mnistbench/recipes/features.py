@@ -129,11 +129,17 @@ class LightGBMProbe:
 
 
 def lightgbm_eval(classifier, split: Split) -> EvalResult:
+    """Log loss, accuracy and predictions of a fitted classifier on `split` (features)."""
     x = split.images.cpu().numpy()
     y = split.labels.cpu().numpy()
-    probabilities = classifier.predict_proba(x)  # (N, classes)
-    predictions = probabilities.argmax(axis=1)
-    picked = np.clip(probabilities[np.arange(len(y)), y], 1e-15, 1.0)
+    probabilities = classifier.predict_proba(x)  # (N, classes it was fitted on)
+    # columns are the classes the fit saw (classes_, sorted), not always every label: a small
+    # training set may miss one, whose images then get probability 0 (clipped) for their label
+    seen = classifier.classes_
+    predictions = seen[probabilities.argmax(axis=1)]
+    column = np.minimum(np.searchsorted(seen, y), len(seen) - 1)
+    true_class = np.where(seen[column] == y, probabilities[np.arange(len(y)), column], 0.0)
+    picked = np.clip(true_class, 1e-15, 1.0)
     return EvalResult(
         loss=float(-np.log(picked).mean()),
         accuracy=float((predictions == y).mean()),
