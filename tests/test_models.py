@@ -89,7 +89,7 @@ def test_same_seed_same_output(name: str) -> None:
 def test_registration_metadata(name: str) -> None:
     info = get_model_info(name)
     assert info.family and info.architecture
-    assert info.recipe.get("epochs", 1) >= 1
+    assert info.recipe.defaults.get("epochs", 1) >= 1
     if info.published is not None and info.published.test_accuracy is not None:
         assert 0 < info.published.test_accuracy <= 1
 

@@ -19,7 +19,7 @@ BETA = StageOption(
     "beta",
     float,
     1.0,
-    help="the KL weight of the ELBO (1.0 is the plain VAE)",
+    help="the ELBO's KL weight, 1.0 for the plain VAE",
     check=lambda beta: beta >= 0,
     rule="must be 0 or more",
     example=4.0,

@@ -109,7 +109,7 @@ def timed_feature_data(
 
 
 # ---------------------------------------------------------------------------------------------
-# LightGBM probe (the published SimSiam protocol)
+# LightGBM probe (the published SimSiam probe)
 # ---------------------------------------------------------------------------------------------
 
 
