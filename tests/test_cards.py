@@ -74,6 +74,9 @@ def test_card_records_the_stages_this_run_ran_with_their_options() -> None:
     assert [(s["name"], s["kind"]) for s in linear] == [("pretrain", "pretext"),
                                                        ("probe", "linear_probe")]  # fmt: skip
     assert _card("dbn")["recipe"]["headline_stage"] == "finetune"
+    snn = _card("snn", model_options={"time_steps": 2})["recipe"]
+    assert [s["kind"] for s in snn["stages"]] == ["cross_entropy", "spike_activity"]
+    assert snn["headline_stage"] == "train"
     assert _card("resnet18")["input_shape"] == [1, 64, 64]  # study C's recipe size
 
 

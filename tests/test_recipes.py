@@ -92,9 +92,12 @@ def test_stage_kinds_are_extensible_by_registration(
     assert record.status == "finished" and calls == [("train", "every_epoch", {})]
 
 
-@pytest.mark.parametrize(("model", "scored"), [("dbn", "finetune"), ("beta_vae", "probe")])
+@pytest.mark.parametrize(
+    ("model", "scored"),
+    [("dbn", "finetune"), ("beta_vae", "probe"), ("simsiam_lgbm", "probe"), ("svm_rbf", None)],
+)
 def test_sealed_test_is_opened_once_by_the_last_labelled_stage_only(
-    model: str, scored: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model: str, scored: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The test policy is the runner's, for every recipe: with a sealed test (records), an
     earlier labelled stage (the DBN's probe) sees no test at all, and the last labelled stage
@@ -110,8 +113,8 @@ def test_sealed_test_is_opened_once_by_the_last_labelled_stage_only(
                             measure_energy=False, final_test_only=True).record  # fmt: skip
         assert record.status == "finished", record.error
         epochs = store.epochs(record.run_id)
-    tested = [e["stage"] for e in epochs if e["test_accuracy"] is not None]
-    assert tested == [scored] and epochs[-1]["stage"] == scored
+    tested = [e.get("stage") for e in epochs if e["test_accuracy"] is not None]
+    assert tested == [scored] and epochs[-1].get("stage") == scored
     assert record.metrics["test_protocol"] == "final_only"
     assert record.metrics["test_accuracy"] == epochs[-1]["test_accuracy"]
     if model == "dbn":

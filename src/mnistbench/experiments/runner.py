@@ -42,6 +42,7 @@ from mnistbench.engine.measure import (
 from mnistbench.models import ModelInfo, build_model, check_model_output, resolve_model
 from mnistbench.recipes import (
     RecipeContext,
+    check_model_for_recipe,
     check_recipe_config,
     get_stage_kind,
     run_recipe,
@@ -197,7 +198,7 @@ def execute(
     model = place_model(build_model(info, num_classes, config.options()), config.device)
     stages = stages_of(recipe, config)
     fits_first = any(get_stage_kind(stage.kind).fits_before_forward for stage in stages)
-    check_recipe_config(recipe, config, model)
+    check_model_for_recipe(recipe, config, model)
     check_model_output(
         model, config.model, num_classes, input_shape, config.device, fits_before_forward=fits_first
     )

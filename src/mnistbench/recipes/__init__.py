@@ -23,6 +23,7 @@ from mnistbench.recipes.kinds import (
 )
 from mnistbench.recipes.log import StageEpochRecord, StageLog
 from mnistbench.recipes.runner import (
+    check_model_for_recipe,
     check_recipe_config,
     resolve_options,
     run_recipe,
@@ -54,6 +55,7 @@ __all__ = [
     "StageLog",
     "StageRun",
     "as_recipe",
+    "check_model_for_recipe",
     "check_recipe_config",
     "contrastive_divergence",
     "cross_entropy",

@@ -50,17 +50,10 @@ def stages_of(recipe: Recipe, config: RunConfig) -> tuple[Stage, ...]:
     return recipe.stages_for(resolve_options(recipe, config.options(), config.model))
 
 
-def check_recipe_config(
-    recipe: Recipe, config: RunConfig, model: torch.nn.Module | None = None
-) -> None:
-    """Raise ConfigError, before a run's row exists, for settings the recipe's stages cannot
-    honour (and, given the model, for what they need of it that it lacks)."""
-    stages = stages_of(recipe, config)
-    kinds = [get_stage_kind(stage.kind) for stage in stages]
-    for kind in kinds:
-        if kind.check is not None:
-            kind.check(config)
-    for stage in stages if model is not None else ():
+def check_model_for_recipe(recipe: Recipe, config: RunConfig, model: torch.nn.Module) -> None:
+    """Raise ConfigError, before a run's row exists, when the model lacks what a stage of its
+    recipe uses (the probe's `head`, a VAE objective's `encode`, an SVM's `fit_estimator`)."""
+    for stage in stages_of(recipe, config):
         missing = [name for name in stage_requirements(stage) if not hasattr(model, name)]
         if missing:
             raise ConfigError(
@@ -68,6 +61,15 @@ def check_recipe_config(
                 f"({stage.kind}): the stage needs the model to have {', '.join(missing)}. "
                 "Give the model those, or use another recipe (--recipe-of NAME)."
             )
+
+
+def check_recipe_config(recipe: Recipe, config: RunConfig) -> None:
+    """Raise ConfigError, before a run's row exists, for settings the recipe's stages cannot
+    honour (an SVM trained for several epochs, --compile of a pretext objective)."""
+    kinds = [get_stage_kind(stage.kind) for stage in stages_of(recipe, config)]
+    for kind in kinds:
+        if kind.check is not None:
+            kind.check(config)
     if config.compile and not all(kind.supports_compile for kind in kinds):
         unsupported = ", ".join(sorted({k.name for k in kinds if not k.supports_compile}))
         raise ConfigError(

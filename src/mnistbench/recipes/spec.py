@@ -89,7 +89,7 @@ class Recipe:
     """How a model is trained: stages in order, plus the RunConfig values they default to.
 
     `headline` names the stage whose median epoch is the run's `time_per_epoch_s` and whose
-    epochs are its `epochs_completed` (default: the stage whose epochs follow --epochs).
+    epochs are its `epochs_completed` (default: the first stage whose epochs follow --epochs).
     `variant` is an option choosing among alternative stage tuples: `variants[value]`, or
     `stages` for its default (SimSiam's probe=linear drops the LightGBM stage).
     """
@@ -115,7 +115,7 @@ class Recipe:
         if self.headline is not None:
             return self.headline
         follows = [s.name for s in stages if s.epochs is None]
-        return follows[-1] if follows else stages[-1].name
+        return follows[0] if follows else stages[-1].name
 
     def stages_for(self, options: Mapping[str, OptionValue]) -> tuple[Stage, ...]:
         """The stages this run runs: the variant its options pick, else `stages`."""
