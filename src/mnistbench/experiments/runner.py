@@ -202,6 +202,7 @@ def execute(
     check_model_output(
         model, config.model, num_classes, input_shape, config.device, fits_before_forward=fits_first
     )
+    data_started = time.perf_counter()
     if raw is None:
         raw = load_dataset(config.dataset, data_dir=data_dir, download=download, progress=progress)
     data = prepare_device_data(
@@ -215,7 +216,7 @@ def execute(
     data = resize_data(data, config.image_size)
     if final_test_only:
         data = seal_test(data, f"this {config.model} run")
-    data_load_s = time.perf_counter() - wall_started
+    data_load_s = time.perf_counter() - data_started
     autocast = autocast_factory(config.device, config.precision)
     # an estimator answers forward() only once fitted: no FLOPs to count before training
     metrics: dict[str, object] = _static_measurements(
