@@ -27,6 +27,7 @@ from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import Store
+from mnistbench.studies import recipe_figure
 
 # (model, overrides of the study A recipe, seeds, floor the foundation issue asks for)
 RUNS = [
@@ -76,7 +77,7 @@ def main() -> None:
                 )
                 records.append(outcome.record)
             finals = [r.metrics["test_accuracy"] for r in records]
-            published = get_model_info(model).published
+            published = recipe_figure(model, get_model_info(model).recipe.defaults)
             rows.append(
                 [
                     model,
@@ -88,7 +89,7 @@ def main() -> None:
                     fmt.percent(floor, 1),
                     f"{sum(a >= floor for a in finals)}/{len(finals)}",
                     f"{fmt.percent(published.test_accuracy)}, {published.time_per_epoch_s} s/epoch "
-                    f"{published.device}",
+                    f"{published.time_device}",
                     fmt.seconds(statistics.median(r.metrics["time_per_epoch_s"] for r in records)),
                     fmt.seconds(statistics.median(r.metrics["wall_time_s"] for r in records)),
                 ]

@@ -30,6 +30,7 @@ from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import Store
+from mnistbench.studies import recipe_figure
 
 # (model, dataset, overrides of the study A recipe, what differs from the published recipe).
 # Default settings (no overrides) are the configurations `mnistbench suite
@@ -66,7 +67,7 @@ def _settings(overrides: dict) -> str:
 def _published_time(published) -> str:
     if published.time_per_epoch_s is None:
         return "—"
-    return f"{fmt.seconds(published.time_per_epoch_s)} ({published.device})"
+    return f"{fmt.seconds(published.time_per_epoch_s)} ({published.time_device})"
 
 
 def _vae_terms(store: Store, record, dataset: str, overrides: dict) -> str:
@@ -116,7 +117,7 @@ def main() -> None:
                 f"wall {fmt.seconds(m['wall_time_s'])}" + (" (reused)" if reused else ""),
                 flush=True,
             )
-            published = get_model_info(model).published
+            published = recipe_figure(model, get_model_info(model).recipe.defaults)
             linear = m.get("linear_probe_test_accuracy")
             probe_s = m.get("probe_total_s")
             probe_time = fmt.seconds(probe_s)

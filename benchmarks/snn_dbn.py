@@ -29,6 +29,7 @@ from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import RunRecord, Store
+from mnistbench.studies import recipe_figure
 from zoo_small import command_line  # benchmarks/ is on sys.path when run
 
 # key -> (model, dataset, overrides of the model's registered recipe)
@@ -173,7 +174,7 @@ def main() -> None:
     rows = []
     for _, record in records:
         m, c = record.metrics, record.config
-        published = get_model_info(c["model"]).published
+        published = recipe_figure(c["model"], get_model_info(c["model"]).recipe.defaults)
         shown = published.test_accuracy if published and c["dataset"] == "mnist" else None
         rows.append(
             [

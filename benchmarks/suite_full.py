@@ -33,6 +33,7 @@ from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import RunRecord, Store
+from mnistbench.studies import recipe_figure
 
 
 def reuse_runs(store: Store, sources: list[Path], wanted: set[str]) -> dict[str, str]:
@@ -57,7 +58,10 @@ def trial_wall_s(run: RunRecord) -> float | None:
 
 
 def trial_row(run: RunRecord, source: str) -> list[str]:
-    metrics, published = run.metrics, get_model_info(run.model).published
+    metrics, published = (
+        run.metrics,
+        recipe_figure(run.model, get_model_info(run.model).recipe.defaults),
+    )
     reached = published is not None and (metrics.get("test_accuracy") or 0) >= (
         published.test_accuracy or 1
     )

@@ -36,6 +36,7 @@ from mnistbench.objectives import CrossEntropyObjective
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import Store
+from mnistbench.studies import recipe_figure
 
 TRAIN_IMAGES = 55_000  # the default split: 60,000 - 5,000 held out for validation
 
@@ -177,18 +178,20 @@ def macs_per_image(config: dict) -> float | None:
 
 
 def published_text(model: str, dataset: str) -> str:
-    published = get_model_info(model).published
+    published = recipe_figure(model, get_model_info(model).recipe.defaults)
     if dataset == "fashion-mnist":
         value = FASHION_PUBLISHED.get(model)
         return fmt.percent(value) + " (study C)" if value else "—"
     if published is None or published.test_accuracy is None:
         return "— (study C gives only its best run, a ResNet-18)"
     time_text = (
-        f", {published.time_per_epoch_s} s/epoch {published.device}"
+        f", {published.time_per_epoch_s} s/epoch {published.time_device}"
         if published.time_per_epoch_s
         else ""
     )
-    return f"{fmt.percent(published.test_accuracy)} ({published.epochs} ep){time_text}"
+    return (
+        f"{fmt.percent(published.test_accuracy)} ({published.setting.get('epochs')} ep){time_text}"
+    )
 
 
 def main() -> None:
@@ -277,7 +280,7 @@ def main() -> None:
             [
                 c["model"],
                 c["dataset"],
-                ", ".join(f"{k}={c[k]}" for k in recipe_keys if info.protocol != "sklearn")
+                ", ".join(f"{k}={c[k]}" for k in recipe_keys if "sklearn" not in info.tags)
                 or f"subset={c['subset']}, val_size={c['val_size']}",
                 fmt.percent(m.get("test_accuracy")),
                 fmt.percent(m.get("test_accuracy_at_best_val")),

@@ -32,6 +32,7 @@ from mnistbench.models import get_model_info
 from mnistbench.report import format as fmt
 from mnistbench.report import latest_per_config, markdown_table
 from mnistbench.store import RunRecord, Store
+from mnistbench.studies import recipe_figure
 
 # Priority order: the acceptance model first, then studies D, B, E (cheap before expensive).
 MODELS = (
@@ -55,7 +56,7 @@ IGNORED_IN_SETTINGS = {"model", "dataset", "device", "seed"}
 def settings(config: dict) -> str:
     """What a run changed against its model's registered recipe (epochs included)."""
     recipe = json.loads(json.dumps({**RunConfig(model=config["model"]).to_dict()}))
-    recipe.update(get_model_info(config["model"]).recipe)
+    recipe.update(get_model_info(config["model"]).recipe.defaults)
     changed = [
         f"{key}={value}"
         for key, value in config.items()
@@ -77,7 +78,7 @@ def listing(values: list[object]) -> str:
 
 
 def published_text(model: str, dataset: str) -> str:
-    published = get_model_info(model).published
+    published = recipe_figure(model, get_model_info(model).recipe.defaults)
     if published is None or dataset != "mnist":
         return "—"
     parts = [f"study {published.study}"]

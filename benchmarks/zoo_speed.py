@@ -25,6 +25,7 @@ from mnistbench.models import get_model_info, list_models
 from mnistbench.report import format as fmt
 from mnistbench.report import markdown_table
 from mnistbench.store import RunRecord, Store
+from mnistbench.studies import recipe_figure
 from zoo_small import command_line, commands, record_command  # benchmarks/ is on sys.path when run
 
 RESULTS = Path("benchmarks/results")
@@ -95,9 +96,12 @@ class MeasuredRun:
 
 def target_s(model: str) -> tuple[float, str]:
     """(seconds, where the figure comes from) for the model's time-per-epoch target."""
-    published = get_model_info(model).published
+    published = recipe_figure(model, get_model_info(model).recipe.defaults)
     if published and published.time_per_epoch_s:  # study A's snn was timed on a CPU
-        return published.time_per_epoch_s, f"study {published.study}, {published.device.upper()}"
+        return (
+            published.time_per_epoch_s,
+            f"study {published.study}, {published.time_device.upper()}",
+        )
     return FASTEST_STUDY_CUDA_EPOCH_S, "fastest study CUDA time"
 
 
@@ -133,19 +137,19 @@ def described(run: MeasuredRun | None) -> str:
 def rows(by_model: dict[str, list[MeasuredRun]]) -> list[list[str]]:
     table = []
     for info in list_models():
-        if info.published is None or info.name not in by_model:
+        if recipe_figure(info.name, info.recipe.defaults) is None or info.name not in by_model:
             continue
         runs = by_model[info.name]
         fp32 = [r for r in runs if r.settings() == "recipe"]
         plain = min(fp32, key=lambda r: r.time_per_epoch_s) if fp32 else None
         fastest = min(runs, key=lambda r: r.time_per_epoch_s)
         target, source = target_s(info.name)
-        published = info.published.test_accuracy
+        published = recipe_figure(info.name, info.recipe.defaults).test_accuracy
 
         table.append(
             [
                 info.name,
-                f"{info.published.study}",
+                f"{recipe_figure(info.name, info.recipe.defaults).study}",
                 described(plain),
                 described(fastest) if fastest is not plain else "same",
                 fastest.settings(),
@@ -202,7 +206,11 @@ def main() -> None:
         with Store(own_store) as store:
             trained_by = commands(store, list(RUNS_MODELS))
     cpus = sorted({r.cpu for runs in by_model.values() for r in runs})
-    missing = [i.name for i in list_models() if i.published and i.name not in by_model]
+    missing = [
+        i.name
+        for i in list_models()
+        if recipe_figure(i.name, i.recipe.defaults) and i.name not in by_model
+    ]
     lines = [
         "# Time per epoch of every study model on this CPU, against the studies' CUDA times",
         "",

@@ -1,5 +1,5 @@
 """DBN: the RBM maths, the CD-k update rule by hand, CD-1 learning a toy distribution, and the
-greedy_probe protocol end to end on a tiny data set."""
+DBN's recipe (a CD stage per RBM, probe, fine-tune) end to end on a tiny data set."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import torch
 
-from mnistbench import recipes
 from mnistbench.config import make_config
 from mnistbench.experiments import run_config
+from mnistbench.models import get_model_info, registry
 from mnistbench.models.dbn import DBN, RBM
 from mnistbench.objectives.contrastive_divergence import ContrastiveDivergenceObjective
 from mnistbench.store import Store
@@ -107,18 +107,25 @@ def test_second_rbm_sees_the_first_ones_hidden_probabilities() -> None:
     torch.testing.assert_close(model.rbms[0].weight, first)  # the layer below stays fixed
 
 
-def test_greedy_probe_stages_are_the_published_protocol() -> None:
-    cd = [s for s in recipes.GREEDY_PROBE_STAGES if s.objective == "contrastive_divergence"]
-    assert [(s.layer, s.epochs, s.labels) for s in cd] == [(0, 5, False), (1, 5, False)]
-    assert recipes.GREEDY_PROBE_STAGES[-1].objective == "cross_entropy"  # fine-tune all
-    assert (recipes.CD_LEARNING_RATE, recipes.CD_GIBBS_STEPS) == (0.05, 1)
+def test_dbn_stages_are_the_published_protocol() -> None:
+    stages = get_model_info("dbn").recipe.stages
+    cd = [s for s in stages if s.kind == "contrastive_divergence"]
+    assert [(s.params["layer"], s.epochs) for s in cd] == [(0, 5), (1, 5)]
+    assert stages[-1].kind == "cross_entropy" and stages[-1].epochs is None  # fine-tune all
+    assert {(s.params["lr"], s.params["k"]) for s in cd} == {(0.05, 1)}  # CD-1 at lr 0.05
+    assert get_model_info("dbn").recipe.headline_of(stages) == "finetune"
 
 
 def test_greedy_probe_lands_every_stage_in_the_store(
     tmp_path: Path, learnable_data_dir, monkeypatch
 ) -> None:
-    short = tuple(replace(s, epochs=2 if s.layer == 0 else 1) for s in recipes.GREEDY_PROBE_STAGES)
-    monkeypatch.setattr(recipes, "GREEDY_PROBE_STAGES", short)
+    info = get_model_info("dbn")
+    short = tuple(
+        replace(s, epochs=2 if s.params.get("layer") == 0 else 1) for s in info.recipe.stages
+    )
+    monkeypatch.setitem(
+        registry._REGISTRY, "dbn", replace(info, recipe=replace(info.recipe, stages=short))
+    )
     config = make_config("dbn", epochs=2, val_size=100, subset=400)
     with Store(tmp_path / "results.sqlite") as store:
         record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record

@@ -17,10 +17,16 @@ from mnistbench.models import create_model, get_model_info
 from mnistbench.models.unet import UNet
 from mnistbench.objectives.adversarial import GAN_BETAS, AdversarialObjective
 from mnistbench.objectives.denoising import DenoisingObjective
-from mnistbench.objectives.probe import extract_features, fit_lightgbm_probe
 from mnistbench.objectives.simsiam import simsiam_loss
 from mnistbench.objectives.vae import VAEObjective, elbo_terms, gaussian_kl
-from mnistbench.recipes import PRETRAIN_PROBE_STAGES, _pretext_objective
+from mnistbench.recipes.features import extract_features, fit_lightgbm_probe
+from mnistbench.recipes.train_stages import pretext_objective
+
+
+def _pretext_objective(model_name: str, model: nn.Module, data: DeviceData, config):
+    """The objective the model's recipe pretrains with (its first stage), as the runner builds
+    it: the run's settings and the stage options of `config`."""
+    return pretext_objective(get_model_info(model_name).recipe.stages[0], model, data, config)
 
 
 def _adam(params: list[nn.Parameter], lr: float = 1e-3) -> torch.optim.Optimizer:
@@ -57,8 +63,8 @@ def test_gaussian_kl_matches_torch_distributions() -> None:
 
 def test_vae_beta_weights_the_kl_term() -> None:
     torch.manual_seed(0)
-    model = create_model("beta_vae", beta=4.0)
-    assert model.beta == 4.0
+    model = create_model("beta_vae")
+    assert not hasattr(model, "beta")  # the KL weight is the objective's, not the model's
     images = torch.rand(8, 1, 28, 28)
     losses = {}
     for beta in (0.0, 4.0):
@@ -73,16 +79,16 @@ def test_vae_beta_weights_the_kl_term() -> None:
 
 @pytest.mark.parametrize("beta", [1.0, 4.0])
 def test_beta_option_reaches_the_elbo_through_the_recipe(beta: float) -> None:
-    """The runner's path: make_config(model_options) -> create_model(**config.options()) ->
-    the recipe's objective. The loss on the same batch and noise is BCE + beta * KL for the
-    configured beta (a recipe that ignored the option would weigh the KL by 1.0)."""
+    """The runner's path: make_config(model_options) -> the recipe's pretext stage -> its
+    objective, given the stage option beta. The loss on the same batch and noise is
+    BCE + beta * KL for the configured beta (an ignored option would weigh the KL by 1.0)."""
     config = make_config("beta_vae", model_options={"beta": beta})
     torch.manual_seed(0)
     model = create_model(config.model, **config.options())
     images = (torch.rand(8, 1, 28, 28) > 0.7).float()
     split = Split(images, torch.zeros(8, dtype=torch.long))
     data = DeviceData("mnist", split, None, split, 0.0, 1.0, 10, tuple("0123456789"))
-    objective = _pretext_objective("vae", model, data, config)
+    objective = _pretext_objective("beta_vae", model, data, config)
     torch.manual_seed(1)  # the same reparameterisation noise for the loss and the terms
     loss_sum = objective.eval_step((images, split.labels))["loss_sum"]
     torch.manual_seed(1)
@@ -163,7 +169,7 @@ def test_simsiam_drops_a_short_last_batch() -> None:
     split = Split(images, torch.zeros(6, dtype=torch.long))
     data = DeviceData("mnist", split, None, split, 0.1307, 0.3081, 10, tuple("0123456789"))
     config = make_config("simsiam_lgbm", batch_size=4)
-    objective = _pretext_objective("simsiam", model, data, config)
+    objective = _pretext_objective("simsiam_lgbm", model, data, config)
     objective.configure_optimizers(_adam)
     full = objective.step((images[:4], split.labels[:4]))
     before = _snapshot(model)
@@ -238,8 +244,10 @@ def test_pretext_objective_trains_every_parameter_but_the_head(name: str) -> Non
     images = ((torch.rand(4, 1, 28, 28) > 0.7).float() - mean) / std
     split = Split(images, torch.zeros(4, dtype=torch.long))
     data = DeviceData("mnist", split, None, split, mean, std, 10, tuple("0123456789"))
-    stage = PRETRAIN_PROBE_STAGES[info.family][0]
-    objective = _pretext_objective(stage.objective, model, data, make_config(name))
+    objective = _pretext_objective(name, model, data, make_config(name))
+    assert objective.name == {"vae": "vae", "gan": "adversarial", "unet": "denoising"}.get(
+        info.family, info.family
+    )
     objective.configure_optimizers(_adam)
     before = _snapshot(model)
     objective.step((images, split.labels))
@@ -272,6 +280,22 @@ def test_lightgbm_probe_separates_separable_features() -> None:
     features[:, 0] += labels.float()  # class is readable from feature 0
     split = Split(features, labels)
     data = DeviceData("toy", split, split, split, 0.0, 1.0, 3, ("a", "b", "c"))
-    probe = fit_lightgbm_probe(data, n_estimators=10, threads=1)
-    assert probe.test.accuracy > 0.95 and probe.val is not None
-    assert probe.test.predictions.shape == (300,)
+    probe = fit_lightgbm_probe(data.train, data.val, n_estimators=10, threads=1)
+    test = probe.score(data.test)
+    assert test.accuracy > 0.95 and probe.val is not None
+    assert test.predictions.shape == (300,)
+
+
+def test_lightgbm_probe_scores_labels_its_training_set_never_saw() -> None:
+    """A small training subset may lack a class: its test images are scored as misses, with
+    predictions that are labels (not column indices of the classes seen)."""
+    labels = torch.tensor([0, 2, 3] * 20)
+    features = torch.randn(60, 4) * 0.1
+    features[:, 0] += labels.float()
+    probe = fit_lightgbm_probe(Split(features, labels), n_estimators=10, threads=1)
+    test_labels = torch.tensor([0, 2, 3, 1])  # 1 never seen
+    test_features = torch.randn(4, 4) * 0.1
+    test_features[:, 0] += torch.tensor([0.0, 2.0, 3.0, 1.0])
+    scored = probe.score(Split(test_features, test_labels))
+    assert scored.predictions[:3].tolist() == [0, 2, 3] and scored.accuracy == 0.75
+    assert scored.loss > -math.log(1e-15) / 4 - 1e-6  # the unseen label's 0 probability

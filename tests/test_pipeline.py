@@ -113,12 +113,15 @@ def test_already_recorded_is_keyed_by_hash_and_fingerprint(
             asked.append((config_hash, kwargs))
             return None
 
+    from mnistbench.cards import fingerprint_for
+
     config = make_config("mlp", epochs=1)
-    monkeypatch.setattr(batch, "model_fingerprint", lambda c: "f00dfeed00000000")
+    fingerprint = fingerprint_for(config)
+    assert len(fingerprint) == 16
     executor = _Recording()
     with KeyedStore(tmp_path / "s.sqlite") as store:
         batch.run_trials([Trial(config)], store, executor=executor, raws={"mnist": learnable_raw()})
-    assert asked == [(config.config_hash(), {"fingerprint": "f00dfeed00000000"})]
+    assert asked == [(config.config_hash(), {"fingerprint": fingerprint})]
     assert [t.config for t in executor.trials] == [config]  # not recorded: handed over
 
 

@@ -1,4 +1,4 @@
-"""The pretrain_probe protocol end to end on a tiny learnable data set: rows land in a Store."""
+"""Pretrain-then-probe recipes end to end on a tiny learnable data set: rows land in a Store."""
 
 from __future__ import annotations
 
@@ -12,13 +12,7 @@ from mnistbench.data import prepare_device_data, seal_test
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import run_config
 from mnistbench.models import create_model, get_model_info
-from mnistbench.recipes import (
-    PROTOCOLS,
-    RecipeContext,
-    held_out_images,
-    pretrain_probe,
-    pretrain_probe_stages,
-)
+from mnistbench.recipes import STAGE_KINDS, RecipeContext, held_out_images, run_recipe
 from mnistbench.store import Store
 from synthetic import learnable_raw
 
@@ -89,7 +83,7 @@ def test_beta_option_weights_the_stored_kl_term(store: Store, learnable_data_dir
     ],
 )
 def test_every_pretrained_family_runs(model: str, options: dict, pictures: set, probe: str) -> None:
-    """The protocol itself (no runner: its latency figures at batch 1000 cost a U-Net minutes)."""
+    """The recipe itself (no runner: its latency figures at batch 1000 cost a U-Net minutes)."""
     info = get_model_info(model)
     config = make_config(model, epochs=1, batch_size=16, val_size=32, model_options=options)
     data = prepare_device_data(learnable_raw(64, 32), scaling=info.input_scaling, val_size=32)
@@ -102,32 +96,36 @@ def test_every_pretrained_family_runs(model: str, options: dict, pictures: set, 
         on_epoch=epochs.append,
         add_artefact=lambda name, kind, content: artefacts.update({name: (kind, content)}),
         progress=False,
+        options=config.options(),
     )
-    result = pretrain_probe(ctx)
+    result = run_recipe(ctx, info.recipe)
     assert result.status == "finished"
     assert result.epochs == epochs and epochs[0].stage == "pretrain"
     assert epochs[-1].stage == "probe" and epochs[-1].test_accuracy is not None
-    assert ctx.extra_metrics["probe"] == probe
+    assert ctx.metrics["probe"] == probe
     if options.get("probe", "lightgbm") == "lightgbm" and model == "simsiam_lgbm":
         # the shared linear probe runs first on the same features, then LightGBM (headline)
         assert [e.stage for e in epochs[1:]] == ["linear_probe"] * 10 + ["probe"]
-        assert 0 <= ctx.extra_metrics["linear_probe_test_accuracy"] <= 1
+        assert 0 <= ctx.metrics["linear_probe_test_accuracy"] <= 1
     assert result.last_test is not None and len(result.last_test.predictions) == 32
     assert pictures <= artefacts.keys()
     assert all(content.startswith(PNG_MAGIC) for _, content in artefacts.values())
 
 
 def test_stages_are_data() -> None:
-    vae = pretrain_probe_stages("vae", create_model("beta_vae"))
-    assert [(s.name, s.objective, s.epochs, s.labels) for s in vae] == [
-        ("pretrain", "vae", None, False),
-        ("probe", "linear_probe", 10, True),
-    ]
-    published = pretrain_probe_stages("simsiam", create_model("simsiam_lgbm"))
-    linear = pretrain_probe_stages("simsiam", create_model("simsiam_lgbm", probe="linear"))
-    assert [s.objective for s in published[1:]] == ["linear_probe", "lightgbm_probe"]
-    assert [s.objective for s in linear[1:]] == ["linear_probe"]
-    assert "pretrain_probe" in PROTOCOLS
+    vae = get_model_info("beta_vae").recipe.stages
+    assert [
+        (s.name, s.kind, s.params.get("objective", type).name if s.params else None, s.epochs)
+        for s in vae
+    ] == [("pretrain", "pretext", "vae", None), ("probe", "linear_probe", None, 10)]
+    assert [STAGE_KINDS[s.kind].labelled for s in vae] == [False, True]
+    recipe = get_model_info("simsiam_lgbm").recipe
+    published, linear = recipe.stages_for({}), recipe.stages_for({"probe": "linear"})
+    assert [s.kind for s in published[1:]] == ["linear_probe", "lightgbm_probe"]
+    assert [s.kind for s in linear[1:]] == ["linear_probe"]
+    assert [s.name for s in published] == ["pretrain", "linear_probe", "probe"]
+    assert [s.name for s in linear] == ["pretrain", "probe"]
+    assert {"pretext", "linear_probe", "lightgbm_probe"} <= STAGE_KINDS.keys()
 
 
 def test_beta_is_a_model_option() -> None:
@@ -135,7 +133,8 @@ def test_beta_is_a_model_option() -> None:
     config = make_config("beta_vae", model_options={key: value})
     assert config.options() == {"beta": 4.0}
     assert config.config_hash() != make_config("beta_vae").config_hash()
-    assert create_model("beta_vae", **config.options()).beta == 4.0
+    # a stage option of its recipe, not an argument of its entrypoint
+    assert get_model_info("beta_vae").split_options(config.options()) == ({}, {"beta": 4.0})
 
 
 @pytest.mark.parametrize(
@@ -149,6 +148,8 @@ def test_beta_is_a_model_option() -> None:
 def test_bad_options_are_config_errors(model: str, options: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         create_model(model, **options)
+    with pytest.raises(ConfigError, match=message):
+        make_config(model, model_options=options)
 
 
 @pytest.mark.parametrize("val_size", [100, 0])

@@ -400,7 +400,7 @@ def test_html_report_renders_in_headless_chromium(report_dir: Path, tmp_path: Pa
     assert f'data-images-loaded="{images}"' in body.group(0)
     assert 'data-report-ready="yes"' in body.group(0)
     assert dom.count("<table>") >= 10
-    assert "Study A — ten-architecture comparison" in dom and "97.81%" in dom
+    assert "Study A: Ten architectures on MNIST" in dom and "97.81%" in dom
     assert '<a href="docs/studies.md#study-a">study A</a>' in dom
     screenshot = tmp_path / "shot.png"
     _render(report_dir / "index.html", tmp_path, "--window-size=1400,2000", "--hide-scrollbars",

@@ -64,7 +64,7 @@ def test_interrupted_and_failed_runs_are_recorded(
         raise error
 
     with monkeypatch.context() as patch, pytest.raises(type(error)):
-        patch.setattr(runner, "run_protocol", explode)
+        patch.setattr(runner, "run_recipe", explode)
         run_config(_config(), store, data_dir=learnable_data_dir, progress=False)
     (record,) = store.list_runs()
     assert record.status == status and text in record.error

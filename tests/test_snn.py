@@ -1,8 +1,9 @@
 """Spiking models: LIF dynamics by hand, the surrogate gradient, the time-folded network, and
-the supervised_spiking protocol end to end on a tiny data set."""
+the spiking recipe (training, then spike activity) end to end on a tiny data set."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from mnistbench.models.snn import (
     pattern_bits,
     run_lif,
 )
+from mnistbench.report.raster import spike_raster_png
 from mnistbench.store import Store
 
 
@@ -226,7 +228,7 @@ def test_single_step_snn_spikes_where_current_exceeds_threshold() -> None:
     torch.testing.assert_close(model.forward_features(x), (current > 1).float())
 
 
-def test_supervised_spiking_records_rates_and_raster(tmp_path: Path, learnable_data_dir) -> None:
+def test_spiking_recipe_records_rates_and_spike_trains(tmp_path: Path, learnable_data_dir) -> None:
     config = make_config(
         "snn", epochs=1, val_size=100, subset=300, model_options=(("time_steps", 2),)
     )
@@ -239,7 +241,14 @@ def test_supervised_spiking_records_rates_and_raster(tmp_path: Path, learnable_d
         assert metrics["spike_time_steps"] == 2
         assert [e["epoch"] for e in store.epochs(record.run_id)] == [1]
         (raster,) = [a for a in store.artefacts(record.run_id) if a.name == "spike_raster"]
-        assert raster.kind == "png" and raster.content.startswith(b"\x89PNG")
+        # stored as data (training never draws); report/raster.py draws it
+        assert raster.kind == "spike_trains"
+        trains = json.loads(raster.content)
+        assert [layer["name"] for layer in trains["layers"]] == ["conv1", "conv2", "fc1"]
+        assert all(layer["steps"] == 2 and len(layer["rate"]) == 2 for layer in trains["layers"])
+        rates = [metrics[f"spike_rate_{layer['name']}"] for layer in trains["layers"]]
+        assert all(0 <= r <= 1 for r in rates) and len(trains["image"]) == 28
+        assert spike_raster_png(raster.content).startswith(b"\x89PNG")
 
 
 def test_bf16_autocast_keeps_membranes_in_fp32_and_the_spikes_nearly_unchanged() -> None:

@@ -87,16 +87,17 @@ def test_final_test_scores_once_into_the_last_epoch() -> None:
 def test_a_recipe_that_peeks_at_test_mid_training_fails_and_is_recorded(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def peeking(ctx: recipes.RecipeContext):
-        objective = CrossEntropyObjective(ctx.model)
+    def peeking(run: recipes.StageRun):
+        objective = CrossEntropyObjective(run.model)
 
         def early_stop_on_test(record) -> None:  # what the rules forbid
-            evaluate(objective, ctx.data.test)
+            evaluate(objective, run.data.test)
 
-        return fit(objective, ctx.data, ctx.config, on_epoch=early_stop_on_test, progress=False,
+        return fit(objective, run.data, run.config, on_epoch=early_stop_on_test, progress=False,
                    test_every_epoch=False)  # fmt: skip
 
-    monkeypatch.setitem(recipes.PROTOCOLS, "supervised", peeking)
+    kind = dataclasses.replace(recipes.STAGE_KINDS["cross_entropy"], run=peeking)
+    monkeypatch.setitem(recipes.STAGE_KINDS, "cross_entropy", kind)
     config = make_config("speedrun_fast_small", epochs=1, val_size=200)
     with Store(tmp_path / "s.sqlite") as store:
         with pytest.raises(RunFailedError, match="SealedTestSetError"):
@@ -265,7 +266,7 @@ def test_compile_warm_up_is_timed_apart_and_restores_the_model() -> None:
     ctx = recipes.RecipeContext(create_model("speedrun_fast_small"), data, config,
                                 on_epoch=lambda r: None, add_artefact=lambda *a: None,
                                 progress=False)  # fmt: skip
-    result = recipes.supervised(ctx)
-    assert result.status == "finished" and ctx.extra_metrics is not None
-    assert ctx.extra_metrics["compile_time_s"] > 0
+    result = recipes.run_recipe(ctx, recipes.SUPERVISED)
+    assert result.status == "finished"
+    assert ctx.metrics["compile_time_s"] > 0
     assert dataclasses.asdict(result.epochs[0])["train_time_s"] > 0

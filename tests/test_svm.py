@@ -1,4 +1,4 @@
-"""Study C's SVMs: the scikit-learn estimator inside a model, and the `sklearn` protocol."""
+"""Study C's SVMs: the scikit-learn estimator inside a model, and the `sklearn_fit` stage."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from mnistbench.errors import ConfigError
 from mnistbench.experiments import run_config
 from mnistbench.models import create_model, get_model_info
 from mnistbench.store import Store
+from mnistbench.studies import published_figures
 
 
 @pytest.fixture
@@ -36,8 +37,9 @@ def test_registration_is_study_c(name: str) -> None:
         3,
         1000,
     )
-    assert info.protocol == "sklearn" and info.input_scaling == "unit"
-    assert info.recipe["subset"] == 10_000 and info.published.study == "C"
+    assert [s.kind for s in info.recipe.stages] == ["sklearn_fit"] and info.input_scaling == "unit"
+    assert info.recipe.defaults["subset"] == 10_000
+    assert {f.study for f in published_figures("svm_rbf")} == {"C"}
 
 
 def test_options_reach_the_estimator() -> None:
@@ -68,7 +70,7 @@ def test_torch_prediction_equals_libsvm(name: str) -> None:
     assert model(test).shape == (40, 4)
 
 
-def test_protocol_records_one_fit(store: Store, learnable_data_dir: Path) -> None:
+def test_sklearn_fit_records_one_fit(store: Store, learnable_data_dir: Path) -> None:
     config = make_config("svm_rbf", val_size=200)  # the recipe's subset (10,000) > 1,000 here
     record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record
     m = record.metrics

@@ -145,14 +145,14 @@ def test_missing_file_is_a_clean_cli_error(capsys, tmp_path: Path) -> None:
 def test_failed_trial_is_a_row_and_the_sweep_goes_on(
     capsys, monkeypatch: pytest.MonkeyPatch, learnable_data_dir: Path, tmp_path: Path
 ) -> None:
-    real_protocol = runner.run_protocol
+    real_recipe = runner.run_recipe
 
-    def fail_at_half(name, ctx):
+    def fail_at_half(ctx, recipe):
         if ctx.config.lr == 0.5:
             raise RuntimeError("exploded on purpose")
-        return real_protocol(name, ctx)
+        return real_recipe(ctx, recipe)
 
-    monkeypatch.setattr(runner, "run_protocol", fail_at_half)
+    monkeypatch.setattr(runner, "run_recipe", fail_at_half)
     store_path = tmp_path / "s.sqlite"
     args = ("sweep", str(write(tmp_path, MLP_GRID)), "--data-dir", str(learnable_data_dir),
             "--store", str(store_path), "--quiet")  # fmt: skip
@@ -166,7 +166,7 @@ def test_failed_trial_is_a_row_and_the_sweep_goes_on(
         }  # fmt: skip
         assert "exploded on purpose" in rows[0.5].error
     # once fixed, a rerun trains only the failed trial
-    monkeypatch.setattr(runner, "run_protocol", real_protocol)
+    monkeypatch.setattr(runner, "run_recipe", real_recipe)
     code, out, _ = run_cli(capsys, *args)
     assert code == 0 and "1 done, 2 skipped" in out
     with Store(store_path) as store:
@@ -194,14 +194,14 @@ def test_failure_before_training_is_a_row_too(
 def test_ctrl_c_records_the_trial_and_stops_the_sweep(
     capsys, monkeypatch: pytest.MonkeyPatch, learnable_data_dir: Path, tmp_path: Path
 ) -> None:
-    real_protocol = runner.run_protocol
+    real_recipe = runner.run_recipe
 
-    def interrupt_second(name, ctx):
+    def interrupt_second(ctx, recipe):
         if ctx.config.lr == 3e-3:
             raise KeyboardInterrupt
-        return real_protocol(name, ctx)
+        return real_recipe(ctx, recipe)
 
-    monkeypatch.setattr(runner, "run_protocol", interrupt_second)
+    monkeypatch.setattr(runner, "run_recipe", interrupt_second)
     store_path = tmp_path / "s.sqlite"
     code, _, err = run_cli(capsys, "sweep", str(write(tmp_path, MLP_GRID)), "--data-dir",
                            str(learnable_data_dir), "--store", str(store_path),

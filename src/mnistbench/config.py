@@ -176,8 +176,8 @@ class RunConfig:
         "fp32",
         role="training",
         choices=PRECISIONS,
-        help="autocast precision: fp32 (off), bf16 (CPUs too), fp16 (CUDA only); on CUDA "
-        "the default is bf16",
+        help="autocast precision: fp32 (off), bf16, fp16 (with a gradient scaler; on CPUs "
+        "without native fp16 it is emulated and slow); on CUDA the default is bf16",
     )
     seed: int = setting(
         0,
@@ -218,7 +218,8 @@ class RunConfig:
     )
     recipe_of: str | None = setting(
         None,
-        role="analysis",
+        # training: it picks the recipe's stages too, not only the defaults resolved here
+        role="training",
         help="registered model whose recipe supplies the defaults (for outside models); unset = "
         "the model's own recipe, RunConfig's defaults for outside models",
     )
@@ -296,17 +297,17 @@ def validate_config(config: RunConfig) -> RunConfig:
     for f in settings():
         check_setting(f.name, getattr(config, f.name))
     c = config
-    if c.precision == "fp16" and c.device != "cuda":
+    if c.precision == "fp16" and c.device == "mps":
         raise ConfigError(
-            "Invalid --precision 'fp16': float16 autocast needs a CUDA device. "
-            "Use --precision bf16 on the CPU, or fp32."
+            "Invalid --precision 'fp16' on mps: mnistbench's float16 path (autocast with a "
+            "gradient scaler) is tested on CPU and CUDA only. Use fp32 on mps."
         )
     if c.early_stopping_patience is not None and c.val_size == 0:
         raise ConfigError(
             "Early stopping needs a validation split, but --val-size is 0. "
             "Give a validation size, or turn early stopping off."
         )
-    _check_model_options(config.model, config.options())
+    _check_model_options(config.model, config.options(), config.recipe_of)
     from mnistbench.data import get_dataset_spec  # imports torch, which a config need not load
 
     get_dataset_spec(config.dataset)
@@ -327,25 +328,18 @@ def default_precision(device: str) -> str:
     return "fp32"
 
 
-# The two calls into the model layer. Helper A's `mnistbench.models.resolve_model` resolves
-# registered names, outside specs (file.py:fn, package.module:fn) and entry points; until it
-# lands, these take registered names only.
-def _model_info(spec: str) -> Any:
-    from mnistbench.models import get_model_info
+# The one call into the model layer: `resolve_model` knows registered names, outside specs
+# (file.py:fn, package.module:fn) and entry points. Imported lazily: it loads torch.
+def _model_info(spec: str, recipe_of: str | None = None) -> Any:
+    from mnistbench.models import resolve_model
 
-    return get_model_info(spec)
+    return resolve_model(spec, recipe_of)
 
 
-def _check_model_options(spec: str, options: dict[str, OptionValue]) -> None:
+def _check_model_options(spec: str, options: dict[str, OptionValue], recipe_of=None) -> None:
     from mnistbench.models.registry import check_model_options
 
-    check_model_options(spec, options)
-
-
-def _recipe_defaults(info: Any) -> dict[str, Any]:
-    # The registry's recipe is a dict of RunConfig defaults today; helper A turns recipes into
-    # stages plus defaults, and only this line needs to follow.
-    return dict(getattr(info.recipe, "defaults", info.recipe) or {})
+    check_model_options(spec, options, recipe_of)
 
 
 def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -376,9 +370,10 @@ def make_config(
     invalid values; a bad override is reported before any model is looked up.
     """
     given = check_overrides(overrides)
-    info = _model_info(model)
-    recipe = _recipe_defaults(_model_info(recipe_of) if recipe_of else info)
-    values: dict[str, Any] = {"precision": default_precision(device), **recipe, **given}
+    info = _model_info(model, recipe_of)
+    values: dict[str, Any] = {"precision": default_precision(device)}
+    values.update(info.recipe.defaults)
+    values.update(given)
     values.update(model=model, device=device, recipe_of=recipe_of)
     values["model_options"] = normalize_options(values.get("model_options", ()))
     return validate_config(RunConfig(**values))

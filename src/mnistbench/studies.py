@@ -542,6 +542,15 @@ def closest_figure(
     return figure, differing
 
 
+def recipe_figure(
+    model: str, settings: Mapping[str, Any], dataset: str = "mnist"
+) -> PublishedFigure | None:
+    """The figure of `model` on `dataset` whose setting is closest to `settings` (a run's, or
+    the model's recipe), or None when the studies publish none there."""
+    figure, _ = closest_figure(published_figures(model, dataset), settings)
+    return figure  # type: ignore[return-value]
+
+
 # ---------------------------------------------------------------------------- setting text
 
 _NAMES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "cuda": "GPU", "cpu": "CPU"}

@@ -10,6 +10,7 @@ handler that needs them, so `--help` and argument errors answer at once. User er
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
@@ -58,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         eprint("mnistbench: interrupted; a run in progress was recorded as 'interrupted'.")
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `mnistbench list | head`: the reader left; nothing to report
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (so the exit flush cannot fail again)
+        return 0
 
 
 if __name__ == "__main__":

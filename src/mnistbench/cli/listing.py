@@ -7,39 +7,96 @@ import argparse
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
-    p = verbs.add_parser("list", help="models, datasets and suites")
+    p = verbs.add_parser(
+        "list",
+        help="models, datasets and suites",
+        description="Every model (family, parameters, the published figure closest to its "
+        "recipe on MNIST, architecture), the data sets and the suites. --json prints every model "
+        "with all its published figures, per data set and setting, for scripts and reviewers.",
+    )
+    p.add_argument(
+        "--json", action="store_true", help="models as JSON, with every published figure"
+    )
     p.set_defaults(handler=cmd_list)
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def _parameters(name: str) -> int:
+    """Every parameter of `name` as registered, counted without allocating weights."""
     import torch
+
+    from mnistbench.engine.measure import count_parameters
+    from mnistbench.models import create_model
+
+    try:
+        with torch.device("meta"):
+            return count_parameters(create_model(name), trainable_only=False)
+    except RuntimeError:  # a model that reads tensor values while it is built (snntorch)
+        return count_parameters(create_model(name), trainable_only=False)
+
+
+def model_listing() -> list[dict]:
+    """Every registered model with what `list --json` prints: family, parameters, recipe and
+    every published figure (per data set and setting, as studies.py holds them)."""
+    from mnistbench.models import list_models
+    from mnistbench.studies import published_figures
+
+    return [
+        {
+            "name": info.name,
+            "family": info.family,
+            "architecture": info.architecture,
+            "params": _parameters(info.name),
+            "source": info.source.card()["kind"],
+            "tags": list(info.tags),
+            "recipe": dict(info.recipe.defaults),
+            "stages": [stage.kind for stage in info.recipe.stages],
+            "published": [figure.to_dict() for figure in published_figures(info.name)],
+        }
+        for info in list_models()
+    ]
+
+
+def _recipe_figure(model: dict) -> dict | None:
+    """The MNIST figure closest to the model's recipe (what the table shows)."""
+    from mnistbench.studies import closest_figure
+
+    mnist = [f for f in model["published"] if f["dataset"] == "mnist"]
+    return closest_figure(mnist, model["recipe"])[0]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    import json
 
     from mnistbench.cli.plans import suites_table
     from mnistbench.data import DATASETS
-    from mnistbench.engine.measure import count_parameters
-    from mnistbench.models import create_model, list_models
     from mnistbench.report import format as fmt
     from mnistbench.report import markdown_table
 
+    models = model_listing()
+    if args.json:
+        print(json.dumps(models, indent=1))
+        return 0
     rows = []
-    for info in list_models():
-        try:
-            with torch.device("meta"):  # count parameters without allocating weights
-                params = count_parameters(create_model(info.name), trainable_only=False)
-        except RuntimeError:  # a model that reads tensor values while it is built (snntorch)
-            params = count_parameters(create_model(info.name), trainable_only=False)
-        published = info.published
+    for model in models:
+        figure = _recipe_figure(model)
         rows.append(
             [
-                info.name,
-                info.family,
-                fmt.count(params),
-                fmt.percent(published.test_accuracy) if published else "—",
-                f"study {published.study}" if published else "—",
-                info.architecture,
+                model["name"],
+                model["family"],
+                fmt.count(model["params"]),
+                fmt.percent(figure["test_accuracy"]) if figure else "—",
+                f"study {figure['study']}" if figure else "—",
+                model["architecture"],
             ]
         )
-    header = ("Model", "Family", "Params", "Published acc (MNIST)", "Source", "Architecture")
+    header = (
+        "Model",
+        "Family",
+        "Params",
+        "Published acc (MNIST, recipe)",
+        "Source",
+        "Architecture",
+    )
     print("Models\n")
     print(markdown_table(header, rows))
     print("\nDatasets\n")

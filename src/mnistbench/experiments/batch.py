@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXECUTORS", "RunFailedError", "RunOutcome", "Session", "check_runnable", "format_result",
-    "make_executor", "model_fingerprint", "run_config", "run_trials", "trial_tag",
+    "make_executor", "run_config", "run_trials", "trial_tag",
 ]  # fmt: skip
 
 
@@ -101,32 +101,21 @@ def make_executor(
     return RayExecutor(ray_address, cpus_per_trial=1, init_kwargs=local_cpus)
 
 
-def model_fingerprint(config: RunConfig) -> str | None:
-    """The model card's fingerprint of `config`'s model (contract 2), or None where unknown.
-
-    HOOK for helper A: `mnistbench.cards` computes it from the built model (a hash of the
-    sorted state_dict names, shapes and dtypes; outside models add their source's hash), so an
-    edited model trains again. Until it lands this returns None, and "already recorded"
-    matches on the config hash alone.
-    """
-    return None
-
-
 def _find_completed(store: Store, config: RunConfig) -> RunRecord | None:
-    fingerprint = model_fingerprint(config)
-    if fingerprint is None:  # helper C's store takes fingerprint=...; today's may not
-        return store.find_completed(config.config_hash())
-    return store.find_completed(config.config_hash(), fingerprint=fingerprint)
+    """The finished run of this config and this model architecture (the model card's
+    fingerprint: an edited model, or an outside model's edited source, trains again)."""
+    from mnistbench.cards import fingerprint_for  # imports torch and the registry
+
+    return store.find_completed(config.config_hash(), fingerprint=fingerprint_for(config))
 
 
 def check_runnable(config: RunConfig) -> None:
     """Bad input only the model's recipe can see (an SVM given --epochs 3): ConfigError before
-    anything is loaded or recorded. HOOK for helper A, whose stage recipes own these checks
-    (today recipes.check_protocol_config, which `execute` also calls)."""
-    from mnistbench.models import get_model_info
-    from mnistbench.recipes import check_protocol_config
+    anything is loaded or recorded."""
+    from mnistbench.models import resolve_model
+    from mnistbench.recipes import check_recipe_config
 
-    check_protocol_config(get_model_info(config.model).protocol, config)
+    check_recipe_config(resolve_model(config.model, config.recipe_of).recipe, config)
 
 
 def format_result(result: TrialResult, index: int, total: int) -> str:

@@ -17,8 +17,16 @@ from pathlib import Path
 
 import torch
 
+from mnistbench.cards import build_model_card
 from mnistbench.config import RunConfig, validate_config
-from mnistbench.data import RawDataset, load_dataset, prepare_device_data, resize_data, seal_test
+from mnistbench.data import (
+    RawDataset,
+    get_dataset_spec,
+    load_dataset,
+    prepare_device_data,
+    resize_data,
+    seal_test,
+)
 from mnistbench.engine import FitResult, autocast_factory, confusion_matrix, summarize_epochs
 from mnistbench.engine.device import place_model
 from mnistbench.engine.measure import (
@@ -31,16 +39,25 @@ from mnistbench.engine.measure import (
     peak_memory_mb,
     reset_peak_memory,
 )
-from mnistbench.models import create_model, get_model_info
-from mnistbench.recipes import RecipeContext, check_protocol_config, run_protocol
+from mnistbench.models import ModelInfo, build_model, check_model_output, resolve_model
+from mnistbench.recipes import (
+    RecipeContext,
+    check_model_for_recipe,
+    check_recipe_config,
+    get_stage_kind,
+    run_recipe,
+    stages_of,
+)
 from mnistbench.store import RunRecord, Store
 
 
 class RunListener:
     """Where a run's rows go as they happen: the store (`run_config`) or a `TrainedRun`."""
 
-    def started(self, config: RunConfig, environment: dict[str, object]) -> None:
-        """Data and model are ready; training starts now."""
+    def started(
+        self, config: RunConfig, environment: dict[str, object], model_card: dict[str, object]
+    ) -> None:
+        """Data and model are ready; training starts now. `model_card`: cards.build_model_card."""
 
     def epoch(self, epoch: int, metrics: dict[str, object]) -> None:
         """One epoch's metrics (1-based)."""
@@ -83,9 +100,17 @@ class StoreListener(RunListener):
         self._epochs: int | None = None
         self._last_epoch = 0
 
-    def started(self, config: RunConfig, environment: dict[str, object]) -> None:
+    def started(
+        self, config: RunConfig, environment: dict[str, object], model_card: dict[str, object]
+    ) -> None:
         config_hash = config.config_hash()
-        self.run_id = self.store.start_run(config.to_dict(), config_hash, environment)
+        self.run_id = self.store.start_run(
+            config.to_dict(),
+            config_hash,
+            environment,
+            model_card=model_card,
+            fingerprint=str(model_card["fingerprint"]),
+        )
         self._epochs = config.epochs
         self.log(
             f"run {self.run_id}: {config.model} on {config.dataset} ({config_hash}), "
@@ -124,14 +149,18 @@ class TrainedRun:
     epochs: list[tuple[int, dict[str, object]]] = field(default_factory=list)
     artefacts: list[tuple[str, str, bytes | str]] = field(default_factory=list)
     started: bool = False  # False: it failed before training (bad data, model would not build)
+    model_card: dict[str, object] = field(default_factory=dict)  # cards.build_model_card
 
 
 class _Collector(RunListener):
     def __init__(self, config: RunConfig):
         self.run = TrainedRun(config)
 
-    def started(self, config: RunConfig, environment: dict[str, object]) -> None:
+    def started(
+        self, config: RunConfig, environment: dict[str, object], model_card: dict[str, object]
+    ) -> None:
         self.run.environment = dict(environment)
+        self.run.model_card = dict(model_card)
         self.run.started = True
 
     def epoch(self, epoch: int, metrics: dict[str, object]) -> None:
@@ -168,21 +197,38 @@ def execute(
     download: bool = True,
     measure_energy: bool = True,
     final_test_only: bool = False,
+    info: ModelInfo | None = None,
 ) -> None:
     """Train and evaluate `config`, reporting every row to `listener`.
 
-    `final_test_only` (records: `mnistbench speedrun`) seals the test split, so the protocol
-    can score the finished model on it once and any earlier read raises SealedTestSetError.
+    `final_test_only` (records: `mnistbench speedrun`) seals the test split, so the recipe's
+    last labelled stage scores the finished model on it once and any earlier read raises
+    SealedTestSetError. `info` is the model as the caller already resolved it (else resolved
+    here, once). `raw` skips loading the data set (a sweep's driver loads it once for all its
+    trials).
 
-    `raw` skips loading the data set (a sweep's driver loads it once for all its trials).
-    Failures before `listener.started` raise with nothing reported; after it, Ctrl-C ends as
-    "interrupted" and any other exception as "failed" (with what was measured so far), and
-    both are re-raised.
+    Everything about the input is checked before `listener.started`: the model builds with its
+    options, maps a probe batch to one score per class, and its recipe can honour the settings;
+    failures raise (ConfigError) with nothing reported. After it, Ctrl-C ends as "interrupted"
+    and any other exception as "failed" (with what was measured so far), and both are
+    re-raised.
     """
     wall_started = time.perf_counter()
     final_test_only = final_test_only or config.test_policy == "final_only"
-    info = get_model_info(config.model)
-    check_protocol_config(info.protocol, config)  # before any row exists
+    info = info or resolve_model(config.model, config.recipe_of)
+    recipe = info.recipe
+    check_recipe_config(recipe, config)  # settings first: no model is built for bad ones
+    input_shape = (info.input_shape[0], config.image_size, config.image_size)
+    num_classes = get_dataset_spec(config.dataset).num_classes
+    torch.manual_seed(config.seed)
+    model = place_model(build_model(info, num_classes, config.options()), config.device)
+    stages = stages_of(recipe, config)
+    fits_first = any(get_stage_kind(stage.kind).fits_before_forward for stage in stages)
+    check_model_for_recipe(recipe, config, model)
+    check_model_output(
+        model, config.model, num_classes, input_shape, config.device, fits_before_forward=fits_first
+    )
+    data_started = time.perf_counter()
     if raw is None:
         raw = load_dataset(config.dataset, data_dir=data_dir, download=download, progress=progress)
     data = prepare_device_data(
@@ -196,19 +242,17 @@ def execute(
     data = resize_data(data, config.image_size)
     if final_test_only:
         data = seal_test(data, f"this {config.model} run")
-    data_load_s = time.perf_counter() - wall_started
-    torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=data.num_classes, **config.options())
-    model = place_model(model, config.device)
+    data_load_s = time.perf_counter() - data_started
     autocast = autocast_factory(config.device, config.precision)
-    input_shape = (info.input_shape[0], config.image_size, config.image_size)
+    # an estimator answers forward() only once fitted: no FLOPs to count before training
     metrics: dict[str, object] = _static_measurements(
-        model, input_shape, config.device, count_flops="sklearn" not in info.tags
+        model, input_shape, config.device, count_flops=not fits_first
     )
     metrics["data_load_s"] = data_load_s
     metrics["test_protocol"] = "final_only" if final_test_only else "every_epoch"
+    model_card = build_model_card(info, config, model)
 
-    listener.started(config, collect_environment(config.device))
+    listener.started(config, collect_environment(config.device), model_card)
     energy = EnergyMeter() if measure_energy else None
     try:
         if energy:
@@ -221,11 +265,14 @@ def execute(
             on_epoch=lambda record: listener.epoch(record.epoch, record.to_dict()),
             add_artefact=listener.artefact,
             progress=progress,
-            test_every_epoch=not final_test_only,
+            test_policy="final_only" if final_test_only else "every_epoch",
+            options=config.options(),
         )
-        result = run_protocol(info.protocol, context)
+        result = run_recipe(context, recipe)
         metrics.update(_training_metrics(result, len(data.train), config, energy))
-        metrics.update(context.extra_metrics or {})
+        # the recipe's per-stage figures and, for a recipe of several stages, the headline
+        # stage's time per epoch, epochs and throughput (the summary above mixes stages)
+        metrics.update(context.metrics)
         if result.status == "finished":
             for batch_size in (1, 1000):
                 metrics[f"latency_batch{batch_size}_ms"] = inference_latency_ms(
@@ -285,7 +332,13 @@ def train_config(
 
 def record(store: Store, run: TrainedRun) -> RunRecord:
     """Write a TrainedRun (from a worker) to the store as one run; returns the stored record."""
-    run_id = store.start_run(run.config.to_dict(), run.config.config_hash(), run.environment)
+    run_id = store.start_run(
+        run.config.to_dict(),
+        run.config.config_hash(),
+        run.environment,
+        model_card=run.model_card or None,
+        fingerprint=run.model_card.get("fingerprint") if run.model_card else None,
+    )
     for epoch, metrics in run.epochs:
         store.log_epoch(run_id, epoch, metrics)
     for name, kind, content in run.artefacts:

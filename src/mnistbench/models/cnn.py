@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
 
 
 class TwoConvNet(nn.Module):
@@ -46,14 +46,6 @@ class TwoConvNet(nn.Module):
     family="cnn",
     architecture="conv3x3(16)-pool, conv3x3(32)-pool, FC 1568-128-10",
     recipe={"epochs": 3, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "grad_clip": 1.0},
-    published=Published(
-        study="A",
-        test_accuracy=0.9882,
-        params=206_922,
-        time_per_epoch_s=14.0,
-        device="cuda",
-        epochs=3,
-    ),
 )
 def cnn(num_classes: int = 10) -> TwoConvNet:
     return TwoConvNet(num_classes=num_classes)
@@ -84,13 +76,6 @@ class ConvPoolNet(nn.Module):
     family="cnn",
     architecture="conv3x3(32)-pool, conv3x3(64)-pool, no padding, FC 1600-10",
     recipe={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3},
-    published=Published(
-        study="B",
-        test_accuracy=None,
-        params=34_826,
-        epochs=5,
-        note="study B's figures are not in SPECS.md; parameter count checked by counting",
-    ),
 )
 def cnn_small(num_classes: int = 10) -> ConvPoolNet:
     return ConvPoolNet(num_classes=num_classes)

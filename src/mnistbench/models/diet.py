@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
 
 
 def _conv(
@@ -102,14 +102,12 @@ class DietGAPNet(nn.Module):
 
 # Study E: SGD momentum 0.9, batch 64, 15 epochs; lr 0.01 is SPECS.md's assumption.
 _STUDY_E = {"epochs": 15, "batch_size": 64, "optimizer": "sgd", "lr": 0.01, "momentum": 0.9}
-_NOTE = "study E gives approximate accuracies ('~'); lr 0.01 assumed"
 
 
 @register_model(
     family="diet",
     architecture="bias-free convs 32-64-128, pool, 1x1 32, 64-128, 1x1 10, 7x7 conv",
     recipe=_STUDY_E,
-    published=Published(study="E", test_accuracy=0.988, params=194_884, epochs=15, note=_NOTE),
 )
 def diet_1(num_classes: int = 10) -> DietNet:
     return DietNet((32, 64, 128, 32, 64, 128), num_classes=num_classes)
@@ -119,7 +117,6 @@ def diet_1(num_classes: int = 10) -> DietNet:
     family="diet",
     architecture="bias-free convs 10-10-20, pool, 1x1 10, 10-20, 1x1 10, 7x7 conv",
     recipe=_STUDY_E,
-    published=Published(study="E", test_accuracy=0.983, params=10_790, epochs=15, note=_NOTE),
 )
 def diet_2(num_classes: int = 10) -> DietNet:
     return DietNet((10, 10, 20, 10, 10, 20), num_classes=num_classes)
@@ -129,13 +126,6 @@ def diet_2(num_classes: int = 10) -> DietNet:
     family="diet",
     architecture="diet_2 + BN after each ReLU, dropout 0.1 after the 22x22 block",
     recipe=_STUDY_E,
-    published=Published(
-        study="E",
-        test_accuracy=0.990,
-        params=10_970,
-        epochs=15,
-        note=_NOTE + "; dropout rate not published, 0.1 chosen",
-    ),
 )
 def diet_3(num_classes: int = 10) -> DietNet:
     return DietNet((10, 10, 20, 10, 10, 20), batch_norm=True, dropout=0.1, num_classes=num_classes)
@@ -147,13 +137,6 @@ def diet_3(num_classes: int = 10) -> DietNet:
     # StepLR(7, 0.1), the schedule study D uses: it keeps SGD's momentum at the study's 0.9
     # (torch's OneCycleLR would cycle it 0.85-0.95) and adds no new hyperparameter.
     recipe={**_STUDY_E, "augment": "rotate7", "scheduler": "step", "step_size": 7, "gamma": 0.1},
-    published=Published(
-        study="E",
-        test_accuracy=0.994,
-        params=7_904,
-        epochs=15,
-        note=_NOTE + "; the layout is a reconstruction that fits the stated parameter count",
-    ),
 )
 def diet_4(num_classes: int = 10) -> DietGAPNet:
     return DietGAPNet(num_classes=num_classes)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
+from mnistbench.objectives.adversarial import AdversarialObjective
+from mnistbench.recipes import Recipe, linear_probe, pretext
 
 
 class Generator(nn.Module):
@@ -68,19 +70,12 @@ class MLPGAN(nn.Module):
 @register_model(
     family="gan",
     architecture="MLP GAN G 100-256-512-1024-784, D 784-512-256-1; probe on D's 256 features",
-    recipe={"epochs": 20, "batch_size": 64, "optimizer": "adam", "lr": 2e-4},
-    published=Published(
-        study="A",
-        test_accuracy=0.9554,
-        params=1_486_352 + 533_505,
-        epochs=20,
-        note=(
-            "20 adversarial epochs, then a linear probe on D's frozen 256 features for 5 "
-            "epochs. params = G 1,486,352 + D 533,505; the probe head (2,570) excluded."
-        ),
+    # adversarial training for the run's epochs, then the shared probe for study A's 5 epochs
+    recipe=Recipe(
+        stages=(pretext(AdversarialObjective), linear_probe(epochs=5)),
+        defaults={"epochs": 20, "batch_size": 64, "optimizer": "adam", "lr": 2e-4},
     ),
     tags=("pretrain",),
-    protocol="pretrain_probe",
     input_scaling="symmetric",
 )
 def gan(num_classes: int = 10) -> MLPGAN:

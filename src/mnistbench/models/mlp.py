@@ -12,7 +12,7 @@ import itertools
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
 
 
 class MLP(nn.Module):
@@ -55,14 +55,6 @@ _STUDY_A = {"epochs": 3, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "gr
     family="mlp",
     architecture="MLP 784-512-256-10, ReLU, Kaiming-normal",
     recipe=_STUDY_A,
-    published=Published(
-        study="A",
-        test_accuracy=0.9781,
-        params=535_818,
-        time_per_epoch_s=15.0,
-        device="cuda",
-        epochs=3,
-    ),
 )
 def mlp(num_classes: int = 10) -> MLP:
     return MLP(hidden=(512, 256), num_classes=num_classes)
@@ -75,13 +67,6 @@ _STUDY_B = {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3}
     family="mlp",
     architecture="MLP 784-512-10, ReLU",
     recipe=_STUDY_B,
-    published=Published(
-        study="B",
-        test_accuracy=None,
-        params=407_050,
-        epochs=5,
-        note="study B's figures are not in SPECS.md; parameter count checked by counting",
-    ),
 )
 def mlp_784_512(num_classes: int = 10) -> MLP:
     return MLP(hidden=(512,), num_classes=num_classes, kaiming_init=False)

@@ -1,59 +1,96 @@
 """The model registry: named entrypoints with the metadata that `list`, reports and tests read.
 
 The only global state in mnistbench. Each family file registers small entrypoints with
-`@register_model`; `create_model(name)` builds one.
+`@register_model`, each declaring its recipe (`mnistbench.recipes.Recipe`, or a dict of run
+settings for the one-stage supervised recipe). `resolve_model(spec)` is the one lookup: a
+registered name, a model an installed package publishes (entry-point group
+`mnistbench.models`), or an outside factory `path/to/file.py:factory` / `package.module:factory`
+(models/outside.py).
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from mnistbench.errors import ConfigError
+from mnistbench.options import (
+    OptionValue,
+    StageOption,
+    check_entrypoint_options,
+    entrypoint_options,
+)
+from mnistbench.recipes import SUPERVISED, Recipe, as_recipe, recipe_options
+from mnistbench.recipes.kinds import check_recipe
 
 
 @dataclass(frozen=True)
-class Published:
-    """A figure a published study reports for this model (accuracy as a fraction in 0..1)."""
+class ModelSource:
+    """Where a model's code came from (the model card's "source")."""
 
-    study: str  # "A".."E", see shared SPECS.md
-    test_accuracy: float | None  # None where the study states no accuracy (study B)
-    params: int | None = None  # parameter count stated or checked by counting
-    time_per_epoch_s: float | None = None  # as the study measured it (see `device`, `note`)
-    device: str | None = None  # where the study's time was taken ("cuda", "cpu")
-    epochs: int | None = None
-    note: str = ""
-    best_epoch: int | None = None  # epoch of `test_accuracy` where the study picked the best one
-    epochs_to_target: int | None = None  # first epoch whose test accuracy reached 99% (study D)
+    kind: str = "registered"  # registered | file | module | entry_point
+    spec: str | None = None  # what the user typed: "tiny.py:tiny", "pkg.mod:fn", an entry point
+    sha256: str | None = None  # of the source file that defines the factory
+    distribution: str | None = None  # "pkg==1.0" for an installed package's entry point
+
+    def card(self) -> dict[str, str | None]:
+        return {
+            "kind": self.kind,
+            "spec": self.spec,
+            "sha256": self.sha256,
+            "distribution": self.distribution,
+        }
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the registry knows about one named model variant."""
+    """What the registry knows about one model: how to build it and how it is trained."""
 
-    name: str
-    family: str  # file-level family: "mlp", "cnn", "resnet", ...
+    name: str  # registered name, or the outside spec as given
+    family: str  # file-level family: "mlp", "cnn", "resnet", ...; "outside" for outside models
     architecture: str  # one line, as in the published tables
     builder: Callable[..., nn.Module]
-    recipe: dict[str, Any] = field(default_factory=dict)  # RunConfig defaults for this model
-    published: Published | None = None
+    recipe: Recipe = SUPERVISED  # stages + the RunConfig values they default to
     tags: tuple[str, ...] = ()  # e.g. "no_autograd"
     input_shape: tuple[int, int, int] = (1, 28, 28)  # (C, H, W) the model consumes
-    # How the run is trained (recipes.PROTOCOLS): "supervised", "pretrain_probe", ...
-    protocol: str = "supervised"
     # Pixel scaling the model expects (data.SCALINGS): "unit" [0, 1] for Bernoulli likelihoods,
     # "symmetric" [-1, 1] for tanh generators, "standard" (zero mean, unit variance) otherwise.
     input_scaling: str = "standard"
+    source: ModelSource = field(default_factory=ModelSource)
+    recipe_of: str | None = None  # the registered model whose recipe this is; None: defaults
 
     def option_names(self) -> tuple[str, ...]:
         """Keyword options the entrypoint takes besides num_classes (`--model-option`)."""
-        parameters = inspect.signature(self.builder).parameters
-        return tuple(p for p in parameters if p != "num_classes")
+        return tuple(entrypoint_options(self.builder))
+
+    def stage_options(self) -> dict[str, StageOption]:
+        """Options the recipe's stages read (`--model-option`), by name."""
+        return recipe_options(self.recipe)
+
+    def split_options(
+        self, options: Mapping[str, OptionValue]
+    ) -> tuple[dict[str, OptionValue], dict[str, OptionValue]]:
+        """(entrypoint keyword arguments, stage options), each checked: an unknown key or a
+        value of the wrong type is a ConfigError naming the option, its type and an example."""
+        builder_keys, stage = set(self.option_names()), self.stage_options()
+        unknown = sorted(set(options) - builder_keys - set(stage))
+        if unknown:
+            takes = [*sorted(builder_keys), *stage]
+            listed = f"It takes: {', '.join(takes)}." if takes else "It takes no options."
+            raise ConfigError(
+                f"Model {self.name!r} has no option {', '.join(unknown)}. {listed} "
+                "Run `mnistbench list` for the models and their options."
+            )
+        kwargs = {k: v for k, v in options.items() if k in builder_keys}
+        check_entrypoint_options(self.builder, kwargs, f"model {self.name}")
+        stage_values = {
+            k: stage[k].validate(v, f"model {self.name}") for k, v in options.items() if k in stage
+        }
+        return kwargs, stage_values
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
@@ -63,31 +100,36 @@ def register_model(
     *,
     family: str,
     architecture: str,
-    recipe: dict[str, Any] | None = None,
-    published: Published | None = None,
+    recipe: Recipe | Mapping[str, Any] | None = None,
     tags: tuple[str, ...] = (),
     input_shape: tuple[int, int, int] = (1, 28, 28),
-    protocol: str = "supervised",
     input_scaling: str = "standard",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
-    """Register an entrypoint `fn(num_classes=10) -> nn.Module` under its function name."""
+    """Register an entrypoint `fn(num_classes=10) -> nn.Module` under its function name.
+
+    `recipe` is a Recipe, or a dict of RunConfig values for the one-stage supervised recipe.
+    """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = builder.__name__
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is registered twice")
-        _REGISTRY[name] = ModelInfo(
+        info = ModelInfo(
             name=name,
             family=family,
             architecture=architecture,
             builder=builder,
-            recipe=dict(recipe or {}),
-            published=published,
+            recipe=as_recipe(recipe),
             tags=tags,
             input_shape=input_shape,
-            protocol=protocol,
             input_scaling=input_scaling,
+            recipe_of=name,
         )
+        check_recipe(info.recipe)
+        clash = set(info.option_names()) & set(info.stage_options())
+        if clash:
+            raise ValueError(f"model {name!r}: {clash} is both an entrypoint and a stage option")
+        _REGISTRY[name] = info
         return builder
 
     return decorate
@@ -98,40 +140,71 @@ def closest_names(name: str, candidates: list[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(name, candidates, n=n, cutoff=0.4)
 
 
-def get_model_info(name: str) -> ModelInfo:
-    """Registry entry for `name`; unknown names raise ConfigError naming the closest ones."""
-    try:
+def registered_model(name: str) -> ModelInfo:
+    """The model registered under `name` (not an outside one); ConfigError names close ones."""
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        known = sorted(_REGISTRY)
-        close = closest_names(name, known)
-        hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ConfigError(
-            f"Unknown model {name!r}.{hint} Run `mnistbench list` to see all "
-            f"{len(known)} registered models."
-        ) from None
+    known = sorted(_REGISTRY)
+    close = closest_names(name, known)
+    hint = f" Did you mean {', '.join(close)}?" if close else ""
+    raise ConfigError(
+        f"Unknown model {name!r}.{hint} Run `mnistbench list` to see all {len(known)} "
+        "registered models, or name an outside one as path/to/file.py:function or "
+        "package.module:function."
+    )
+
+
+def resolve_model(spec: str, recipe_of: str | None = None) -> ModelInfo:
+    """The model `spec` names: a registered name, an installed package's entry point, or an
+    outside factory (`path/to/file.py:factory`, `package.module:factory`).
+
+    An outside model trains with the recipe of the registered model `recipe_of` (its stages,
+    defaults and input scaling), or with the RunConfig defaults when that is None. Outside
+    specs are loaded once per process and source version (models/outside.py).
+    """
+    if spec in _REGISTRY:
+        if recipe_of not in (None, spec):
+            raise ConfigError(
+                f"--recipe-of {recipe_of} is for models from outside mnistbench; {spec} is "
+                "registered with its own recipe. Leave --recipe-of out."
+            )
+        return _REGISTRY[spec]
+    from mnistbench.models import outside  # imported here: it imports this module
+
+    recipe_info = registered_model(recipe_of) if recipe_of is not None else None
+    if ":" in spec:
+        return outside.load_spec(spec, recipe_info)
+    published = outside.entry_point_model(spec, recipe_info)
+    if published is not None:
+        return published
+    return registered_model(spec)  # raises, naming the closest registered names
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """`resolve_model(name)`: kept for callers that name a registered model."""
+    return resolve_model(name)
 
 
 def list_models(family: str | None = None) -> list[ModelInfo]:
-    """Registered models, sorted by family then name."""
-    infos = [i for i in _REGISTRY.values() if family is None or i.family == family]
+    """Registered models and those installed packages publish, sorted by family then name."""
+    from mnistbench.models import outside
+
+    infos = [*_REGISTRY.values(), *outside.entry_point_models(skip=set(_REGISTRY))]
+    infos = [i for i in infos if family is None or i.family == family]
     return sorted(infos, key=lambda i: (i.family, i.name))
 
 
-def check_model_options(name: str, options: dict[str, Any]) -> None:
-    """Raise ConfigError when `options` holds a keyword the entrypoint of `name` does not take."""
-    info = get_model_info(name)
-    accepted = info.option_names()
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        takes = f"It takes: {', '.join(accepted)}." if accepted else "It takes no options."
-        raise ConfigError(
-            f"Model {name!r} has no option {', '.join(unknown)}. {takes} "
-            "Run `mnistbench list` for the models and their options."
-        )
+def check_model_options(
+    name: str, options: Mapping[str, Any], recipe_of: str | None = None
+) -> None:
+    """Raise ConfigError for an option model `name` (with that recipe) does not take, or a
+    value of the wrong type."""
+    resolve_model(name, recipe_of).split_options(options)
 
 
 def create_model(name: str, num_classes: int = 10, **options: Any) -> nn.Module:
-    """Build the registered model `name` with freshly initialised weights and its `options`."""
-    check_model_options(name, options)
-    return get_model_info(name).builder(num_classes=num_classes, **options)
+    """Build model `name` with freshly initialised weights and its `options` (stage options
+    among them are checked and left to the recipe)."""
+    from mnistbench.models.build import build_model
+
+    return build_model(resolve_model(name), num_classes, options)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
 
 
 def conv3x3(c_in: int, c_out: int, stride: int = 1) -> nn.Conv2d:
@@ -85,14 +85,6 @@ class SmallResNet(nn.Module):
     family="resnet",
     architecture="MicroResNet: stem 16, 3 stages x 2 BasicBlocks (16/32/64), GAP, FC 64-10",
     recipe={"epochs": 5, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "grad_clip": 1.0},
-    published=Published(
-        study="A",
-        test_accuracy=0.9931,
-        params=174_970,
-        time_per_epoch_s=21.0,
-        device="cuda",
-        epochs=5,
-    ),
 )
 def microresnet(num_classes: int = 10) -> SmallResNet:
     return SmallResNet(widths=(16, 32, 64), blocks_per_stage=2, num_classes=num_classes)
@@ -215,14 +207,6 @@ STUDY_C_RECIPE = {
     architecture="ResNet-18 (torchvision layout, BasicBlocks 2-2-2-2), grey repeated to RGB, "
     "FC 512-10",
     recipe=STUDY_C_RECIPE,
-    published=Published(
-        study="C",
-        test_accuracy=0.9933,
-        params=11_181_642,
-        epochs=5,
-        note="best of study C's 64-run grid: SGD 1e-3, 5 epochs, 64x64, batch 16, AMP; "
-        "Fashion-MNIST best 91.54% (Adam 1e-3, 5 epochs); 1.824 GMACs at 224x224",
-    ),
     input_shape=(1, 28, 28),  # one grey channel; the model repeats it (in_channels=3)
 )
 def resnet18(num_classes: int = 10, in_channels: int = 3) -> ImageNetResNet:
@@ -236,14 +220,6 @@ def resnet18(num_classes: int = 10, in_channels: int = 3) -> ImageNetResNet:
     recipe=STUDY_C_RECIPE,
     # Study C publishes only its best run per data set (a ResNet-18), so no accuracy to hold
     # ResNet-50 to; its parameter count and MACs are still the study's.
-    published=Published(
-        study="C",
-        test_accuracy=None,
-        params=23_528_522,
-        epochs=5,
-        note="study C states no ResNet-50 accuracy (its best runs were ResNet-18); "
-        "4.132 GMACs at 224x224",
-    ),
     input_shape=(1, 28, 28),
 )
 def resnet50(num_classes: int = 10, in_channels: int = 3) -> ImageNetResNet:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
 
 _CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -39,14 +39,12 @@ class RowRNN(nn.Module):
 
 
 _STUDY_B = {"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3}
-_NOTE = "study B's figures are not in SPECS.md; parameter count checked by counting"
 
 
 @register_model(
     family="rnn",
     architecture="RNN(28, 128) tanh over 28 rows, last step -> FC 128-10",
     recipe=_STUDY_B,
-    published=Published(study="B", test_accuracy=None, params=21_514, epochs=5, note=_NOTE),
 )
 def rnn_rows(num_classes: int = 10) -> RowRNN:
     return RowRNN("rnn", num_classes=num_classes)
@@ -56,7 +54,6 @@ def rnn_rows(num_classes: int = 10) -> RowRNN:
     family="rnn",
     architecture="LSTM(28, 128) over 28 rows, last step -> FC 128-10",
     recipe=_STUDY_B,
-    published=Published(study="B", test_accuracy=None, params=82_186, epochs=5, note=_NOTE),
 )
 def lstm_rows(num_classes: int = 10) -> RowRNN:
     return RowRNN("lstm", num_classes=num_classes)
@@ -66,7 +63,6 @@ def lstm_rows(num_classes: int = 10) -> RowRNN:
     family="rnn",
     architecture="GRU(28, 128) over 28 rows, last step -> FC 128-10",
     recipe=_STUDY_B,
-    published=Published(study="B", test_accuracy=None, params=61_962, epochs=5, note=_NOTE),
 )
 def gru_rows(num_classes: int = 10) -> RowRNN:
     return RowRNN("gru", num_classes=num_classes)

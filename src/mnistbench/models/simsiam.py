@@ -12,10 +12,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.errors import ConfigError
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
+from mnistbench.objectives.simsiam import SimSiamObjective
+from mnistbench.options import StageOption
+from mnistbench.recipes import Recipe, lightgbm_probe, linear_probe, pretext
 
-PROBES = ("lightgbm", "linear")
+# Which probe the run ends with: the published LightGBM (after the linear probe every
+# pretrained family shares, so both are recorded), or only the shared linear one.
+PROBE = StageOption(
+    "probe",
+    str,
+    "lightgbm",
+    help="the probe: 'lightgbm' (published, after the shared linear one) or 'linear' (only it)",
+    choices=("lightgbm", "linear"),
+)
 
 
 def _stage(in_channels: int, out_channels: int) -> list[nn.Module]:
@@ -25,17 +35,8 @@ def _stage(in_channels: int, out_channels: int) -> list[nn.Module]:
 class SimSiam(nn.Module):
     """Encoder + projector + predictor; `forward_features` is the 1152-d encoder output."""
 
-    def __init__(
-        self,
-        num_classes: int = 10,
-        probe: str = "lightgbm",
-        lgbm_train_size: int = 0,
-        dim: int = 2048,
-    ):
+    def __init__(self, num_classes: int = 10, dim: int = 2048):
         super().__init__()
-        # Protocol options carried by the model (model_options is the per-model config channel):
-        self.probe = probe  # "lightgbm": linear probe then LightGBM (headline); "linear": only it
-        self.lgbm_train_size = lgbm_train_size  # training images LightGBM fits on; 0 = all
         self.encoder = nn.Sequential(
             *_stage(1, 32), *_stage(32, 64), *_stage(64, 128), nn.Flatten()
         )  # (B, 1, 28, 28) -> (B, 128, 3, 3) -> (B, 1152)
@@ -59,33 +60,19 @@ class SimSiam(nn.Module):
 @register_model(
     family="simsiam",
     architecture="SimSiam CNN encoder 32-64-128 (1152-d) + projector/predictor; LightGBM probe",
-    recipe={"epochs": 5, "batch_size": 512, "optimizer": "adam", "lr": 1e-3},
-    published=Published(
-        study="A",
-        test_accuracy=0.9824,
-        params=8_755_200,
-        time_per_epoch_s=47.0,
-        device="cuda",
-        epochs=5,
-        note=(
-            "5 SimSiam epochs (time is per pretraining epoch), then LightGBM on the 1152-d "
-            "encoder output; encoder 92,672 params; params excludes our linear probe head."
+    # SimSiam for the run's epochs; then probes on the frozen 1152-d encoder output, the
+    # headline one named "probe" (--model-option probe=linear; lgbm_train_size=N)
+    recipe=Recipe(
+        stages=(
+            pretext(SimSiamObjective),
+            linear_probe("linear_probe", epochs=10),
+            lightgbm_probe("probe"),
         ),
+        defaults={"epochs": 5, "batch_size": 512, "optimizer": "adam", "lr": 1e-3},
+        variant=PROBE,
+        variants={"linear": (pretext(SimSiamObjective), linear_probe("probe", epochs=10))},
     ),
     tags=("pretrain",),
-    protocol="pretrain_probe",
 )
-def simsiam_lgbm(
-    num_classes: int = 10, probe: str = "lightgbm", lgbm_train_size: int = 0
-) -> SimSiam:
-    if probe not in PROBES:
-        raise ConfigError(
-            f"Invalid model option probe={probe!r}: choose 'lightgbm' (the published protocol) "
-            "or 'linear' (the linear probe every pretrained family shares)."
-        )
-    if not isinstance(lgbm_train_size, int) or lgbm_train_size < 0:
-        raise ConfigError(
-            f"Invalid model option lgbm_train_size={lgbm_train_size!r}: the number of training "
-            "images LightGBM is fitted on must be a whole number, 0 for all of them."
-        )
-    return SimSiam(num_classes=num_classes, probe=probe, lgbm_train_size=lgbm_train_size)
+def simsiam_lgbm(num_classes: int = 10) -> SimSiam:
+    return SimSiam(num_classes=num_classes)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
 
 # (in, out, kernel) per conv, block by block; blocks 1-3 end in maxpool2, block 4 does not.
 _BLOCKS: tuple[tuple[tuple[int, int, int], ...], ...] = (
@@ -84,7 +84,6 @@ _STUDY_D = {
     "early_stopping_patience": 10,
     "target_accuracy": 0.99,
 }
-_NOTE = "best = max over epochs of test accuracy (the study's protocol)"
 _ARCH = "4 conv blocks (3x3 + 1x1 squeeze), 6-32 channels, GAP, FC 32-10"
 
 
@@ -92,15 +91,6 @@ _ARCH = "4 conv blocks (3x3 + 1x1 squeeze), 6-32 channels, GAP, FC 32-10"
     family="small_cnn",
     architecture=f"{_ARCH}; Dropout2d(0.1) after all 4 blocks",
     recipe=_STUDY_D,
-    published=Published(
-        study="D",
-        test_accuracy=0.9936,
-        params=17_938,
-        epochs=20,
-        best_epoch=18,
-        epochs_to_target=8,
-        note=_NOTE,
-    ),
 )
 def small_cnn_v1(num_classes: int = 10) -> SmallCNN:
     return SmallCNN(dropout_blocks=(1, 2, 3, 4), num_classes=num_classes)
@@ -110,15 +100,6 @@ def small_cnn_v1(num_classes: int = 10) -> SmallCNN:
     family="small_cnn",
     architecture=f"{_ARCH}; Dropout2d(0.1) after blocks 1-2",
     recipe=_STUDY_D,
-    published=Published(
-        study="D",
-        test_accuracy=0.9938,
-        params=17_938,
-        epochs=20,
-        best_epoch=16,
-        epochs_to_target=8,
-        note=_NOTE,
-    ),
 )
 def small_cnn_v2(num_classes: int = 10) -> SmallCNN:
     return SmallCNN(dropout_blocks=(1, 2), num_classes=num_classes)
@@ -128,15 +109,6 @@ def small_cnn_v2(num_classes: int = 10) -> SmallCNN:
     family="small_cnn",
     architecture=f"{_ARCH}; conv-BN-ReLU, Dropout2d(0.1) after blocks 1-2",
     recipe=_STUDY_D,
-    published=Published(
-        study="D",
-        test_accuracy=0.9955,
-        params=18_278,
-        epochs=20,
-        best_epoch=15,
-        epochs_to_target=5,
-        note=_NOTE + "; the study's text says 18,434 parameters, its model summary 18,278",
-    ),
 )
 def small_cnn_bn(num_classes: int = 10) -> SmallCNN:
     return SmallCNN(dropout_blocks=(1, 2), batch_norm=True, num_classes=num_classes)

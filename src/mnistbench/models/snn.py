@@ -26,7 +26,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from mnistbench.errors import ConfigError
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
+from mnistbench.recipes import Recipe, cross_entropy, spike_activity
 
 ENCODINGS = ("rate", "direct")
 # "fused": LIFScan, the snntorch Leaky dynamics in one autograd op (checked against it in the
@@ -208,7 +209,7 @@ class SpikingConvNet(nn.Module):
     `encoding` "rate": each step sees Bernoulli(pixel) spikes of the [0, 1] image (pixels
     outside [0, 1] are clipped); "direct": the pixels themselves, every step (cheaper: conv1 runs
     once). `last_spike_rates` holds the mean firing rate per LIF layer of the latest forward
-    (unsynced tensor; protocols read it after an evaluation batch).
+    (unsynced tensor; read after an evaluation batch).
     """
 
     layer_names = ("conv1", "conv2", "fc1")
@@ -378,18 +379,11 @@ class SingleStepSpikingMLP(nn.Module):
     family="snn",
     architecture="rate-coded T=25: conv3x3(16)-pool-LIF, conv3x3(32)-pool-LIF, FC 1568-128-LIF, "
     "spike count -> 10",
-    recipe={"epochs": 3, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "grad_clip": 1.0},
-    published=Published(
-        study="A",
-        test_accuracy=0.9856,
-        params=206_922,
-        time_per_epoch_s=1750.0,
-        device="cpu",
-        epochs=3,
-        note="snntorch, LIF beta=exp(-1/20), hard reset, sigmoid surrogate (slope 10)",
+    recipe=Recipe(
+        stages=(cross_entropy(), spike_activity()),  # + firing rates per layer, spike trains
+        defaults={"epochs": 3, "batch_size": 64, "optimizer": "adam", "lr": 1e-3, "grad_clip": 1.0},
     ),
     tags=("spiking",),
-    protocol="supervised_spiking",  # + firing rates per layer and a spike raster
     input_scaling="unit",  # Bernoulli rates need pixels in [0, 1]
 )
 def snn(
@@ -403,16 +397,11 @@ def snn(
 @register_model(
     family="snn",
     architecture="FC 784-512, one leaky-neuron step (beta 0.9, arctan surrogate), FC 512-10",
-    recipe={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3},
-    published=Published(
-        study="B",
-        test_accuracy=None,
-        params=407_050,
-        epochs=5,
-        note="study B's figures are not in SPECS.md; parameter count checked by counting",
+    recipe=Recipe(
+        stages=(cross_entropy(), spike_activity()),  # + firing rates per layer, spike trains
+        defaults={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3},
     ),
     tags=("spiking",),
-    protocol="supervised_spiking",  # + firing rates per layer and a spike raster
 )
 def snn_single_step(num_classes: int = 10, time_steps: int = 1) -> SingleStepSpikingMLP:
     return SingleStepSpikingMLP(num_classes=num_classes, time_steps=time_steps)

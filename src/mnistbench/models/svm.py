@@ -3,8 +3,9 @@
 `svm_rbf` and `svm_poly`: SVC(kernel, gamma='scale', C=1, degree=3, max_iter=1000) on flattened
 [0, 1] pixels of 10,000 training images (the recipe's `subset`); the iteration cap is why they
 stop at 95-96% (Cortes & Vapnik 1995; libsvm's SMO solver). Published: MNIST rbf 96.35% /
-poly 95.40%, Fashion-MNIST rbf 85.67% / poly 80.67%, fit ~7.6 s. Trained by the `sklearn`
-protocol (recipes.py), not by gradient descent; all 60,000 images: `--subset 60000 --val-size 0`.
+poly 95.40%, Fashion-MNIST rbf 85.67% / poly 80.67%, fit ~7.6 s. Fitted by the `sklearn_fit`
+stage (recipes/sklearn_stage.py), not by gradient descent; all 60,000 images: `--subset 60000
+--val-size 0`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import SVC
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
+from mnistbench.recipes import Recipe, sklearn_fit
 
 
 class SVCHead(nn.Module):
@@ -69,7 +71,7 @@ class SVCHead(nn.Module):
         if not self.fitted:
             raise RuntimeError(
                 "This scikit-learn model has not been fitted yet; it is trained by the "
-                "'sklearn' protocol (mnistbench run), or by calling fit_estimator()."
+                "'sklearn_fit' stage (mnistbench run), or by calling fit_estimator()."
             )
 
     def _kernel(self, x: torch.Tensor) -> torch.Tensor:
@@ -177,24 +179,15 @@ def _svc(kernel: str, C: float, max_iter: int, gamma: str | float) -> SVC:
 
 _SVM_REGISTRATION = {
     "family": "svm",
-    "recipe": {"epochs": 1, "subset": 10_000},  # 10,000 training images, as study C
+    # fitted once on 10,000 training images, as study C
+    "recipe": Recipe(stages=(sklearn_fit(),), defaults={"epochs": 1, "subset": 10_000}),
     "tags": ("sklearn", "no_autograd"),
-    "protocol": "sklearn",
     "input_scaling": "unit",  # study C fed flattened pixels in [0, 1]
 }
 
 
 @register_model(
     architecture="SVC, RBF kernel, gamma='scale', C=1, max_iter=1000, flattened [0,1] pixels",
-    published=Published(
-        study="C",
-        test_accuracy=0.9635,
-        time_per_epoch_s=7.6,
-        device="cpu",
-        epochs=1,
-        note="fit on 10,000 images (all 60,000: --subset 60000 --val-size 0); "
-        "Fashion-MNIST 85.67%; time = fit time",
-    ),
     **_SVM_REGISTRATION,
 )
 def svm_rbf(
@@ -206,15 +199,6 @@ def svm_rbf(
 @register_model(
     architecture="SVC, cubic polynomial kernel, gamma='scale', C=1, max_iter=1000, "
     "flattened [0,1] pixels",
-    published=Published(
-        study="C",
-        test_accuracy=0.9540,
-        time_per_epoch_s=7.6,
-        device="cpu",
-        epochs=1,
-        note="fit on 10,000 images (all 60,000: --subset 60000 --val-size 0); "
-        "Fashion-MNIST 80.67%; time = fit time",
-    ),
     **_SVM_REGISTRATION,
 )
 def svm_poly(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
+from mnistbench.objectives.denoising import DenoisingObjective
+from mnistbench.recipes import Recipe, linear_probe, pretext
 
 
 class DoubleConv(nn.Sequential):
@@ -72,22 +74,12 @@ class UNet(nn.Module):
 @register_model(
     family="unet",
     architecture="U-Net 64-128-256, 2 up stages, denoising; probe on pooled encoder (256)",
-    recipe={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3},
-    published=Published(
-        study="A",
-        test_accuracy=0.9393,
-        params=1_864_257,
-        epochs=5,
-        note=(
-            "denoising pretraining (x + 0.5 N(0,1), MSE) 5 epochs, then a linear probe on the "
-            "pooled frozen encoder for 5 epochs. params excludes the probe head (2,570). "
-            "Differs from the original on purpose: our output (a sigmoid) and its target (the "
-            "clean pixels) are both in [0, 1]; the original's output range did not match its "
-            "target's (the normalised image, [-0.42, 2.82])."
-        ),
+    # denoising for the run's epochs, then the shared probe for study A's 5 epochs
+    recipe=Recipe(
+        stages=(pretext(DenoisingObjective), linear_probe(epochs=5)),
+        defaults={"epochs": 5, "batch_size": 64, "optimizer": "adam", "lr": 1e-3},
     ),
     tags=("pretrain",),
-    protocol="pretrain_probe",
 )
 def unet(num_classes: int = 10) -> UNet:
     return UNet(num_classes=num_classes)

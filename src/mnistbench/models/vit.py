@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mnistbench.models.registry import Published, register_model
+from mnistbench.models.registry import register_model
 
 
 class VisionTransformer(nn.Module):
@@ -70,14 +70,6 @@ class VisionTransformer(nn.Module):
     architecture="ViT: 4x4 patches -> 49 tokens + CLS, d 128, 4 post-norm layers x 4 heads, "
     "FF 256, GELU, dropout 0.1, LN + FC on CLS",
     recipe={"epochs": 5, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "grad_clip": 1.0},
-    published=Published(
-        study="A",
-        test_accuracy=0.9697,
-        params=540_170,
-        time_per_epoch_s=24.5,
-        device="cuda",
-        epochs=5,
-    ),
 )
 def vit(num_classes: int = 10) -> VisionTransformer:
     return VisionTransformer(num_classes=num_classes)

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistbench.objectives.base import Batch, Objective
+from mnistbench.objectives.base import Batch, ImageGrid, Objective, StageInputs
 from mnistbench.objectives.pretext import EpochMeans, pretext_eval_sums
 
 # Radford et al. 2016 (DCGAN): beta1 0.5 instead of 0.9; the study's GAN used it too.
@@ -36,11 +36,23 @@ class AdversarialObjective(Objective):
     DCGAN betas (0.5, 0.999) set on them when they are Adam-like.
     """
 
+    name = "adversarial"
+    requires = ("generator", "discriminator", "latent_dim")
+
     def __init__(self, *args, seed: int = 0, **kwargs):
         super().__init__(*args, **kwargs)
         self.extra = EpochMeans()  # D and G losses and D's outputs per epoch
         self.seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
+
+    @classmethod
+    def for_stage(cls, model, inputs: StageInputs, **options) -> AdversarialObjective:
+        return cls(
+            model,
+            **inputs.precision_kwargs(),
+            seed=inputs.seed,
+            **options,
+        )
 
     @property
     def generator(self) -> nn.Module:
@@ -87,10 +99,7 @@ class AdversarialObjective(Objective):
             logits = self.discriminator(torch.cat([real, fake.to(real.dtype)]))  # (2B, 1)
         real_logits, fake_logits = logits.split(len(real))
         loss = _bce(real_logits, 1.0) + _bce(fake_logits, 0.0)
-        self.d_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.clip_gradients(self.d_parameters)
-        self.d_optimizer.step()
+        self.optimizer_step(loss, self.d_optimizer, self.d_parameters)
         self.extra.add(
             len(real),
             d_loss=loss.detach(),
@@ -106,12 +115,9 @@ class AdversarialObjective(Objective):
             with self.autocast():
                 logits = self.discriminator(self.generator(self.latent(count, device)))
             loss = _bce(logits, 1.0)
-            self.g_optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            self.optimizer_step(loss, self.g_optimizer, self.g_parameters)
         finally:
             self.discriminator.requires_grad_(True)
-        self.clip_gradients(self.g_parameters)
-        self.g_optimizer.step()
         self.extra.add(count, g_loss=loss.detach())
         return loss.detach()
 
@@ -135,7 +141,7 @@ class AdversarialObjective(Objective):
         return pretext_eval_sums((d_loss + g_loss) * len(images), len(images))
 
     @torch.inference_mode()
-    def pictures(self, images: torch.Tensor, count: int = 64) -> dict[str, torch.Tensor]:
+    def pictures(self, images: torch.Tensor, count: int = 64) -> dict[str, ImageGrid]:
         """A grid of generated samples in [0, 1] (G's Tanh output mapped from [-1, 1])."""
         was_training = self.model.training
         self.model.eval()
@@ -143,4 +149,4 @@ class AdversarialObjective(Objective):
             samples = self.generator(self.latent(count, images.device, eval=True)).float()
         finally:
             self.model.train(was_training)
-        return {"gan_samples": (samples.view(count, 1, 28, 28) + 1) / 2}
+        return {"gan_samples": ImageGrid((samples.view(count, 1, 28, 28) + 1) / 2, "GAN samples")}

@@ -13,6 +13,8 @@ from mnistbench.objectives.base import Batch, Objective
 class CrossEntropyObjective(Objective):
     """Minimise cross-entropy of `model(x)` against integer labels."""
 
+    name = "cross_entropy"
+
     def __init__(self, *args, label_smoothing: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.label_smoothing = label_smoothing  # fraction of target mass spread over all classes
@@ -30,10 +32,7 @@ class CrossEntropyObjective(Objective):
         with self.autocast():
             logits = self.model(images)
             loss = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.clip_gradients(self.parameters)
-        optimizer.step()
+        self.optimizer_step(loss, optimizer, self.parameters)
         correct = (logits.detach().argmax(dim=1) == labels).sum()
         return {"loss": loss.detach(), "correct": correct, "count": labels.new_tensor(len(labels))}
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from mnistbench.objectives.base import Batch, Objective
+from mnistbench.objectives.base import Batch, ImageGrid, Objective
 from mnistbench.objectives.pretext import EpochMeans, pretext_eval_sums
 
 
@@ -48,7 +48,7 @@ class ContrastiveDivergenceObjective(Objective):
         self.lr = lr
         self.seed = seed
         self._generator: torch.Generator | None = None
-        self.extra = EpochMeans()  # per-epoch means of extra figures, read by the recipe
+        self.extra = EpochMeans()  # per-epoch means of extra figures (epoch_figures)
 
     def configure_optimizers(
         self, build: Callable[[list[nn.Parameter]], torch.optim.Optimizer]
@@ -113,7 +113,7 @@ class ContrastiveDivergenceObjective(Objective):
         return float((visible - vk).pow(2).mean())
 
     @torch.no_grad()
-    def pictures(self, images: torch.Tensor, count: int = 64) -> dict[str, torch.Tensor]:
+    def pictures(self, images: torch.Tensor, count: int = 64) -> dict[str, ImageGrid]:
         """First-layer filters as images: the weights of `count` hidden units of RBM 1, each
         scaled to [0, 1] on its own range (upper layers' weights are not images)."""
         if self.layer != 0 or self.rbm.visible_size != images[0].numel():
@@ -122,4 +122,6 @@ class ContrastiveDivergenceObjective(Objective):
         low = weights.min(dim=1, keepdim=True).values
         high = weights.max(dim=1, keepdim=True).values
         scaled = (weights - low) / (high - low).clamp_min(1e-12)
-        return {"rbm1_filters": scaled.reshape(-1, *images.shape[1:])}  # (count, 1, H, W)
+        filters = scaled.reshape(-1, *images.shape[1:])  # (count, 1, H, W)
+        title = f"DBN: RBM 1 filters of {len(filters)} hidden units, each scaled"
+        return {"rbm1_filters": ImageGrid(filters, title, 16)}

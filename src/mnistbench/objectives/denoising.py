@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from mnistbench.objectives.base import Batch
+from mnistbench.objectives.base import Batch, ImageGrid, StageInputs
 from mnistbench.objectives.pretext import EpochMeans, PretextObjective, pretext_eval_sums
 
 
@@ -21,6 +21,9 @@ class DenoisingObjective(PretextObjective):
     `mean`/`std` describe the data's scaling (DeviceData.mean/std): pixels = x * std + mean.
     `noise_std` is in the data's scaled units (the published 0.5 on normalised images).
     """
+
+    name = "denoising"
+    requires = ("denoise_logits",)
 
     def __init__(
         self,
@@ -37,6 +40,17 @@ class DenoisingObjective(PretextObjective):
         self.seed = seed
         self._generators: dict[tuple[torch.device, bool], torch.Generator] = {}
         self.extra = EpochMeans()
+
+    @classmethod
+    def for_stage(cls, model, inputs: StageInputs, **options) -> DenoisingObjective:
+        return cls(
+            model,
+            **inputs.precision_kwargs(),
+            mean=inputs.mean,
+            std=inputs.std,
+            seed=inputs.seed,
+            **options,
+        )
 
     def _noise(self, images: torch.Tensor, train: bool = True) -> torch.Tensor:
         key = (images.device, train)
@@ -68,7 +82,7 @@ class DenoisingObjective(PretextObjective):
         return pretext_eval_sums(self.losses(images, train=False).sum(), len(images))
 
     @torch.inference_mode()
-    def pictures(self, images: torch.Tensor, count: int = 16) -> dict[str, torch.Tensor]:
+    def pictures(self, images: torch.Tensor, count: int = 16) -> dict[str, ImageGrid]:
         """Rows of clean, noisy and denoised images, in [0, 1]."""
         was_training = self.model.training
         self.model.eval()
@@ -79,4 +93,5 @@ class DenoisingObjective(PretextObjective):
         finally:
             self.model.train(was_training)
         rows = [self.to_pixels(clean), self.to_pixels(noisy).clamp(0, 1), denoised]
-        return {"unet_denoising": torch.cat(rows)}
+        labels = ("clean", "noisy", "denoised")
+        return {"unet_denoising": ImageGrid(torch.cat(rows), "U-Net denoising", 16, labels)}

@@ -1,8 +1,9 @@
 """Shared pieces of the label-free (pretext) objectives: SimSiam, VAE, denoising, adversarial.
 
 Pretext objectives never read labels. Their `eval_step` reports the pretext loss with
-`correct` = 0 and no predictions, because the engine's evaluate expects those keys; the
-pretrain_probe recipe records those epochs with no accuracy (None), not 0%.
+`correct` = 0 and no predictions, because the engine's evaluate expects those keys; the stage
+runner records those epochs with no accuracy (None), not 0%. A recipe names one with
+`recipes.pretext(TheObjective)`; its `options` are the stage's `--model-option`s.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from mnistbench.objectives.base import Batch, Objective
+from mnistbench.objectives.base import Batch, EpochMeans, Objective
+
+__all__ = ["EpochMeans", "PretextObjective", "pretext_eval_sums", "pretext_parameters"]
 
 
 def pretext_parameters(model: nn.Module) -> list[nn.Parameter]:
@@ -41,10 +44,7 @@ class PretextObjective(Objective):
         images, _ = batch  # labels are never read
         (optimizer,) = self.optimizers
         loss = self.batch_loss(images)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.clip_gradients(self.parameters)
-        optimizer.step()
+        self.optimizer_step(loss, optimizer, self.parameters)
         return {"loss": loss.detach(), "count": torch.tensor(len(images))}
 
 
@@ -57,25 +57,3 @@ def pretext_eval_sums(loss_sum: torch.Tensor, count: int) -> dict[str, torch.Ten
         "count": torch.tensor(count, device=device),
         "predictions": torch.empty(0, dtype=torch.long, device=device),
     }
-
-
-class EpochMeans:
-    """Running means of extra per-step figures (e.g. the KL term, D and G losses) over an epoch.
-
-    Accumulates unsynced tensors; `pop` syncs once, returns the means and starts a new epoch.
-    """
-
-    def __init__(self) -> None:
-        self._sums: dict[str, torch.Tensor] = {}
-        self._counts: dict[str, int] = {}
-
-    def add(self, weight: int, **values: torch.Tensor) -> None:
-        for key, value in values.items():
-            value = value.detach().float() * weight
-            self._sums[key] = self._sums[key] + value if key in self._sums else value
-            self._counts[key] = self._counts.get(key, 0) + weight
-
-    def pop(self) -> dict[str, float]:
-        means = {k: float(v.item()) / max(self._counts[k], 1) for k, v in self._sums.items()}
-        self._sums, self._counts = {}, {}
-        return means

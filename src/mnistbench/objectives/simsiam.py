@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from mnistbench.data.augment import simsiam_view
-from mnistbench.objectives.base import Batch
+from mnistbench.objectives.base import Batch, ImageGrid, StageInputs
 from mnistbench.objectives.pretext import EpochMeans, PretextObjective, pretext_eval_sums
 
 
@@ -35,6 +35,9 @@ class SimSiamObjective(PretextObjective):
     (the recipe passes the run's batch size: the published drop_last; BatchNorm needs 2).
     """
 
+    name = "simsiam"
+    requires = ("encoder", "projector", "predictor")
+
     def __init__(
         self,
         *args,
@@ -52,6 +55,19 @@ class SimSiamObjective(PretextObjective):
         self._last_loss: torch.Tensor | None = None
         self._generators: dict[tuple[torch.device, bool], torch.Generator] = {}
         self.extra = EpochMeans()
+
+    @classmethod
+    def for_stage(cls, model, inputs: StageInputs, **options) -> SimSiamObjective:
+        return cls(
+            model,
+            **inputs.precision_kwargs(),
+            mean=inputs.mean,
+            std=inputs.std,
+            seed=inputs.seed,
+            # published drop_last (a split smaller than one batch still trains)
+            min_batch=min(inputs.batch_size, inputs.train_size),
+            **options,
+        )
 
     def views(self, images: torch.Tensor, train: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independent random views of the batch."""
@@ -97,9 +113,10 @@ class SimSiamObjective(PretextObjective):
         return pretext_eval_sums(self.losses(images, train=False).sum(), len(images))
 
     @torch.inference_mode()
-    def pictures(self, images: torch.Tensor, count: int = 16) -> dict[str, torch.Tensor]:
+    def pictures(self, images: torch.Tensor, count: int = 16) -> dict[str, ImageGrid]:
         """Originals over two rows of their random views, in [0, 1] (for a look at the views)."""
         originals = images[:count]
         v1, v2 = self.views(originals, train=False)
         rows = torch.cat([originals, v1, v2]) * self.std + self.mean
-        return {"simsiam_views": rows.clamp(0, 1)}
+        grid = ImageGrid(rows.clamp(0, 1), "SimSiam views", 16, ("image", "view 1", "view 2"))
+        return {"simsiam_views": grid}

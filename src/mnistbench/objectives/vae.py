@@ -11,8 +11,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistbench.objectives.base import Batch
+from mnistbench.objectives.base import Batch, ImageGrid
 from mnistbench.objectives.pretext import EpochMeans, PretextObjective, pretext_eval_sums
+from mnistbench.options import StageOption
+
+BETA = StageOption(
+    "beta",
+    float,
+    1.0,
+    help="the ELBO's KL weight, 1.0 for the plain VAE",
+    check=lambda beta: beta >= 0,
+    rule="must be 0 or more",
+    example=4.0,
+)
 
 
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -43,11 +54,16 @@ class VAEObjective(PretextObjective):
 
     The published loss is summed over the batch too; Adam is invariant to that constant factor
     (up to its epsilon), and a per-image mean keeps figures comparable across batch sizes.
+    `beta` is a stage option (`--model-option beta=4.0`).
     """
+
+    name = "vae"
+    requires = ("encode", "decode_logits", "num_features")
+    options = (BETA,)
 
     def __init__(self, *args, beta: float = 1.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.beta = beta  # weight of the KL term; 1.0 is the plain VAE
+        self.beta = float(beta)  # weight of the KL term; 1.0 is the plain VAE
         self.extra = EpochMeans()  # reconstruction and KL terms per epoch
 
     def batch_loss(self, images: torch.Tensor) -> torch.Tensor:
@@ -65,8 +81,8 @@ class VAEObjective(PretextObjective):
         return pretext_eval_sums((bce.float() + self.beta * kl.float()).sum(), len(images))
 
     @torch.inference_mode()
-    def pictures(self, images: torch.Tensor, count: int = 32) -> dict[str, torch.Tensor]:
-        """Image grids in [0, 1]: decoded samples z ~ N(0, I), and inputs over reconstructions."""
+    def pictures(self, images: torch.Tensor, count: int = 32) -> dict[str, ImageGrid]:
+        """Decoded samples z ~ N(0, I), and held-out inputs over their reconstructions."""
         was_training = self.model.training
         self.model.eval()
         try:
@@ -78,4 +94,10 @@ class VAEObjective(PretextObjective):
             recon = torch.sigmoid(self.model.decode_logits(mu)).view_as(originals)
         finally:
             self.model.train(was_training)
-        return {"vae_samples": samples, "vae_reconstructions": torch.cat([originals, recon])}
+        return {
+            "vae_samples": ImageGrid(samples, "VAE samples, z ~ N(0, I)"),
+            "vae_reconstructions": ImageGrid(
+                torch.cat([originals, recon]),
+                "VAE: held-out images (top 4 rows), reconstructed",
+            ),
+        }

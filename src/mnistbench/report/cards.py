@@ -5,20 +5,17 @@ resolved with, which settings scale a run, the published figures and studies, ho
 was measured) comes from `card_of(run)`, so a store merged from another machine or an older
 version renders as it was recorded, not as the code reads today.
 
-TEMPORARY SHIM (the lead deletes it after helpers A and C are merged): until the store gives
-`RunRecord.model_card` (contract 2), a run without one gets a card rebuilt here, through
-`mnistbench.cards.reconstruct_card` when that exists, else from the live registry. This module
-is the only one in report/ allowed to import mnistbench.models or mnistbench.config
-(tests/test_report.py checks it); after the merge `card_of` is `run.model_card` and the
-`_registry_*` functions below go.
+The card is what the run recorded (schema 2), or for a run of an older store the card
+rebuilt when the store was opened, marked `source.kind = "reconstructed"`. No module in report/
+imports mnistbench.models or mnistbench.config (tests/test_report_compare.py checks it).
 """
 
 from __future__ import annotations
 
-import functools
-import json
 from collections.abc import Mapping
 from typing import Any
+
+from mnistbench.studies import FIGURES, published_figures, studies_of
 
 CARD_VERSION = 1
 # The studies' own docs page; every "study X" in a report links to its section there.
@@ -35,13 +32,9 @@ _DEFAULT_ROLES = {
 
 
 def card_of(run: Any) -> dict[str, Any]:
-    """The model card stored with `run` (a RunRecord); until every run has one, a rebuilt one."""
-    card = getattr(run, "model_card", None)
-    # the store's minimal card (no cards.py to rebuild one yet) names the model and nothing
-    # else: the shim below knows more until cards.py lands
-    if card and "family" in card:
-        return card
-    return _rebuilt_card(json.dumps(run.config, sort_keys=True, default=str))
+    """The model card stored with `run` (a RunRecord). Schema-2 stores give every run one, and
+    runs of older stores get theirs rebuilt when the store is opened (store/schema.py)."""
+    return dict(run.model_card or {"model": run.model})
 
 
 # ----------------------------------------------------------------------- reading a card
@@ -96,119 +89,26 @@ def measurement_version(card: Mapping[str, Any]) -> int:
     return int((card.get("measurement") or {}).get("version") or 1)
 
 
-# ------------------------------------------------------ TEMPORARY: cards rebuilt from code
-
-
-@functools.lru_cache(maxsize=256)
-def _rebuilt_card(config_json: str) -> dict[str, Any]:
-    config = json.loads(config_json)
-    try:  # helper A's rebuilder (contract 2), once it is merged
-        from mnistbench.cards import reconstruct_card  # type: ignore[import-not-found]
-    except ImportError:
-        return _registry_card(config)
-    return reconstruct_card(config)
-
-
-def _registry_card(config: dict[str, Any]) -> dict[str, Any]:
-    """A card for a run recorded before runs stored theirs, from the registry as it is now."""
-    from mnistbench.config import RunConfig
-    from mnistbench.errors import ConfigError
-    from mnistbench.models import get_model_info
-
-    model = str(config.get("model"))
-    card: dict[str, Any] = {
-        "card_version": CARD_VERSION,
-        "model": model,
-        "source": {"kind": "reconstructed", "spec": None, "sha256": None, "distribution": None},
-        "measurement": {"version": 1, "methods": {}},
-    }
-    try:
-        info = get_model_info(model)
-    except ConfigError:  # a model no longer registered: nothing more is known about it
-        return card
-    # through JSON, as the store keeps configs, so tuples compare equal to the stored lists
-    defaults = json.loads(json.dumps({**RunConfig(model=model).to_dict(), **info.recipe}))
-    for key in ("model", "device", "seed"):
-        defaults.pop(key, None)
-    published = _registry_figure(model, info.published, defaults)
-    card.update(
-        family=info.family,
-        architecture=info.architecture,
-        input_shape=list(info.input_shape),
-        input_scaling=info.input_scaling,
-        tags=list(info.tags),
-        recipe={"of": model if info.recipe else None, "defaults": defaults},
-        setting_roles=_registry_roles(),
-        published=[published] if published else [],
-        studies={published["study"]: _REGISTRY_STUDIES[published["study"]]} if published else {},
-    )
-    return card
-
-
-def _registry_roles() -> dict[str, str]:
-    try:  # helper B's declaration of every setting's role (contract 4), once it is merged
-        from mnistbench.config import field_roles  # type: ignore[attr-defined]
-    except ImportError:
-        return dict(_DEFAULT_ROLES)
-    return field_roles()
-
-
-_REGISTRY_STUDIES = {
-    study_id: {
-        "title": title,
-        "doc": STUDY_DOC.format(id=study_id.lower()),
-        "protocol": protocol,
-    }
-    for study_id, title, protocol in (
-        ("A", "Study A — ten-architecture comparison", "max_test_over_epochs"),
-        ("B", "Study B — MLP / CNN / RNN / SNN accuracy vs training time", "unknown"),
-        ("C", "Study C — ResNet-18/50 and SVM, MNIST and Fashion-MNIST", "final"),
-        ("D", "Study D — sub-20k-parameter CNN ablation", "max_test_over_epochs"),
-        ("E", "Study E — four-iteration parameter diet", "unknown"),
-    )
-}
-
-
-def _registry_figure(model: str, published: Any, defaults: dict[str, Any]) -> dict | None:
-    """The registry's one (MNIST) figure in contract 3's shape; the study used the recipe."""
-    if published is None:
-        return None
-    setting = {"epochs": published.epochs or defaults.get("epochs")}
-    setting.update({k: defaults[k] for k in ("optimizer", "lr") if k in defaults})
-    return {
-        "study": published.study,
-        "model": model,
-        "dataset": "mnist",
-        "setting": setting,
-        "setting_text": ", ".join(f"{k}={v}" for k, v in setting.items()),
-        "test_accuracy": published.test_accuracy,
-        "protocol": _REGISTRY_STUDIES[published.study]["protocol"],
-        "time_per_epoch_s": published.time_per_epoch_s,
-        "time_device": published.device,
-        "time_includes_eval": published.study == "A",
-        "params": published.params,
-        "best_epoch": published.best_epoch,
-        "epochs_to_target": published.epochs_to_target,
-        "target_accuracy": 0.99 if published.epochs_to_target else None,
-        "note": published.note,
-    }
+# ------------------------------------------------------ what the studies publish, unrun models
 
 
 def study_models() -> dict[str, list[str]]:
-    """Study id -> the models it published figures for, for the "not run yet" rows.
-
-    What is missing from a store is a question about the code as it is now, so this one reads
-    the registry (TEMPORARY: after the merge, from `mnistbench.studies`).
-    """
-    from mnistbench.models import list_models
-
+    """Study id -> the models it published figures for, for the "not run yet" rows. What is
+    missing from a store is a question about the studies, which `mnistbench.studies` holds."""
     found: dict[str, list[str]] = {}
-    for info in list_models():
-        if info.published is not None:
-            found.setdefault(info.published.study, []).append(info.name)
+    for figure in FIGURES:
+        models = found.setdefault(figure.study, [])
+        if figure.model not in models:
+            models.append(figure.model)
     return found
 
 
-def registry_card(model: str) -> dict[str, Any]:
-    """The card a run of `model` at its recipe would carry now (for "not run yet" rows)."""
-    return _registry_card({"model": model})
+def study_card(model: str) -> dict[str, Any]:
+    """What a "not run yet" row can say of `model`: the studies' figures, nothing of the code."""
+    figures = published_figures(model)
+    return {
+        "card_version": CARD_VERSION,
+        "model": model,
+        "published": [figure.to_dict() for figure in figures],
+        "studies": {key: study.card_entry() for key, study in studies_of(figures).items()},
+    }

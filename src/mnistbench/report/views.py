@@ -148,7 +148,7 @@ def build_view(store: Store, name: str) -> Document:
 
 
 def _not_run(view: View, groups: list[RunGroup]) -> str:
-    """The view's study models with no configuration in it (from the studies as coded now)."""
+    """The view's study models with no configuration in it (from mnistbench.studies)."""
     wanted = [m for s, models in sorted(cards.study_models().items()) if s in view.studies
               for m in models] + list(view.models)  # fmt: skip
     seen = {g.model for g in groups}

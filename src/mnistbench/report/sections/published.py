@@ -49,8 +49,8 @@ QUICK_LOOK_COLUMNS: list[Column[RunGroup]] = [
 
 
 def _card(model: str, data: ReportData) -> dict:
-    """The card of a model's runs in the store, else the one the code would give it now."""
-    return next((g.card for g in data.groups_of(model)), None) or cards.registry_card(model)
+    """The card of a model's runs in the store, else what the studies publish for it."""
+    return next((g.card for g in data.groups_of(model)), None) or cards.study_card(model)
 
 
 def _not_run_row(model: str, dataset: str, card: dict) -> list[str]:
@@ -142,7 +142,7 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
         sections.append(
             Section(
                 f"study-{study.lower()}",
-                about["title"],
+                f"Study {study}: {about['title']}",
                 [
                     Paragraph(
                         f"What the study measured, its published table and where it comes "
