@@ -149,14 +149,14 @@ from dataclasses import replace
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from synthetic import learnable_raw
 from mnistbench.config import make_config
-from mnistbench.experiments import runner
+from mnistbench.experiments import run_config, runner
 from mnistbench.store import Store
 runner.inference_latency_ms = lambda *args, **kwargs: 1.0
 with Store({str(tmp_path / "s.sqlite")!r}) as store:
     for name, options in (("snn", {{"time_steps": 2}}), ("beta_vae", {{}})):
         config = make_config(name, epochs=1, batch_size=8, subset=16, val_size=8,
                              model_options=options)
-        record = runner.run_config(config, store, raw=learnable_raw(64, 32), progress=False,
+        record = run_config(config, store, raw=learnable_raw(64, 32), progress=False,
                                    measure_energy=False).record
         assert record.status == "finished", record.error
     kinds = sorted({{a.kind for r in store.list_runs() for a in store.artefacts(r.run_id)}})

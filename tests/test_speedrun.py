@@ -210,16 +210,16 @@ def test_figures_from_two_machines_never_share_a_table() -> None:
 def test_every_requested_seed_counts(
     monkeypatch: pytest.MonkeyPatch, learnable_data_dir: Path, tmp_path: Path, ending: str
 ) -> None:
-    real_protocol = runner.run_protocol
+    real_recipe = runner.run_recipe
 
-    def seed_1_misses(name, ctx):
+    def seed_1_misses(ctx, recipe):
         if ctx.config.seed == 1:
             if ending == "failed":
                 raise RuntimeError("seed 1 broke")
             ctx.config = dataclasses.replace(ctx.config, lr=1e30)  # blows the loss up
-        return real_protocol(name, ctx)
+        return real_recipe(ctx, recipe)
 
-    monkeypatch.setattr(runner, "run_protocol", seed_1_misses)
+    monkeypatch.setattr(runner, "run_recipe", seed_1_misses)
     from mnistbench.experiments.batch import Session
 
     with Store(tmp_path / "s.sqlite") as store:

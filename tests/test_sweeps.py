@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from mnistbench.cli import main
-from mnistbench.config import make_config
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import runner
 from mnistbench.experiments.sweeps import load_sweep, plan_sweep
@@ -175,20 +174,19 @@ def test_failed_trial_is_a_row_and_the_sweep_goes_on(
                             (0.5, "finished"): 1}  # fmt: skip
 
 
-def test_failure_before_training_is_a_row_too(
+def test_a_trial_the_model_cannot_take_stops_the_sweep_before_anything_trains(
     capsys, learnable_data_dir: Path, tmp_path: Path
 ) -> None:
-    # cnn's classifier expects 28x28 inputs: at 8x8 it fails while being measured, before
-    # training starts (run_config alone would leave no row; a sweep records one)
+    # cnn's classifier expects 28x28 inputs: the plan's check builds each model and passes a
+    # probe batch through it, so the 8x8 trial is bad input, named before the 28x28 one trains
     path = write(tmp_path, "[fixed]\nmodel = 'cnn'\nepochs = 1\nval_size = 100\nsubset = 300\n"
                  "[space]\nimage_size = [8, 28]\n")  # fmt: skip
     store_path = tmp_path / "s.sqlite"
-    code, out, _ = run_cli(capsys, "sweep", str(path), "--data-dir", str(learnable_data_dir),
+    code, _, err = run_cli(capsys, "sweep", str(path), "--data-dir", str(learnable_data_dir),
                            "--store", str(store_path), "--quiet")  # fmt: skip
-    assert code == 1 and "1 done, 1 failed" in out
+    assert code == 2 and "cannot take a batch of shape (2, 1, 8, 8)" in err
     with Store(store_path) as store:
-        statuses = {r.config["image_size"]: r.status for r in store.list_runs()}
-    assert statuses == {8: "failed", 28: "finished"}
+        assert store.list_runs() == []
 
 
 def test_ctrl_c_records_the_trial_and_stops_the_sweep(
@@ -270,45 +268,51 @@ model = "mlp"
 optimizer = "sgd"
 
 [[entries]]
-model = "cnn"
+model = "{tiny}"
 optimizer = "adam"
-recipe_of = "mlp"
-label = "cnn with mlp's recipe"
-space = { weight_decay = [0.0, 1e-4] }
+recipe_of = "cnn"
+label = "tiny with cnn's recipe"
+space = {{ weight_decay = [0.0, 1e-4] }}
+"""
+
+TINY = """
+from torch import nn
+
+
+def tiny(num_classes=10):
+    return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
 """
 
 
+def _tiny_spec(tmp_path: Path) -> str:
+    path = tmp_path / "my_nets.py"
+    path.write_text(TINY)
+    return f"{path}:tiny"
+
+
 def test_entries_labels_seeds_and_recipe_of(tmp_path: Path) -> None:
-    plan = plan_sweep(load_sweep(write(tmp_path, ENTRIES)), device="cpu")
+    tiny = _tiny_spec(tmp_path)
+    text = ENTRIES.replace("{tiny}", tiny).replace("{{", "{").replace("}}", "}")
+    plan = plan_sweep(load_sweep(write(tmp_path, text)), device="cpu")
     got = [(t.config.model, t.config.lr, t.config.weight_decay, t.config.seed, t.label)
            for t in plan.trials]  # fmt: skip
     mlp = [("mlp", lr, 0.0, seed, f"sgd lr={text}")
            for lr, text in ((1e-3, "1e-3"), (1e-2, "1e-2")) for seed in (0, 1)]  # fmt: skip
-    cnn = [("cnn", lr, decay, seed, "cnn with mlp's recipe")
-           for decay in (0.0, 1e-4) for lr in (1e-3, 1e-2) for seed in (0, 1)]  # fmt: skip
-    assert got == mlp + cnn
-    cnn_config = plan.trials[-1].config
-    assert cnn_config.recipe_of == "mlp" and cnn_config.batch_size == 128  # cnn's own is 64
-    assert plan_sweep(load_sweep(write(tmp_path, ENTRIES)), device="cpu", seeds=1).trials[0]
+    outside = [(tiny, lr, decay, seed, "tiny with cnn's recipe")
+               for decay in (0.0, 1e-4) for lr in (1e-3, 1e-2) for seed in (0, 1)]  # fmt: skip
+    assert got == mlp + outside
+    tiny_config = plan.trials[-1].config
+    assert tiny_config.recipe_of == "cnn" and tiny_config.batch_size == 64  # RunConfig's is 128
 
 
-def test_a_model_spec_reaches_the_model_lookup(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # outside models ("file.py:fn") are resolved by make_config's model lookup (helper A's
-    # resolve_model); the plan hands the spec over as written, with its recipe_of
-    from mnistbench.experiments import sweeps
-
-    seen = []
-
-    def recording(model, device="cpu", **values):
-        seen.append((model, values.get("recipe_of")))
-        return make_config("mlp", device, **values)
-
-    monkeypatch.setattr(sweeps, "make_config", recording)
-    path = write(tmp_path, '[fixed]\nmodel = "my_nets.py:tiny"\nrecipe_of = "cnn"\n')
+def test_a_model_spec_reaches_the_model_lookup(tmp_path: Path) -> None:
+    # an outside model ("file.py:fn") is resolved by make_config's model lookup; the plan hands
+    # the spec over as written, with its recipe_of
+    tiny = _tiny_spec(tmp_path)
+    path = write(tmp_path, f'[fixed]\nmodel = "{tiny}"\nrecipe_of = "cnn"\n')
     (trial,) = plan_sweep(load_sweep(path), device="cpu").trials
-    assert seen == [("my_nets.py:tiny", "cnn")] and trial.config.batch_size == 64
+    assert trial.config.model == tiny and trial.config.recipe_of == "cnn"
+    assert trial.config.batch_size == 64 and trial.config.grad_clip == 1.0  # cnn's recipe
 
 
 @pytest.mark.parametrize(

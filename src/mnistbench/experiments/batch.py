@@ -109,13 +109,23 @@ def _find_completed(store: Store, config: RunConfig) -> RunRecord | None:
     return store.find_completed(config.config_hash(), fingerprint=fingerprint_for(config))
 
 
-def check_runnable(config: RunConfig) -> None:
-    """Bad input only the model's recipe can see (an SVM given --epochs 3): ConfigError before
-    anything is loaded or recorded."""
-    from mnistbench.models import resolve_model
-    from mnistbench.recipes import check_recipe_config
+def check_runnable(config: RunConfig, checked: set[str] | None = None) -> None:
+    """Bad input only the model and its recipe can see (an SVM given --epochs 3, an image size
+    the model cannot take, a factory returning the wrong shape): ConfigError before anything is
+    loaded or recorded. `checked` skips configs whose model was already checked (by everything
+    but the seed, which does not change what a model can take)."""
+    key = replace(config, seed=0).config_hash()
+    if checked is not None and key in checked:
+        return
+    import torch  # the model is built on the CPU here, outside the run's random streams
 
-    check_recipe_config(resolve_model(config.model, config.recipe_of).recipe, config)
+    from mnistbench.experiments.runner import checked_model
+    from mnistbench.models import resolve_model
+
+    with torch.random.fork_rng(devices=[]):
+        checked_model(replace(config, device="cpu"), resolve_model(config.model, config.recipe_of))
+    if checked is not None:
+        checked.add(key)
 
 
 def format_result(result: TrialResult, index: int, total: int) -> str:
@@ -231,9 +241,10 @@ def _run(trials, store, session, executor, force, raws, echo, desc) -> BatchSumm
                 )
             else:
                 todo.append(trial)
+        checked: set[str] = set()
         for trial in todo:  # a trial that cannot run stops the batch before anything trains
             try:
-                check_runnable(trial.config)
+                check_runnable(trial.config, checked)
             except MnistbenchError as error:
                 raise type(error)(
                     str(error) if len(todo) == 1 else f"{trial.describe()}: {error}"

@@ -187,6 +187,25 @@ def _static_measurements(
     }
 
 
+def checked_model(config: RunConfig, info: ModelInfo) -> torch.nn.Module:
+    """`config`'s model, built, placed and checked: its recipe can honour the settings, it has
+    what the recipe's stages need, and it maps a probe batch to one score per class. Every
+    bad-input ConfigError a run can meet before its row exists comes from here (the batch
+    driver calls it while planning, so a sweep stops before it trains anything)."""
+    recipe = info.recipe
+    check_recipe_config(recipe, config)  # settings first: no model is built for bad ones
+    input_shape = (info.input_shape[0], config.image_size, config.image_size)
+    num_classes = get_dataset_spec(config.dataset).num_classes
+    model = place_model(build_model(info, num_classes, config.options()), config.device)
+    stages = stages_of(recipe, config)
+    fits_first = any(get_stage_kind(stage.kind).fits_before_forward for stage in stages)
+    check_model_for_recipe(recipe, config, model)
+    check_model_output(
+        model, config.model, num_classes, input_shape, config.device, fits_before_forward=fits_first
+    )
+    return model
+
+
 def execute(
     config: RunConfig,
     listener: RunListener,
@@ -217,17 +236,11 @@ def execute(
     final_test_only = final_test_only or config.test_policy == "final_only"
     info = info or resolve_model(config.model, config.recipe_of)
     recipe = info.recipe
-    check_recipe_config(recipe, config)  # settings first: no model is built for bad ones
     input_shape = (info.input_shape[0], config.image_size, config.image_size)
-    num_classes = get_dataset_spec(config.dataset).num_classes
     torch.manual_seed(config.seed)
-    model = place_model(build_model(info, num_classes, config.options()), config.device)
+    model = checked_model(config, info)
     stages = stages_of(recipe, config)
     fits_first = any(get_stage_kind(stage.kind).fits_before_forward for stage in stages)
-    check_model_for_recipe(recipe, config, model)
-    check_model_output(
-        model, config.model, num_classes, input_shape, config.device, fits_before_forward=fits_first
-    )
     data_started = time.perf_counter()
     if raw is None:
         raw = load_dataset(config.dataset, data_dir=data_dir, download=download, progress=progress)
