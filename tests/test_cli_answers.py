@@ -80,7 +80,7 @@ def test_every_run_setting_is_in_run_help(capsys) -> None:
         (["run", "mlp", "--lr", "nan"], "--lr"),
         (["run", "mlp", "--target", "99"], "0.99"),
         (["run", "mlp", "--subset", "0"], "--subset"),
-        (["run", "mlp", "--recipe-of", "cnnn"], "--recipe-of cnnn is for models from outside"),
+        (["run", "mlp", "--recipe-of", "cnnn"], "Unknown model 'cnnn'"),
         (["run", "mlp", "--workers", "0"], "--workers"),
         (["suite", "architecture-showdown", "--seeds", "0"], "--seeds"),
         (["speedrun", "--set", "warmup=3"], "Unknown run setting"),

@@ -144,9 +144,9 @@ def test_recipe_of_borrows_another_models_recipe() -> None:
     assert borrowed.model == "mlp" and borrowed.recipe_of == "cnn"
     assert (borrowed.batch_size, borrowed.epochs, borrowed.grad_clip) == (64, 3, 1.0)
     assert make_config("mlp", recipe_of="cnn", epochs=1).epochs == 1  # overrides still win
-    # where the defaults came from is provenance, not training: equal settings, equal hash
+    # the recipe brings its stages too, not only defaults: it is part of what is trained
     same = make_config("mlp", batch_size=64, epochs=3, grad_clip=1.0)
-    assert borrowed.config_hash() == same.config_hash()
+    assert borrowed.config_hash() != same.config_hash()
     with pytest.raises(ConfigError, match="Unknown model 'cnnn'"):
         make_config("mlp", recipe_of="cnnn")
 

@@ -90,8 +90,8 @@ def test_factory_options_and_a_registered_recipe(tmp_path: Path, store: Store) -
     assert record.status == "finished" and record.metrics["params"] == 784 * 8 + 8 + 8 * 10 + 10
     with pytest.raises(ConfigError, match="width is a whole number"):
         make_config(spec, model_options={"width": "wide"})
-    with pytest.raises(ConfigError, match="--recipe-of cnn is for models from outside"):
-        make_config("mlp", recipe_of="cnn")
+    # a registered model may borrow a recipe too
+    assert make_config("mlp", recipe_of="cnn").batch_size == 64
     with pytest.raises(ConfigError, match=r"Unknown model 'cnm'.*Did you mean cnn"):
         make_config(spec, recipe_of="cnm")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from torch import nn
@@ -158,17 +158,22 @@ def resolve_model(spec: str, recipe_of: str | None = None) -> ModelInfo:
     """The model `spec` names: a registered name, an installed package's entry point, or an
     outside factory (`path/to/file.py:factory`, `package.module:factory`).
 
-    An outside model trains with the recipe of the registered model `recipe_of` (its stages,
-    defaults and input scaling), or with the RunConfig defaults when that is None. Outside
+    With `recipe_of`, the model trains with that registered model's recipe (its stages,
+    defaults and input scaling); else a registered model with its own, an outside one with the
+    RunConfig defaults. Outside
     specs are loaded once per process and source version (models/outside.py).
     """
     if spec in _REGISTRY:
-        if recipe_of not in (None, spec):
-            raise ConfigError(
-                f"--recipe-of {recipe_of} is for models from outside mnistbench; {spec} is "
-                "registered with its own recipe. Leave --recipe-of out."
-            )
-        return _REGISTRY[spec]
+        if recipe_of in (None, spec):
+            return _REGISTRY[spec]
+        # a registered model trained with another's recipe: its stages, defaults and scaling
+        borrowed = registered_model(recipe_of)
+        return replace(
+            _REGISTRY[spec],
+            recipe=borrowed.recipe,
+            input_scaling=borrowed.input_scaling,
+            recipe_of=recipe_of,
+        )
     from mnistbench.models import outside  # imported here: it imports this module
 
     recipe_info = registered_model(recipe_of) if recipe_of is not None else None
