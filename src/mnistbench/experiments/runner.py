@@ -9,7 +9,6 @@ store) that the driver writes with `record`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,18 +18,15 @@ import torch
 
 from mnistbench.config import RunConfig, validate_config
 from mnistbench.data import RawDataset, load_dataset, prepare_device_data, resize_data, seal_test
-from mnistbench.engine import FitResult, autocast_factory, confusion_matrix, summarize_epochs
+from mnistbench.engine import FitResult, summarize_epochs
 from mnistbench.engine.device import place_model
 from mnistbench.engine.measure import (
-    EnergyMeter,
+    RunMeter,
     collect_environment,
-    count_parameters,
-    flops_per_sample,
-    inference_latency_ms,
-    model_size_bytes,
-    peak_memory_mb,
-    reset_peak_memory,
+    measure_after_training,
+    static_measurements,
 )
+from mnistbench.engine.memory import out_of_memory_error
 from mnistbench.models import create_model, get_model_info
 from mnistbench.recipes import RecipeContext, check_protocol_config, run_protocol
 from mnistbench.store import RunRecord, Store
@@ -119,20 +115,6 @@ class _Collector(RunListener):
         self.run.status, self.run.metrics, self.run.error = status, dict(metrics), error
 
 
-def _static_measurements(
-    model: torch.nn.Module, input_shape: tuple[int, ...], device: str, count_flops: bool = True
-):
-    # count_flops is False for scikit-learn models: no forward pass before they are fitted.
-    flops = flops_per_sample(model, input_shape, device) if count_flops else None
-    return {
-        "params": count_parameters(model),
-        "params_total": count_parameters(model, trainable_only=False),
-        "flops_per_sample": flops,
-        "macs_per_sample": flops // 2 if flops is not None else None,
-        "model_size_bytes": model_size_bytes(model),
-    }
-
-
 def execute(
     config: RunConfig,
     listener: RunListener,
@@ -157,70 +139,68 @@ def execute(
     wall_started = time.perf_counter()
     info = get_model_info(config.model)
     check_protocol_config(info.protocol, config)  # before any row exists
-    if raw is None:
-        raw = load_dataset(config.dataset, data_dir=data_dir, download=download, progress=progress)
-    data = prepare_device_data(
-        raw,
-        config.device,
-        val_size=config.val_size,
-        seed=config.seed,
-        scaling=info.input_scaling,
-        subset=config.subset,
-    )
-    data = resize_data(data, config.image_size)
-    if final_test_only:
-        data = seal_test(data, f"this {config.model} run")
-    data_load_s = time.perf_counter() - wall_started
-    torch.manual_seed(config.seed)
-    model = create_model(config.model, num_classes=data.num_classes, **config.options())
-    model = place_model(model, config.device)
-    autocast = autocast_factory(config.device, config.precision)
-    input_shape = (info.input_shape[0], config.image_size, config.image_size)
-    metrics: dict[str, object] = _static_measurements(
-        model, input_shape, config.device, count_flops="sklearn" not in info.tags
-    )
-    metrics["data_load_s"] = data_load_s
-    metrics["test_protocol"] = "final_only" if final_test_only else "every_epoch"
-
-    listener.started(config, collect_environment(config.device))
-    energy = EnergyMeter() if measure_energy else None
-    try:
-        if energy:
-            energy.start()
-        reset_peak_memory(config.device)
-        context = RecipeContext(
-            model=model,
-            data=data,
-            config=config,
-            on_epoch=lambda record: listener.epoch(record.epoch, record.to_dict()),
-            add_artefact=listener.artefact,
-            progress=progress,
-            test_every_epoch=not final_test_only,
+    # peak memory and energy of the whole run, from data preparation to the latency pass
+    with RunMeter(config.device, measure_energy=measure_energy) as meter:
+        if raw is None:
+            raw = load_dataset(
+                config.dataset, data_dir=data_dir, download=download, progress=progress
+            )
+        data = prepare_device_data(
+            raw,
+            config.device,
+            val_size=config.val_size,
+            seed=config.seed,
+            scaling=info.input_scaling,
+            subset=config.subset,
         )
-        result = run_protocol(info.protocol, context)
-        metrics.update(_training_metrics(result, len(data.train), config, energy))
-        metrics.update(context.extra_metrics or {})
-        if result.status == "finished":
-            for batch_size in (1, 1000):
-                metrics[f"latency_batch{batch_size}_ms"] = inference_latency_ms(
-                    model, input_shape, batch_size, config.device, autocast
-                )
-            if result.last_test is not None:
-                matrix = confusion_matrix(
-                    data.test.labels, result.last_test.predictions, data.num_classes
-                )
-                listener.artefact("confusion_matrix", "json", json.dumps(matrix))
-        metrics["wall_time_s"] = time.perf_counter() - wall_started
-        listener.ended(result.status, metrics, result.message)
-    except KeyboardInterrupt:
-        listener.ended("interrupted", metrics, "interrupted (Ctrl-C or SIGTERM)")
-        raise
-    except BaseException as error:
-        listener.ended("failed", metrics, f"{type(error).__name__}: {error}")
-        raise
-    finally:
-        if energy:
-            energy.stop()  # idempotent; ends CodeCarbon's sampling thread on every way out
+        data = resize_data(data, config.image_size)
+        if final_test_only:
+            data = seal_test(data, f"this {config.model} run")
+        data_load_s = time.perf_counter() - wall_started
+        torch.manual_seed(config.seed)
+        model = create_model(config.model, num_classes=data.num_classes, **config.options())
+        model = place_model(model, config.device)
+        input_shape = (info.input_shape[0], config.image_size, config.image_size)
+        # all None for a scikit-learn model until it is fitted: measure_after_training takes them
+        metrics: dict[str, object] = static_measurements(model, input_shape, config.device)
+        metrics["data_load_s"] = data_load_s
+        metrics["test_protocol"] = "final_only" if final_test_only else "every_epoch"
+
+        listener.started(config, collect_environment(config.device))
+        try:
+            context = RecipeContext(
+                model=model,
+                data=data,
+                config=config,
+                on_epoch=lambda record: listener.epoch(record.epoch, record.to_dict()),
+                add_artefact=listener.artefact,
+                progress=progress,
+                test_every_epoch=not final_test_only,
+            )
+            result = run_protocol(info.protocol, context)
+            metrics.update(_training_metrics(result, len(data.train), config))
+            metrics.update(context.extra_metrics or {})
+            after, errors = measure_after_training(
+                model, config, input_shape, result, data, metrics, listener.artefact
+            )
+            metrics.update({**after, **errors, **meter.stop()})
+            metrics["wall_time_s"] = time.perf_counter() - wall_started
+            listener.ended(result.status, metrics, result.message)
+        except KeyboardInterrupt:
+            listener.ended("interrupted", metrics, "interrupted (Ctrl-C or SIGTERM)")
+            raise
+        except BaseException as error:
+            doing = (
+                f"running {config.model} (batch size {config.batch_size}, "
+                f"{config.image_size} px, {config.precision})"
+            )
+            oom = out_of_memory_error(error, device=config.device, doing=doing)
+            listener.ended(
+                "failed", metrics, str(oom) if oom else f"{type(error).__name__}: {error}"
+            )
+            if oom is not None:
+                raise oom from error
+            raise
 
 
 def run_config(
@@ -308,13 +288,9 @@ def record(store: Store, run: TrainedRun) -> RunRecord:
     return store.get_run(run_id)
 
 
-def _training_metrics(
-    result: FitResult, train_size: int, config: RunConfig, energy: EnergyMeter | None
-) -> dict[str, object]:
-    """Summary figures of a finished fit: accuracies, times, throughput, memory, energy."""
-    reading = energy.stop() if energy else None
+def _training_metrics(result: FitResult, train_size: int, config: RunConfig) -> dict[str, object]:
+    """Summary figures of a finished fit: accuracies, times, throughput."""
     summary = summarize_epochs(result.epochs, config.target_accuracy)
-    peak_mb, peak_kind = peak_memory_mb(config.device)
     total_train_time_s = summary.get("total_train_time_s")
     return {
         **summary,
@@ -322,9 +298,4 @@ def _training_metrics(
         "train_images_per_s": (
             train_size * len(result.epochs) / total_train_time_s if total_train_time_s else None
         ),
-        "peak_memory_mb": peak_mb,
-        "peak_memory_kind": peak_kind,
-        "energy_kwh": reading.energy_kwh if reading else None,
-        "energy_method": reading.method if reading else "disabled",
-        "energy_note": reading.reason if reading else "energy measurement turned off",
     }
