@@ -447,8 +447,11 @@ def test_measure_peaks_fills_every_precision_and_round_trips(tmp_path: Path) -> 
     measured = peaks.measure_peaks("cpu", sizes=(16,), repeats=1)
     assert set(measured.matmul_flops_per_s) == set(measured.conv_flops_per_s) == {"fp32", "bf16"}
     assert all(math.isfinite(v) and v > 0 for v in measured.matmul_flops_per_s.values())
-    peaks.save_peaks(measured, tmp_path / "p.json")
+    path = peaks.save_peaks(measured, tmp_path / "p.json")
     assert peaks.load_peaks("cpu", tmp_path / "p.json") == measured
+    table = peaks.describe_peaks(measured, path).splitlines()
+    assert [line.split()[0] for line in table[2:4]] == ["fp32", "bf16"]
+    assert table[-1].startswith(f"saved to {path}")
 
 
 def test_a_damaged_peak_cache_means_no_peak(tmp_path: Path) -> None:

@@ -83,6 +83,7 @@ def test_protocol_records_one_fit(store: Store, learnable_data_dir: Path) -> Non
     n_sv = m["support_vectors"]
     assert m["params"] == n_sv * (784 + 9) + 45 and m["model_size_bytes"] == 8 * m["params"]
     assert m["flops_per_sample"] == 2 * n_sv * 784 + 2 * n_sv * 45
+    assert m["train_flops_per_s"] is None and "solver" in m["fraction_of_peak_note"]
     assert m["latency_batch1_ms"] > 0
     (epoch,) = store.epochs(record.run_id)
     assert epoch["train_time_s"] == pytest.approx(m["fit_time_s"])

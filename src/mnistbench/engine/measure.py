@@ -320,6 +320,7 @@ def measure_after_training(
             precision=config.precision,
             batch_size=config.batch_size,
             peaks=load_peaks(device),
+            gradient_trained=getattr(model, "fitted_counts", None) is None,
         ),
     )
     return measured, errors

@@ -207,6 +207,27 @@ def measure_peaks(
     )
 
 
+def describe_peaks(peaks: Peaks, path: Path | None = None) -> str:
+    """The table `mnistbench bench peak` prints: GFLOP/s per precision, matmul and conv."""
+    machine = peaks.machine
+    conv = "{batch} x {channels}->{channels} ch, {kernel}x{kernel}, {size} px".format(**CONV_SHAPE)
+    lines = [
+        f"Peak FLOP rates of {machine['device_name']} ({machine['device']}, "
+        f"{machine['cpu_capability']}, {machine['torch_threads']} torch threads, torch "
+        f"{machine['torch_version']}), fingerprint {peaks.fingerprint}, {peaks.measured_at}",
+        f"{'precision':<10} {'matmul GFLOP/s':>15} {'conv GFLOP/s':>13}",
+    ]
+    for key, rate in peaks.matmul_flops_per_s.items():
+        conv_rate = peaks.conv_flops_per_s.get(key)
+        conv_text = f"{conv_rate / 1e9:13,.1f}" if conv_rate else f"{'-':>13}"
+        lines.append(f"{key:<10} {rate / 1e9:15,.1f} {conv_text}")
+    sizes = ", ".join(map(str, peaks.matmul_sizes))
+    lines.append(f"matmul: best of square sizes {sizes}; conv: {conv}; best of {peaks.repeats}")
+    if path is not None:
+        lines.append(f"saved to {path}: runs on this machine now report fraction_of_peak")
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------- a run's flop rate
 
 BENCH_PEAK_HINT = "run `mnistbench bench peak` once on this machine"
@@ -219,24 +240,27 @@ def training_flop_rate(
     precision: str,
     batch_size: int,
     peaks: Peaks | None,
+    gradient_trained: bool = True,
 ) -> dict[str, object]:
     """`train_flops_per_s` and `fraction_of_peak` from a run's metrics so far.
 
     Training FLOPs per image are estimated as 3 x the forward pass (backward = 2 x forward),
     the forward being `flops_per_sample` plus the batch-level setup shared by a training batch
-    (`batch_setup_flops / batch_size`, e.g. the spiking CNN's lookup table).
+    (`batch_setup_flops / batch_size`, e.g. the spiking CNN's lookup table). A model fitted by
+    a solver (`gradient_trained` False: the SVMs) has no such rate.
     """
     flops = metrics.get("flops_per_sample")
     images_per_s = metrics.get("train_images_per_s")
     key = precision_key(device, precision)
     rate = None
-    if flops is not None and images_per_s:
+    if flops is not None and images_per_s and gradient_trained:
         setup = metrics.get("batch_setup_flops") or 0
         rate = 3 * (flops + setup / batch_size) * images_per_s
     peak = peaks.peak_for(key) if peaks is not None else None
-    if rate is None:
-        why = "no FLOP count for this model" if flops is None else "no training throughput"
-        note: str | None = why
+    if not gradient_trained:
+        note: str | None = "fitted by a solver, not by forward and backward passes"
+    elif rate is None:
+        note = "no FLOP count for this model" if flops is None else "no training throughput"
     elif peaks is None:
         note = f"peak not measured for this machine and thread count: {BENCH_PEAK_HINT}"
     elif peak is None:

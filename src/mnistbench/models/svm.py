@@ -212,8 +212,9 @@ def _svc(kernel: str, C: float, max_iter: int, gamma: str | float) -> SVC:
         svc._validate_params()
     except (ValueError, TypeError) as error:  # sklearn's InvalidParameterError is both
         raise ConfigError(
-            f"Invalid model option for the {kernel} SVM: {error}. Give numbers in range, e.g. "
-            "--model-option C=10 --model-option max_iter=-1 (no cap) --model-option gamma=scale."
+            f"Invalid model option for the {kernel} SVM: {str(error).rstrip('.')}. Give "
+            "values in range, e.g. --model-option C=10 --model-option max_iter=-1 (no cap) "
+            "--model-option gamma=scale."
         ) from None
     return svc
 
