@@ -188,8 +188,7 @@ def chunk_rows(
         raise OutOfMemoryError(
             f"{what} needs {bytes_per_row / _MB:,.0f} MB for a single row, but only "
             f"{available / _MB:,.0f} MB of {_memory_name(device)} is free. Free memory (stop "
-            "other runs or workers), or make the problem smaller (--subset, --image-size, "
-            "fewer support vectors through --model-option max_iter=...)."
+            "other runs or workers), or make the problem smaller (--subset, --image-size)."
         )
     budget = min(available * fraction, max_chunk_bytes)
     return max(1, min(total_rows, int(budget // max(bytes_per_row, 1))))
