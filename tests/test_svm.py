@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from mnistbench.config import make_config
-from mnistbench.errors import ConfigError
+from mnistbench.engine import memory
+from mnistbench.engine.measure import static_measurements
+from mnistbench.errors import ConfigError, OutOfMemoryError
 from mnistbench.experiments import run_config
 from mnistbench.models import create_model, get_model_info
 from mnistbench.store import Store
@@ -78,7 +80,12 @@ def test_sklearn_fit_records_one_fit(store: Store, learnable_data_dir: Path) -> 
     assert m["train_images"] == 1000 and m["support_vectors"] > 0
     assert 0 < m["solver_iterations"] <= 1000
     assert m["test_accuracy"] > 0.95 and m["best_val_accuracy"] > 0.95
-    assert m["params"] == 0 and m["flops_per_sample"] is None
+    # measured after the fit: 784 pixels and 9 dual coefficients per support vector, 45
+    # intercepts (one per pair of classes), float64; FLOPs of the kernel and decision matmuls
+    n_sv = m["support_vectors"]
+    assert m["params"] == n_sv * (784 + 9) + 45 and m["model_size_bytes"] == 8 * m["params"]
+    assert m["flops_per_sample"] == 2 * n_sv * 784 + 2 * n_sv * 45
+    assert m["train_flops_per_s"] is None and "solver" in m["fraction_of_peak_note"]
     assert m["latency_batch1_ms"] > 0
     (epoch,) = store.epochs(record.run_id)
     assert epoch["train_time_s"] == pytest.approx(m["fit_time_s"])
@@ -103,5 +110,64 @@ def test_settings_it_cannot_honour_fail_before_a_row(
 ) -> None:
     config = make_config("svm_rbf", val_size=200, **overrides)
     with pytest.raises(ConfigError, match=text):
+        run_config(config, store, data_dir=learnable_data_dir, progress=False)
+    assert store.list_runs() == []
+
+
+def _tiny_fitted(kernel: str = "svm_rbf"):
+    """3 classes of 2x2 images (4 features), 30 training images."""
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.arange(30) % 3
+    images = torch.rand(30, 1, 2, 2, generator=generator) + labels.view(-1, 1, 1, 1) / 3
+    model = create_model(kernel, num_classes=3)
+    model.fit_estimator(images, labels)
+    return model, images
+
+
+@pytest.mark.parametrize("kernel", ["svm_rbf", "svm_poly"])
+def test_fitted_svm_counts_by_hand(kernel: str) -> None:
+    model, _ = _tiny_fitted(kernel)
+    n_sv = model.head.estimator.support_vectors_.shape[0]
+    features, classes, pairs = 4, 3, 3
+    figures = static_measurements(model, (1, 2, 2), "cpu")
+    values = n_sv * features + (classes - 1) * n_sv + pairs  # SVs, dual coefs, intercepts
+    assert figures["params"] == figures["params_total"] == values
+    assert figures["model_size_bytes"] == 8 * values  # float64
+    # per image: kernel row x @ SV^T (n_SV x 4 MACs), decisions k @ coef^T (n_SV x 3 MACs)
+    assert figures["flops_per_sample"] == 2 * n_sv * features + 2 * n_sv * pairs
+    assert figures["batch_setup_flops"] == 0
+
+
+def test_prediction_runs_in_chunks_sized_to_free_memory(monkeypatch) -> None:
+    model, images = _tiny_fitted()
+    whole = model.head.pair_decisions(images.flatten(1))
+    per_row = model.head.bytes_per_row(4)
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device="cpu": 4 * 7 * per_row)
+    rows_seen: list[int] = []
+    kernel = model.head._kernel
+    monkeypatch.setattr(model.head, "_kernel", lambda x: rows_seen.append(len(x)) or kernel(x))
+    chunked = model.head.pair_decisions(images.flatten(1))
+    assert rows_seen == [7, 7, 7, 7, 2]  # a quarter of the free memory per chunk
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=0)
+
+
+def test_prediction_that_cannot_fit_is_a_clear_error(monkeypatch) -> None:
+    model, images = _tiny_fitted()
+    monkeypatch.setattr(memory, "available_memory_bytes", lambda device="cpu": 10)
+    with pytest.raises(OutOfMemoryError, match=r"SVM prediction against .* support vectors"):
+        model.predict(images)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "text"),
+    [("C", -1, "'C' parameter"), ("max_iter", "abc", "'max_iter' parameter")],
+)
+def test_bad_estimator_options_fail_before_a_row(
+    store: Store, learnable_data_dir: Path, option: str, value, text: str
+) -> None:
+    with pytest.raises(ConfigError, match=text):
+        create_model("svm_rbf", **{option: value})
+    config = make_config("svm_rbf", val_size=200, model_options={option: value})
+    with pytest.raises(ConfigError, match="Invalid model option for the rbf SVM"):
         run_config(config, store, data_dir=learnable_data_dir, progress=False)
     assert store.list_runs() == []

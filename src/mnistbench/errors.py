@@ -31,3 +31,7 @@ class StoreFullError(StoreError):
 
 class SealedTestSetError(MnistbenchError):
     """Something read the test set before a run's one final score (speed and record rules)."""
+
+
+class OutOfMemoryError(MnistbenchError):
+    """The run needed more memory (host RAM or GPU memory) than the machine had free."""

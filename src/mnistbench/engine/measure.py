@@ -1,23 +1,74 @@
-"""What a run measures besides accuracy: size, FLOPs, latency, memory, energy, environment."""
+"""What a run measures besides accuracy: size, FLOPs, latency, memory, energy, FLOP rate.
+
+`static_measurements` sizes the model before training (after it, for fitted estimators);
+`RunMeter` holds the whole-run meters (peak memory, energy); `measure_after_training` takes the
+figures that need the trained model, each of which may fail without failing the run;
+`measurement_methods` says in one sentence per figure how it was obtained (stored with the
+run's model card, under MEASUREMENT_VERSION).
+"""
 
 from __future__ import annotations
 
-import logging
-import os
-import platform
-import resource
+import json
 import statistics
-import subprocess
 import time
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from mnistbench.engine.device import denormal_flush_state, synchronize
+from mnistbench.engine.device import autocast_factory, synchronize
+from mnistbench.engine.energy import EnergyMeter, disabled_reading
+from mnistbench.engine.environment import (  # re-exported: benchmarks import them from here
+    collect_environment,
+    cpu_description,
+    cpu_model_name,
+    cpu_native_bf16,
+)
+from mnistbench.engine.memory import (
+    PeakMemoryMeter,
+    device_data_bytes,
+    out_of_memory_error,
+    release_cached_memory,
+)
+from mnistbench.engine.peaks import load_peaks, training_flop_rate
+from mnistbench.engine.summary import confusion_matrix
+
+if TYPE_CHECKING:
+    from mnistbench.config import RunConfig
+    from mnistbench.data import DeviceData
+    from mnistbench.engine.loop import FitResult
+
+__all__ = [
+    "MEASUREMENT_VERSION",
+    "RunMeter",
+    "collect_environment",
+    "count_parameters",
+    "cpu_description",
+    "cpu_model_name",
+    "cpu_native_bf16",
+    "flop_counts",
+    "flops_per_sample",
+    "inference_latency_ms",
+    "measure_after_training",
+    "measurement_methods",
+    "model_size_bytes",
+    "static_measurements",
+]
+
+# 1: commit 5ae60b7 and before. 2: run-scoped peak memory, whole-run energy with its scope and
+# a measured/estimated flag, per-sample FLOPs (batch setup apart), state_dict size, fitted SVMs
+# measured after the fit, training FLOP rate and fraction of peak.
+MEASUREMENT_VERSION = 2
+
+LATENCY_BATCH_SIZES = (1, 1000)
+_MB = 2**20
+
+
+# ------------------------------------------------------------------------------ size, FLOPs
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -25,9 +76,14 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
 
 
 def model_size_bytes(model: nn.Module) -> int:
-    """Bytes of every parameter and buffer (BatchNorm statistics included), as stored."""
-    tensors = [*model.parameters(), *model.buffers()]
-    return sum(t.numel() * t.element_size() for t in tensors)
+    """Bytes that `torch.save(model.state_dict())` stores: parameters and persistent buffers
+    (BatchNorm statistics), each storage once (tied weights count once). Non-persistent
+    buffers, such as the spiking CNN's lookup table rebuilt from constants, are not saved."""
+    storages: dict[tuple[torch.device, int], int] = {}
+    for tensor in model.state_dict().values():
+        storage = tensor.untyped_storage()
+        storages[(tensor.device, storage.data_ptr())] = storage.nbytes()
+    return sum(storages.values())
 
 
 def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, **kwargs) -> int:
@@ -41,17 +97,49 @@ def _onednn_rnn_layer_flops(input_shape, input_weight_shape, hidden_weight_shape
     return 2 * steps_times_batch * gate_width * (input_weight_shape[1] + hidden_weight_shape[1])
 
 
-# torch 2.13's counter has no formula for two fused CPU kernels and counts them as 0: attention
-# (pytorch/pytorch#195460, fixed after 2.13; given the CUDA kernels' formula here) and the
-# oneDNN LSTM layer that nn.LSTM runs in inference.
+def _cudnn_rnn_flops(input_shape, weight_shapes, weight_stride0, *args, **kwargs) -> int:
+    """cuDNN's whole RNN (every layer and direction) in one op: per layer and direction the
+    same count as the oneDNN layer, plus an LSTM's projection (proj_size) where present."""
+    tokens = 1
+    for size in input_shape[:-1]:  # (T, B, in), (B, T, in) or packed (sum of lengths, in)
+        tokens *= size
+    flops = 0
+    # weights per layer and direction: w_ih, w_hh[, b_ih, b_hh][, w_hr]: a projection makes
+    # the group odd-sized (3 without biases, 5 with)
+    for start in range(0, len(weight_shapes), weight_stride0):
+        w_ih, w_hh = weight_shapes[start], weight_shapes[start + 1]
+        flops += 2 * tokens * w_ih[0] * (w_ih[1] + w_hh[1])
+        if weight_stride0 % 2 == 1:
+            w_hr = weight_shapes[start + weight_stride0 - 1]
+            flops += 2 * tokens * w_hr[0] * w_hr[1]
+    return flops
+
+
+# torch 2.13's counter has no formula for three fused kernels and counts them as 0: CPU
+# attention (pytorch/pytorch#195460, fixed after 2.13; given the CUDA kernels' formula here),
+# the oneDNN LSTM layer that nn.LSTM/GRU/RNN run in inference on the CPU, and cuDNN's RNN.
 _EXTRA_FLOP_FORMULAS = {
     torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_flash_attention_flops,
     torch.ops.aten.mkldnn_rnn_layer: _onednn_rnn_layer_flops,
+    torch.ops.aten._cudnn_rnn: _cudnn_rnn_flops,
 }
 
 
-def flops_per_sample(model: nn.Module, input_shape: tuple[int, ...], device: str) -> int:
-    """Forward-pass FLOPs for one image, counted by torch.utils.flop_counter (1 MAC = 2 FLOPs)."""
+def _forward_flops(model: nn.Module, input_shape: tuple[int, ...], device: str, batch: int) -> int:
+    counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS)
+    with torch.no_grad(), counter:
+        model(torch.zeros(batch, *input_shape, device=device))
+    return int(counter.get_total_flops())
+
+
+def flop_counts(model: nn.Module, input_shape: tuple[int, ...], device: str) -> tuple[int, int]:
+    """(forward FLOPs per image, FLOPs per batch whatever its size), by torch.utils.flop_counter
+    (matmuls, convolutions and attention; 1 MAC = 2 FLOPs; elementwise ops are not counted).
+
+    Counted at batch 1 and batch 2: the difference is the per-image work, and what is left at
+    batch 1 is the per-batch setup, such as the spiking CNN's 2^16-row lookup table, built once
+    per forward (charged to every image it was 2.4x the real per-image count).
+    """
     was_training = model.training
     mha_fastpath = torch.backends.mha.get_fastpath_enabled()
     model.eval()
@@ -59,13 +147,57 @@ def flops_per_sample(model: nn.Module, input_shape: tuple[int, ...], device: str
     # (the ViT counted 0.2 MFLOPs instead of 57.8); the unfused path computes the same thing.
     torch.backends.mha.set_fastpath_enabled(False)
     try:
-        counter = FlopCounterMode(display=False, custom_mapping=_EXTRA_FLOP_FORMULAS)
-        with torch.no_grad(), counter:
-            model(torch.zeros(1, *input_shape, device=device))
-        return int(counter.get_total_flops())
+        one = _forward_flops(model, input_shape, device, 1)
+        two = _forward_flops(model, input_shape, device, 2)
     finally:
         torch.backends.mha.set_fastpath_enabled(mha_fastpath)
         model.train(was_training)
+    per_image = two - one
+    return per_image, one - per_image
+
+
+def flops_per_sample(model: nn.Module, input_shape: tuple[int, ...], device: str) -> int:
+    """Forward FLOPs of one image, per-batch setup left out (see `flop_counts`)."""
+    return flop_counts(model, input_shape, device)[0]
+
+
+STATIC_KEYS = (
+    "params",
+    "params_total",
+    "flops_per_sample",
+    "macs_per_sample",
+    "batch_setup_flops",
+    "model_size_bytes",
+)
+
+
+def static_measurements(
+    model: nn.Module, input_shape: tuple[int, ...], device: str
+) -> dict[str, object]:
+    """Parameters, FLOPs and size of `model`. A fitted estimator (models/svm.py) counts its
+    own stored values through `fitted_counts()`, which is None before the fit: then every
+    figure is None here, and `measure_after_training` takes them once it is fitted."""
+    fitted_counts = getattr(model, "fitted_counts", None)
+    if fitted_counts is not None:
+        counts = fitted_counts()
+        if counts is None:
+            return dict.fromkeys(STATIC_KEYS)
+    else:
+        counts = {
+            "params": count_parameters(model),
+            "params_total": count_parameters(model, trainable_only=False),
+            "model_size_bytes": model_size_bytes(model),
+        }
+    flops, setup = flop_counts(model, input_shape, device)
+    return {
+        **counts,
+        "flops_per_sample": flops,
+        "macs_per_sample": flops // 2,
+        "batch_setup_flops": setup,
+    }
+
+
+# ---------------------------------------------------------------------------------- latency
 
 
 def inference_latency_ms(
@@ -100,142 +232,160 @@ def inference_latency_ms(
     return statistics.median(timings_s) * 1000.0
 
 
-def reset_peak_memory(device: str) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
+# -------------------------------------------------------------------------- the whole run
+
+RUN_SCOPE = (
+    "The whole run, from data preparation to the latency pass: model build, FLOP count, "
+    "training, evaluation, the protocol's probes and the post-training measurements (a sweep "
+    "reads the data files once, in its driver, outside every run)"
+)
 
 
-def peak_memory_mb(device: str) -> tuple[float, str]:
-    """Peak memory and what it is: CUDA allocator peak, or the process's peak resident set."""
-    if torch.device(device).type == "cuda":
-        return torch.cuda.max_memory_allocated() / 2**20, "cuda_max_allocated"
-    # ru_maxrss is KiB on Linux, bytes on macOS; it covers the whole process (data included)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    scale = 1 / 2**20 if platform.system() == "Darwin" else 1 / 2**10
-    return rss * scale, "process_peak_rss"
+class RunMeter:
+    """Peak memory and energy of one whole run, as a context manager: entered before the data
+    is prepared; `stop()` reads both once the last measurement is taken (exit stops them on
+    every way out)."""
+
+    def __init__(self, device: str, *, measure_energy: bool = True):
+        self.memory = PeakMemoryMeter(device)
+        self.energy = EnergyMeter(RUN_SCOPE, device=device) if measure_energy else None
+
+    def __enter__(self) -> RunMeter:
+        self.memory.start()
+        if self.energy is not None:
+            self.energy.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> dict[str, object]:
+        """peak_memory_* and energy_* metrics; later calls return the same figures."""
+        reading = self.energy.stop() if self.energy else disabled_reading(RUN_SCOPE)
+        return {**self.memory.stop(), **reading.as_metrics()}
 
 
-@dataclass
-class EnergyReading:
-    energy_kwh: float | None
-    method: str  # how CodeCarbon measured (hardware list), or "unavailable"
-    reason: str | None = None  # why energy_kwh is None
-
-
-class EnergyMeter:
-    """CodeCarbon's offline tracker around a block of work; never fails the run.
-
-    Offline mode needs no network (country given explicitly). On machines without RAPL or NVML,
-    CodeCarbon estimates CPU power from its TDP table and the measured load; `method` says so.
+def measure_after_training(
+    model: nn.Module,
+    config: RunConfig,
+    input_shape: tuple[int, ...],
+    result: FitResult,
+    data: DeviceData,
+    metrics: Mapping[str, object],
+    add_artefact: Callable[[str, str, bytes | str], None],
+) -> tuple[dict[str, object], dict[str, str]]:
+    """The figures taken once training is over: size and FLOPs of a model that could only be
+    measured fitted, the data's bytes on the device, latency at batch 1 and 1000, the
+    confusion matrix (an artefact), and the training FLOP rate against the machine's cached
+    peak. Returns (metrics, errors): a measurement that raises is None in metrics and its
+    reason is in errors as `<metric>_error`; none of them can change the run's status.
     """
+    measured: dict[str, object] = {}
+    errors: dict[str, str] = {}
+    device = config.device
 
-    def __init__(self, country_iso_code: str = "USA", measure_power_secs: float = 5.0):
-        self._tracker = None
-        self._error: str | None = None
-        self._reading: EnergyReading | None = None
+    def attempt(names: tuple[str, ...], compute: Callable[[], dict[str, object]]) -> None:
         try:
-            from codecarbon import OfflineEmissionsTracker
+            measured.update(compute())
+        except Exception as error:  # Ctrl-C still ends the run
+            doing = f"measuring {names[0]} of the trained {config.model}"
+            oom = out_of_memory_error(error, device=device, doing=doing)
+            if oom is not None:
+                release_cached_memory(device)
+            for name in names:
+                measured.setdefault(name, None)
+                errors[f"{name}_error"] = str(oom) if oom else f"{type(error).__name__}: {error}"
 
-            # codecarbon sets its logger to INFO on import; its start-up chatter is not ours
-            logging.getLogger("codecarbon").setLevel(logging.ERROR)
-
-            self._tracker = OfflineEmissionsTracker(
-                country_iso_code=country_iso_code,
-                output_methods=[],  # the figures go to our store, not to emissions.csv
-                log_level="error",
-                measure_power_secs=measure_power_secs,
-                tracking_mode="process",
+    if metrics.get("flops_per_sample") is None and metrics.get("params") is None:
+        attempt(STATIC_KEYS, lambda: static_measurements(model, input_shape, device))
+    attempt(("data_on_device_mb",), lambda: {"data_on_device_mb": _data_mb(data)})
+    if result.status == "finished":
+        autocast = autocast_factory(device, config.precision)
+        for batch in LATENCY_BATCH_SIZES:
+            name = f"latency_batch{batch}_ms"
+            attempt(
+                (name,),
+                lambda name=name, batch=batch: {
+                    name: inference_latency_ms(model, input_shape, batch, device, autocast)
+                },
             )
-        except Exception as error:  # CodeCarbon's failures must not end a training run
-            self._error = f"{type(error).__name__}: {error}"
-
-    def start(self) -> None:
-        if self._tracker is None:
-            return
-        try:
-            self._tracker.start()
-        except Exception as error:
-            self._error, self._tracker = f"{type(error).__name__}: {error}", None
-
-    def stop(self) -> EnergyReading:
-        """End the measurement (its background thread too); later calls return the same reading."""
-        if self._reading is not None:
-            return self._reading
-        if self._tracker is None:
-            reading = EnergyReading(None, "unavailable", self._error or "codecarbon not started")
-        else:
-            try:
-                self._tracker.stop()
-                data = self._tracker.final_emissions_data
-                hardware = ", ".join(str(h) for h in getattr(self._tracker, "_hardware", []))
-                reading = EnergyReading(float(data.energy_consumed), f"codecarbon {hardware}")
-            except Exception as error:
-                reading = EnergyReading(None, "unavailable", f"{type(error).__name__}: {error}")
-        self._reading = reading
-        return reading
+        if result.last_test is not None:
+            attempt(("confusion_matrix",), lambda: _confusion_artefact(data, result, add_artefact))
+            measured.pop("confusion_matrix", None)  # an artefact, not a metric
+    attempt(
+        ("train_flops_per_s", "fraction_of_peak"),
+        lambda: training_flop_rate(
+            {**metrics, **measured},
+            device=device,
+            precision=config.precision,
+            batch_size=config.batch_size,
+            peaks=load_peaks(device),
+            gradient_trained=getattr(model, "fitted_counts", None) is None,
+        ),
+    )
+    return measured, errors
 
 
-def cpu_model_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def _data_mb(data: DeviceData) -> float:
+    # a sealed test split (records) shows only its size, so count it in rows of train's shape
+    rows = sum(len(split) for split in (data.train, data.val, data.test) if split is not None)
+    per_row = device_data_bytes([data.train]) / max(len(data.train), 1)
+    return rows * per_row / _MB
 
 
-def cpu_native_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 or AMX): there bf16
-    autocast can be several times faster; elsewhere it is emulated and slower than fp32."""
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a private op: absent from some builds
-        return False
+def _confusion_artefact(data: DeviceData, result: FitResult, add_artefact) -> dict[str, object]:
+    matrix = confusion_matrix(data.test.labels, result.last_test.predictions, data.num_classes)
+    add_artefact("confusion_matrix", "json", json.dumps(matrix))
+    return {}
 
 
-def cpu_description() -> str:
-    """The CPU's model name, its SIMD level as torch dispatches it, and native bf16 or not:
-    machines with the same model name (VMs say just "AMD EPYC") can differ in both."""
-    bf16 = "native bf16" if cpu_native_bf16() else "no native bf16"
-    return f"{cpu_model_name()} ({torch.backends.cpu.get_cpu_capability()}, {bf16})"
+# ------------------------------------------------------------------------------- methods
 
 
-def git_sha() -> str | None:
-    """The project's commit, when it runs from a git checkout."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return result.stdout.strip() or None if result.returncode == 0 else None
-
-
-def collect_environment(device: str) -> dict[str, object]:
-    """Provenance stored with every run."""
-    from mnistbench import __version__
-
-    kind = torch.device(device).type
-    device_name = torch.cuda.get_device_name() if kind == "cuda" else cpu_model_name()
+def measurement_methods(device: str) -> dict[str, str]:
+    """How each figure of a run on `device` is measured, one sentence each (the model card's
+    `measurement.methods`, with `measurement.version` = MEASUREMENT_VERSION)."""
+    cuda = torch.device(device).type == "cuda"
+    peak_memory = (
+        "torch.cuda.max_memory_allocated on the run's GPU, reset at the run's start: tensors "
+        "only (the data on the device included, see data_on_device_mb; not the allocator's "
+        "cache or the CUDA context); peak_host_rss_mb is the host side"
+        if cuda
+        else "The process's peak resident memory during the run (Linux VmHWM reset at the "
+        "run's start after freeing unused heap; elsewhere RSS sampled every 10 ms, kind "
+        "run_peak_rss_sampled); it includes what the process held before the run "
+        "(memory_at_start_mb) and the data (data_on_device_mb)"
+    )
     return {
-        "mnistbench_version": __version__,
-        "git_sha": git_sha(),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "hostname": platform.node(),
-        "device": kind,
-        "device_name": device_name,
-        "cpu_model": cpu_model_name(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "cpu_native_bf16": cpu_native_bf16(),
-        "cpu_flush_denormal": denormal_flush_state(),  # engine.device.flush_denormals
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "params": "Trainable parameters (params_total: all); a fitted SVM counts its support "
+        "vectors x features plus its dual coefficients and intercepts.",
+        "flops_per_sample": "Forward FLOPs of one image (1 MAC = 2 FLOPs) counted by "
+        "torch.utils.flop_counter on matmuls, convolutions and attention (elementwise ops not "
+        "counted), as the count at batch 2 minus batch 1; work done once per batch is "
+        "batch_setup_flops.",
+        "model_size_bytes": "Bytes of the state_dict (parameters and persistent buffers, each "
+        "storage once); a fitted SVM: its float64 support vectors, dual coefficients and "
+        "intercepts.",
+        "peak_memory_mb": peak_memory + ".",
+        "energy_kwh": "CodeCarbon (offline) over the whole run, from data preparation to the "
+        "latency pass; energy_scope says which hardware was read and how, energy_measured "
+        "whether every processor part came from a counter (RAPL, NVML, powermetrics) rather "
+        "than CodeCarbon's TDP x load model, which makes energy proportional to time; RAM is "
+        "always modelled."
+        + (
+            " On a GPU only the run's own device is read, but its counter is the whole device's."
+            if cuda
+            else ""
+        ),
+        "latency_batch1_ms": "Median of up to 50 synchronised forward passes on zeros after 2 "
+        "warm-ups, in eval mode and the run's precision, on the eager model; likewise "
+        "latency_batch1000_ms.",
+        "time_per_epoch_s": "Median over epochs of the training steps' wall time, device "
+        "synchronised before and after; evaluation is timed apart (eval_time_s).",
+        "train_flops_per_s": "Estimate: 3 x forward FLOPs per image (backward = 2 x forward, "
+        "not measured), batch setup amortised over the batch, x training images per second.",
+        "fraction_of_peak": "train_flops_per_s / the best matmul or conv rate that `mnistbench "
+        "bench peak` measured on this machine (same fingerprint) at the run's precision (TF32 "
+        "for fp32 on a GPU that allows it); null with fraction_of_peak_note when no peak is "
+        "cached.",
     }

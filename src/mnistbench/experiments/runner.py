@@ -9,7 +9,6 @@ never touch the store) that the driver writes with `record`.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,18 +26,15 @@ from mnistbench.data import (
     resize_data,
     seal_test,
 )
-from mnistbench.engine import FitResult, autocast_factory, confusion_matrix, summarize_epochs
+from mnistbench.engine import FitResult, summarize_epochs
 from mnistbench.engine.device import place_model
 from mnistbench.engine.measure import (
-    EnergyMeter,
+    RunMeter,
     collect_environment,
-    count_parameters,
-    flops_per_sample,
-    inference_latency_ms,
-    model_size_bytes,
-    peak_memory_mb,
-    reset_peak_memory,
+    measure_after_training,
+    static_measurements,
 )
+from mnistbench.engine.memory import out_of_memory_error
 from mnistbench.models import ModelInfo, build_model, check_model_output, resolve_model
 from mnistbench.recipes import (
     RecipeContext,
@@ -173,20 +169,6 @@ class _Collector(RunListener):
         self.run.status, self.run.metrics, self.run.error = status, dict(metrics), error
 
 
-def _static_measurements(
-    model: torch.nn.Module, input_shape: tuple[int, ...], device: str, count_flops: bool = True
-):
-    # count_flops is False for scikit-learn models: no forward pass before they are fitted.
-    flops = flops_per_sample(model, input_shape, device) if count_flops else None
-    return {
-        "params": count_parameters(model),
-        "params_total": count_parameters(model, trainable_only=False),
-        "flops_per_sample": flops,
-        "macs_per_sample": flops // 2 if flops is not None else None,
-        "model_size_bytes": model_size_bytes(model),
-    }
-
-
 def checked_model(config: RunConfig, info: ModelInfo) -> torch.nn.Module:
     """`config`'s model, built, placed and checked: its recipe can honour the settings, it has
     what the recipe's stages need, and it maps a probe batch to one score per class. Every
@@ -235,78 +217,71 @@ def execute(
     wall_started = time.perf_counter()
     final_test_only = final_test_only or config.test_policy == "final_only"
     info = info or resolve_model(config.model, config.recipe_of)
-    recipe = info.recipe
     input_shape = (info.input_shape[0], config.image_size, config.image_size)
     torch.manual_seed(config.seed)
     model = checked_model(config, info)
-    stages = stages_of(recipe, config)
-    fits_first = any(get_stage_kind(stage.kind).fits_before_forward for stage in stages)
-    data_started = time.perf_counter()
-    if raw is None:
-        raw = load_dataset(config.dataset, data_dir=data_dir, download=download, progress=progress)
-    data = prepare_device_data(
-        raw,
-        config.device,
-        val_size=config.val_size,
-        seed=config.seed,
-        scaling=info.input_scaling,
-        subset=config.subset,
-    )
-    data = resize_data(data, config.image_size)
-    if final_test_only:
-        data = seal_test(data, f"this {config.model} run")
-    data_load_s = time.perf_counter() - data_started
-    autocast = autocast_factory(config.device, config.precision)
-    # an estimator answers forward() only once fitted: no FLOPs to count before training
-    metrics: dict[str, object] = _static_measurements(
-        model, input_shape, config.device, count_flops=not fits_first
-    )
-    metrics["data_load_s"] = data_load_s
-    metrics["test_protocol"] = "final_only" if final_test_only else "every_epoch"
-    model_card = build_model_card(info, config, model)
-
-    listener.started(config, collect_environment(config.device), model_card)
-    energy = EnergyMeter() if measure_energy else None
-    try:
-        if energy:
-            energy.start()
-        reset_peak_memory(config.device)
-        context = RecipeContext(
-            model=model,
-            data=data,
-            config=config,
-            on_epoch=lambda record: listener.epoch(record.epoch, record.to_dict()),
-            add_artefact=listener.artefact,
-            progress=progress,
-            test_policy="final_only" if final_test_only else "every_epoch",
-            options=config.options(),
+    # peak memory and energy of the whole run, from data preparation to the latency pass
+    with RunMeter(config.device, measure_energy=measure_energy) as meter:
+        data_started = time.perf_counter()
+        if raw is None:
+            raw = load_dataset(
+                config.dataset, data_dir=data_dir, download=download, progress=progress
+            )
+        data = prepare_device_data(
+            raw,
+            config.device,
+            val_size=config.val_size,
+            seed=config.seed,
+            scaling=info.input_scaling,
+            subset=config.subset,
         )
-        result = run_recipe(context, recipe)
-        metrics.update(_training_metrics(result, len(data.train), config, energy))
-        # the recipe's per-stage figures and, for a recipe of several stages, the headline
-        # stage's time per epoch, epochs and throughput (the summary above mixes stages)
-        metrics.update(context.metrics)
-        if result.status == "finished":
-            for batch_size in (1, 1000):
-                metrics[f"latency_batch{batch_size}_ms"] = inference_latency_ms(
-                    model, input_shape, batch_size, config.device, autocast
-                )
-            if result.last_test is not None:
-                matrix = confusion_matrix(
-                    data.test.labels, result.last_test.predictions, data.num_classes
-                )
-                listener.artefact("confusion_matrix", "json", json.dumps(matrix))
-        metrics["wall_time_s"] = time.perf_counter() - wall_started
-        listener.ended(result.status, metrics, result.message)
-    except KeyboardInterrupt:
-        listener.ended("interrupted", metrics, "interrupted (Ctrl-C or SIGTERM)")
-        raise
-    except BaseException as error:
-        listener.ended("failed", metrics, f"{type(error).__name__}: {error}")
-        raise
-    finally:
-        if energy:
-            energy.stop()  # idempotent; ends CodeCarbon's sampling thread on every way out
+        data = resize_data(data, config.image_size)
+        if final_test_only:
+            data = seal_test(data, f"this {config.model} run")
+        # all None for a scikit-learn model until it is fitted: measure_after_training takes them
+        metrics: dict[str, object] = static_measurements(model, input_shape, config.device)
+        metrics["data_load_s"] = time.perf_counter() - data_started
+        metrics["test_protocol"] = "final_only" if final_test_only else "every_epoch"
+        model_card = build_model_card(info, config, model)
+
+        listener.started(config, collect_environment(config.device), model_card)
+        try:
+            context = RecipeContext(
+                model=model,
+                data=data,
+                config=config,
+                on_epoch=lambda record: listener.epoch(record.epoch, record.to_dict()),
+                add_artefact=listener.artefact,
+                progress=progress,
+                test_policy="final_only" if final_test_only else "every_epoch",
+                options=config.options(),
+            )
+            result = run_recipe(context, info.recipe)
+            metrics.update(_training_metrics(result, len(data.train), config))
+            # the recipe's per-stage figures and, for a recipe of several stages, the headline
+            # stage's time per epoch, epochs and throughput (the summary above mixes stages)
+            metrics.update(context.metrics)
+            after, errors = measure_after_training(
+                model, config, input_shape, result, data, metrics, listener.artefact
+            )
+            metrics.update({**after, **errors, **meter.stop()})
+            metrics["wall_time_s"] = time.perf_counter() - wall_started
+            listener.ended(result.status, metrics, result.message)
+        except KeyboardInterrupt:
+            listener.ended("interrupted", metrics, "interrupted (Ctrl-C or SIGTERM)")
+            raise
+        except BaseException as error:
+            doing = (
+                f"running {config.model} (batch size {config.batch_size}, "
+                f"{config.image_size} px, {config.precision})"
+            )
+            oom = out_of_memory_error(error, device=config.device, doing=doing)
+            listener.ended(
+                "failed", metrics, str(oom) if oom else f"{type(error).__name__}: {error}"
+            )
+            if oom is not None:
+                raise oom from error
+            raise
 
 
 def train_config(
@@ -360,13 +335,9 @@ def record(store: Store, run: TrainedRun) -> RunRecord:
     return store.get_run(run_id)
 
 
-def _training_metrics(
-    result: FitResult, train_size: int, config: RunConfig, energy: EnergyMeter | None
-) -> dict[str, object]:
-    """Summary figures of a finished fit: accuracies, times, throughput, memory, energy."""
-    reading = energy.stop() if energy else None
+def _training_metrics(result: FitResult, train_size: int, config: RunConfig) -> dict[str, object]:
+    """Summary figures of a finished fit: accuracies, times, throughput."""
     summary = summarize_epochs(result.epochs, config.target_accuracy)
-    peak_mb, peak_kind = peak_memory_mb(config.device)
     total_train_time_s = summary.get("total_train_time_s")
     return {
         **summary,
@@ -374,9 +345,4 @@ def _training_metrics(
         "train_images_per_s": (
             train_size * len(result.epochs) / total_train_time_s if total_train_time_s else None
         ),
-        "peak_memory_mb": peak_mb,
-        "peak_memory_kind": peak_kind,
-        "energy_kwh": reading.energy_kwh if reading else None,
-        "energy_method": reading.method if reading else "disabled",
-        "energy_note": reading.reason if reading else "energy measurement turned off",
     }

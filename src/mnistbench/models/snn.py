@@ -193,7 +193,9 @@ def binary_conv_pool(spikes: torch.Tensor, conv: nn.Conv2d, bits: torch.Tensor) 
     powers = (2.0 ** torch.arange(16, device=spikes.device, dtype=spikes.dtype)).view(1, 1, 4, 4)
     with torch.autocast(spikes.device.type, enabled=False):  # codes up to 65535: not in bf16
         codes = F.conv2d(spikes, powers, padding=1, stride=2)
-    codes = codes.view(-1).long()  # (N*14*14,)
+    # round, not truncate: exact on the CPU, but a cuDNN algorithm (FFT, Winograd) may return
+    # 65534.999 for 65535, which .long() alone would turn into the wrong table row
+    codes = codes.view(-1).round().long()  # (N*14*14,)
     weight = conv.weight.reshape(conv.out_channels, 9)  # (C, 1, 3, 3) -> (C, 9 taps)
     table = torch.addmm(conv.bias, bits.view(-1, 9), weight.t())  # (2^16 * 4 phases, C)
     pooled = table.view(-1, 4, conv.out_channels).max(1).values  # (2^16, C)

@@ -18,6 +18,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import SVC
 from torch import nn
 
+from mnistbench.engine.memory import chunk_rows
+from mnistbench.errors import ConfigError
 from mnistbench.models.registry import register_model
 from mnistbench.recipes import Recipe, sklearn_fit
 
@@ -28,8 +30,10 @@ class SVCHead(nn.Module):
     libsvm fits it; prediction runs here in torch, float64 as libsvm computes, with the same
     one-vs-one votes: the kernel against every support vector is one matrix product instead of
     libsvm's row-by-row loop (measured on 2 cores: 10,000 MNIST test images against ~3,700
-    support vectors, see benchmarks/results/zoo_large.md). tests/test_svm.py checks that the
-    decision values equal sklearn's. Holds no torch parameters.
+    support vectors, see benchmarks/results/zoo_large.md). The product runs in chunks of rows
+    sized to the free memory (a whole 60,000-image split against ~15,000 support vectors would
+    be 7 GB per float64 kernel matrix). tests/test_svm.py checks that the decision values equal
+    sklearn's. Holds no torch parameters.
     """
 
     def __init__(self, estimator: SVC, in_features: int, out_features: int):
@@ -77,23 +81,39 @@ class SVCHead(nn.Module):
     def _kernel(self, x: torch.Tensor) -> torch.Tensor:
         est, sv = self.estimator, self.support_vectors
         gamma = est._gamma  # the resolved value of gamma='scale' (1 / (D * Var(X)))
-        dot = x @ sv.T  # (B, D) @ (D, n_SV) -> (B, n_SV)
+        kernel = x @ sv.T  # (B, D) @ (D, n_SV) -> (B, n_SV); every step below is in place
         if est.kernel == "rbf":
-            sq_dist = x.square().sum(1, keepdim=True) - 2 * dot + sv.square().sum(1)
-            return torch.exp(-gamma * sq_dist.clamp_min_(0))
+            # |x|^2 - 2 x.sv + |sv|^2, in the order libsvm's result is checked against
+            kernel.mul_(-2).add_(x.square().sum(1, keepdim=True)).add_(sv.square().sum(1))
+            return kernel.clamp_min_(0).mul_(-gamma).exp_()
         if est.kernel == "poly":
-            return (gamma * dot + est.coef0) ** est.degree
+            return kernel.mul_(gamma).add_(est.coef0).pow_(est.degree)
         if est.kernel == "linear":
-            return dot
+            return kernel
         if est.kernel == "sigmoid":
-            return torch.tanh(gamma * dot + est.coef0)
+            return kernel.mul_(gamma).add_(est.coef0).tanh_()
         raise ValueError(f"unsupported SVC kernel {est.kernel!r}")
+
+    def bytes_per_row(self, in_features: int) -> int:
+        """Working memory of one input row in `pair_decisions`: its float64 copy, one kernel
+        row and a few per-pair rows (decisions, votes, confidences), all float64."""
+        return 8 * (in_features + self.support_vectors.shape[0] + 8 * len(self.pairs))
 
     def pair_decisions(self, features: torch.Tensor) -> torch.Tensor:
         """libsvm's one-vs-one decision values: (B, D) -> (B, pairs); > 0 votes for class i."""
         self._check_fitted()
-        kernel = self._kernel(features.to(torch.float64))  # (B, n_SV)
-        return kernel @ self.pair_coef.T + self.intercept  # (B, n_SV) @ (n_SV, pairs)
+        rows = chunk_rows(
+            self.bytes_per_row(features.shape[1]),
+            features.shape[0],
+            device=features.device,
+            what=f"SVM prediction against {self.support_vectors.shape[0]:,} support vectors",
+        )
+        return torch.cat(
+            [
+                self._kernel(chunk.to(torch.float64)) @ self.pair_coef.T + self.intercept
+                for chunk in features.split(rows)  # (b, n_SV) @ (n_SV, pairs) per chunk
+            ]
+        )
 
     def _scatter_pairs(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-pair values (B, pairs) -> added to class i (B, C) and to class j (B, C)."""
@@ -160,6 +180,19 @@ class PixelSVM(nn.Module):
     def predict(self, images: torch.Tensor) -> torch.Tensor:
         return self.head.predict(self.forward_features(images))
 
+    def fitted_counts(self) -> dict[str, int] | None:
+        """What the fitted decision function stores, for the run's params and size (None
+        before the fit). Parameters = support vectors x features + dual coefficients
+        ((classes - 1) x support vectors) + intercepts (one per pair of classes); bytes = those
+        values as the float64 arrays sklearn keeps (support_vectors_, dual_coef_, intercept_)."""
+        est = self.head.estimator
+        if not hasattr(est, "support_vectors_"):
+            return None
+        arrays = (est.support_vectors_, est.dual_coef_, est.intercept_)
+        values = sum(int(a.size) for a in arrays)
+        stored = {"model_size_bytes": sum(int(a.nbytes) for a in arrays)}
+        return {"params": values, "params_total": values, **stored}
+
     def fit_summary(self) -> dict[str, object]:
         """Figures of the fitted SVC for the run's metrics."""
         est = self.head.estimator
@@ -174,7 +207,18 @@ class PixelSVM(nn.Module):
 def _svc(kernel: str, C: float, max_iter: int, gamma: str | float) -> SVC:
     # random_state: libsvm shuffles only for probability estimates (off here); set anyway so a
     # run is reproducible if someone turns them on.
-    return SVC(kernel=kernel, C=C, gamma=gamma, degree=3, max_iter=max_iter, random_state=0)
+    svc = SVC(kernel=kernel, C=C, gamma=gamma, degree=3, max_iter=max_iter, random_state=0)
+    try:
+        # sklearn checks its parameters only in fit(), after the run's row exists; its own
+        # check, run now, turns a bad option into a ConfigError before any row
+        svc._validate_params()
+    except (ValueError, TypeError) as error:  # sklearn's InvalidParameterError is both
+        raise ConfigError(
+            f"Invalid model option for the {kernel} SVM: {str(error).rstrip('.')}. Give "
+            "values in range, e.g. --model-option C=10 --model-option max_iter=-1 (no cap) "
+            "--model-option gamma=scale."
+        ) from None
+    return svc
 
 
 _SVM_REGISTRATION = {
