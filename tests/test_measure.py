@@ -26,6 +26,7 @@ from mnistbench.engine.measure import (
 )
 from mnistbench.errors import OutOfMemoryError
 from mnistbench.experiments import run_config, runner, train_config
+from mnistbench.experiments.batch import RunFailedError
 from mnistbench.models import create_model, registry
 from mnistbench.models.mlp import MLP
 from mnistbench.store import Store
@@ -347,15 +348,16 @@ def test_out_of_memory_during_training_is_a_clear_error(monkeypatch, tmp_path) -
     def exhausted(*args, **kwargs):
         raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 2 GiB")
 
-    monkeypatch.setattr(runner, "run_protocol", exhausted)
-    with Store(tmp_path / "r.sqlite") as store, pytest.raises(OutOfMemoryError) as caught:
+    monkeypatch.setattr(runner, "run_recipe", exhausted)
+    # a run is a batch of one: the failed trial is recorded, and run_config says how it ended
+    with Store(tmp_path / "r.sqlite") as store, pytest.raises(RunFailedError) as caught:
         run_config(_quick("mlp"), store, raw=learnable_raw(), measure_energy=False)
-    text = str(caught.value)
-    assert "ran out of host memory (RAM) while running mlp (batch size 256, 28 px, fp32)" in text
-    assert "you tried 2 GiB" in text and "--batch-size" in text
     with Store(tmp_path / "r.sqlite") as store:
         (record,) = store.list_runs()
-    assert record.status == "failed" and record.error == text
+    text = record.error
+    assert "ran out of host memory (RAM) while running mlp (batch size 256, 28 px, fp32)" in text
+    assert "you tried 2 GiB" in text and "--batch-size" in text
+    assert record.status == "failed" and text in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,9 @@ import pytest
 
 from mnistbench.cards import fingerprint_for
 from mnistbench.config import make_config
+from mnistbench.engine import measure
 from mnistbench.errors import ConfigError
-from mnistbench.experiments import run_config, runner, train_config
+from mnistbench.experiments import run_config, train_config
 from mnistbench.models import list_models, resolve_model
 from mnistbench.store import Store
 from synthetic import learnable_raw
@@ -43,7 +44,7 @@ def store(tmp_path: Path):
 @pytest.fixture(autouse=True)
 def _no_slow_latency(monkeypatch: pytest.MonkeyPatch) -> None:
     # latency at batch 1000 is the runner's, tested in test_runner
-    monkeypatch.setattr(runner, "inference_latency_ms", lambda *args, **kwargs: 1.0)
+    monkeypatch.setattr(measure, "inference_latency_ms", lambda *args, **kwargs: 1.0)
 
 
 def _run(store: Store, model: str, **overrides):
@@ -193,7 +194,7 @@ def test_missing_file_and_module_are_config_errors(tmp_path: Path) -> None:
         (
             "svm_rbf",
             {"model_options": {"C": -1.0}, "val_size": 32},
-            "could not be fitted.*InvalidParameterError.*'C' parameter",
+            "Invalid model option for the rbf SVM: The 'C' parameter of SVC",
         ),
         ("svm_rbf", {"model_options": {"max_iter": "many"}, "val_size": 32}, "max_iter is"),
     ],

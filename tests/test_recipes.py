@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from mnistbench.config import make_config
+from mnistbench.engine import measure
 from mnistbench.errors import ConfigError
-from mnistbench.experiments import run_config, runner
+from mnistbench.experiments import run_config
 from mnistbench.models import get_model_info, list_models, registry
 from mnistbench.recipes import STAGE_KINDS, Recipe, Stage, StageKind, register_stage_kind
 from mnistbench.store import Store
@@ -43,7 +44,7 @@ def test_every_recipe_runs_two_steps_and_lands(
         registry._REGISTRY, name, replace(info, recipe=_one_epoch_stages(info.recipe))
     )
     # latency at batch 1000 is the runner's, tested in test_runner; here it would cost minutes
-    monkeypatch.setattr(runner, "inference_latency_ms", lambda *args, **kwargs: 1.0)
+    monkeypatch.setattr(measure, "inference_latency_ms", lambda *args, **kwargs: 1.0)
     # native 28 x 28 images: study C's 64 x 64 ResNets cost minutes on a busy 2-core machine
     config = make_config(
         name, epochs=1, batch_size=BATCH, subset=2 * BATCH, val_size=BATCH, image_size=28
@@ -82,7 +83,7 @@ def test_stage_kinds_are_extensible_by_registration(
         info = get_model_info("mlp")
         recipe = Recipe(stages=(Stage("train", kind.name),), defaults=info.recipe.defaults)
         monkeypatch.setitem(registry._REGISTRY, "mlp", replace(info, recipe=recipe))
-        monkeypatch.setattr(runner, "inference_latency_ms", lambda *args, **kwargs: 1.0)
+        monkeypatch.setattr(measure, "inference_latency_ms", lambda *args, **kwargs: 1.0)
         config = make_config("mlp", epochs=1, subset=32, val_size=16)
         with Store(tmp_path / "results.sqlite") as store:
             record = run_config(config, store, raw=learnable_raw(64, 32), progress=False,
@@ -106,7 +107,7 @@ def test_sealed_test_is_opened_once_by_the_last_labelled_stage_only(
     monkeypatch.setitem(
         registry._REGISTRY, model, replace(info, recipe=_one_epoch_stages(info.recipe))
     )
-    monkeypatch.setattr(runner, "inference_latency_ms", lambda *args, **kwargs: 1.0)
+    monkeypatch.setattr(measure, "inference_latency_ms", lambda *args, **kwargs: 1.0)
     config = make_config(model, epochs=1, batch_size=BATCH, subset=2 * BATCH, val_size=BATCH)
     with Store(tmp_path / "results.sqlite") as store:
         record = run_config(config, store, raw=learnable_raw(64, 32), progress=False,
@@ -149,9 +150,10 @@ from dataclasses import replace
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from synthetic import learnable_raw
 from mnistbench.config import make_config
-from mnistbench.experiments import run_config, runner
+from mnistbench.engine import measure
+from mnistbench.experiments import run_config
 from mnistbench.store import Store
-runner.inference_latency_ms = lambda *args, **kwargs: 1.0
+measure.inference_latency_ms = lambda *args, **kwargs: 1.0
 with Store({str(tmp_path / "s.sqlite")!r}) as store:
     for name, options in (("snn", {{"time_steps": 2}}), ("beta_vae", {{}})):
         config = make_config(name, epochs=1, batch_size=8, subset=16, val_size=8,
