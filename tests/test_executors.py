@@ -8,6 +8,9 @@ ran them (the in-process reference runs on one thread, like each worker).
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -103,8 +106,21 @@ def test_process_pool_records_the_same_rows(
 ) -> None:
     pooled = run_with(ProcessExecutor(workers=2), tmp_path / "pool.sqlite", learnable_data_dir)
     assert pooled == reference
-    with Store(tmp_path / "pool.sqlite") as store:  # the driver wrote every row
-        assert {r.pid for r in store.list_runs()} == {__import__("os").getpid()}
+    with Store(tmp_path / "pool.sqlite") as store:
+        trained_in_workers(store.list_runs())
+
+
+def trained_in_workers(runs) -> None:
+    """The finished rows name the worker that trained them (another process of this host)
+    and its real start time, not the driver's pid and the time the driver recorded them."""
+    finished = [r for r in runs if r.status == "finished"]
+    assert finished
+    for run in finished:
+        assert run.pid != os.getpid() and run.hostname == socket.gethostname()
+        assert run.environment["hostname"] == socket.gethostname()
+        started, ended = (datetime.fromisoformat(t) for t in (run.started_at, run.finished_at))
+        # a 2-epoch run trains for a while before the driver records its end
+        assert (ended - started).total_seconds() >= run.metrics["total_train_time_s"]
 
 
 def test_ray_records_the_same_rows(learnable_data_dir: Path, tmp_path: Path, reference) -> None:
@@ -119,6 +135,10 @@ def test_ray_records_the_same_rows(learnable_data_dir: Path, tmp_path: Path, ref
         executor.close()
     assert not ray.is_initialized()  # the executor started Ray, so it stops it
     assert on_ray == reference
+    with Store(tmp_path / "ray.sqlite") as store:
+        runs = store.list_runs()
+        trained_in_workers(runs)
+        assert all(r.environment["ray_cpus_per_trial"] == 1 for r in runs if r.status != "failed")
     # and a rerun on Ray trains nothing that finished
     with Store(tmp_path / "ray.sqlite") as store:
         summary = run_trials(trials()[:2], store, executor=LocalExecutor(), progress=False)

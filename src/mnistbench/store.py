@@ -445,8 +445,19 @@ class Store:
 
     # ----------------------------------------------------------------- writing
 
-    def start_run(self, config: dict, config_hash: str, environment: dict) -> int:
-        """Record a new run with status 'running' (this pid and hostname); returns its run_id."""
+    def start_run(
+        self,
+        config: dict,
+        config_hash: str,
+        environment: dict,
+        *,
+        started_at: str | None = None,
+        hostname: str | None = None,
+        pid: int | None = None,
+    ) -> int:
+        """Record a new run with status 'running'; returns its run_id. started_at, hostname and
+        pid default to now, this host and this process (a pool worker's or Ray task's run passes
+        its own: the host that trained it and its real start time)."""
         missing = [key for key in ("model", "dataset") if key not in config]
         if missing:
             raise ValueError(f"start_run: config lacks the key(s) {', '.join(missing)}")
@@ -461,9 +472,9 @@ class Store:
                     str(config["dataset"]),
                     _dumps(config),
                     _dumps(environment),
-                    _now(),
-                    os.getpid(),
-                    socket.gethostname(),
+                    started_at or _now(),
+                    os.getpid() if pid is None else pid,
+                    hostname or socket.gethostname(),
                 ),
             )
             run_id = cursor.lastrowid
