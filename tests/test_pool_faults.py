@@ -209,3 +209,19 @@ def test_a_worker_records_its_gpu_in_the_environment() -> None:
     assert cpu_env == {"device": "cpu"}  # a CPU trial says nothing of GPUs
     assert cuda_env == {"device": "cuda", "cuda_visible_devices": "1", "gpu_shared_by_workers": 2}
     assert pipe.sent[0][3:] == (socket.gethostname(), os.getpid())
+
+
+def test_a_stop_request_never_cuts_a_message_to_the_driver_in_half() -> None:
+    from mnistbench.experiments.worker import _StopRequest
+
+    stop = _StopRequest()
+    stop.training = True
+    sent = []
+    with pytest.raises(KeyboardInterrupt), stop.sending_message():
+        stop.handle(signal.SIGTERM, None)  # arrives mid-send: deferred to its end
+        sent.append("the whole message")
+    assert sent == ["the whole message"]
+    stop.handle(signal.SIGTERM, None)  # once per trial: the run is ending already
+    stop.training = False
+    with pytest.raises(SystemExit):  # between trials a stop request ends the worker quietly
+        stop.handle(signal.SIGTERM, None)

@@ -219,3 +219,21 @@ def test_join_errors_say_what_to_do_about_the_token(
     unreachable = str(join_error("10.9.9.9:6379", ConnectionError("Failed to connect")))
     assert "Could not join the Ray cluster at 10.9.9.9:6379" in unreachable
     assert "`ray status`" in unreachable
+
+
+def test_a_failed_cuda_trial_is_recorded_by_a_driver_without_a_gpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import torch
+
+    def no_gpu(*args, **kwargs):
+        raise RuntimeError("Found no NVIDIA driver on your system.")
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", no_gpu)  # this machine, or a CPU head
+    failed = TrainedRun.failed(RunConfig(model="mlp", device="cuda"), "the Ray worker died")
+    assert failed.environment["device"] == "cuda" and failed.environment["cpu_count"]
+    with Store(tmp_path / "s.sqlite") as store:
+        from mnistbench.experiments.runner import record
+
+        stored = record(store, failed)
+    assert (stored.status, stored.error) == ("failed", "the Ray worker died")

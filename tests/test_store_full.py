@@ -113,3 +113,25 @@ def test_the_refused_trial_s_figures_are_printed_as_json(
     assert printed["epochs"][1]["train_loss"] > 0
     assert runs[0].status == "finished" and runs[1].status != "finished"
     assert 2 not in runs  # the sweep stopped: the third trial never ran
+
+
+def test_the_printed_figures_are_plain_json() -> None:
+    import io
+    import math
+
+    from mnistbench.experiments.runner import TrainedRun
+    from mnistbench.experiments.unrecorded import report_unrecorded
+
+    run = TrainedRun(make_config("mlp"), status="finished", metrics={"test_accuracy": 0.5,
+                     "train_loss": math.nan}, epochs=[(1, {"val_loss": math.inf})],
+                     artefacts=[("plot", "png", b"\x89PNG"), ("note", "text", "hi")])  # fmt: skip
+    stream = io.StringIO()
+    report_unrecorded(run, StoreError("disk full"), stream)
+    *head, body = stream.getvalue().splitlines()
+    assert "could not record the run of mlp on mnist" in head[0] and "disk full" in head[0]
+    figures = json.loads(body)  # strict JSON: NaN and infinity become null
+    assert figures["metrics"] == {"test_accuracy": 0.5, "train_loss": None}
+    assert figures["epochs"] == [{"epoch": 1, "val_loss": None}]
+    assert figures["artefacts"] == [{"name": "plot", "kind": "png", "bytes": 4},
+                                    {"name": "note", "kind": "text", "content": "hi"}]  # fmt: skip
+    assert figures["config_hash"] == run.config.config_hash() and figures["status"] == "finished"

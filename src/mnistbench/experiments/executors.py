@@ -279,7 +279,11 @@ class RayExecutor(Executor):
 
 
 def make_executor(
-    kind: str | None = None, *, workers: int | None = None, ray_address: str | None = None
+    kind: str | None = None,
+    *,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    cpus_per_trial: int = 1,
 ) -> Executor:
     """The executor a user asked for; `--workers N` alone means a process pool of N."""
     if kind is None:
@@ -294,9 +298,9 @@ def make_executor(
         return LocalExecutor()
     if kind == "process":
         return ProcessExecutor(workers)
-    # a local instance gets --workers CPUs (one trial each); a cluster has its own size
-    local_cpus = {"num_cpus": workers} if workers and not ray_address else None
-    return RayExecutor(ray_address, cpus_per_trial=1, init_kwargs=local_cpus)
+    # a local instance runs --workers trials at once; a cluster has its own size
+    local_cpus = {"num_cpus": workers * cpus_per_trial} if workers and not ray_address else None
+    return RayExecutor(ray_address, cpus_per_trial=cpus_per_trial, init_kwargs=local_cpus)
 
 
 # ---------------------------------------------------------------------------------- driver

@@ -101,7 +101,7 @@ class WorkerPool:
             target=worker_main,
             args=(worker_end, self.raws, self.threads, self.measure_energy, os.getpid(), gpu),
             name="mnistbench-worker",
-            daemon=True,
+            daemon=False,  # a daemon could not start processes of its own (torch.compile's)
         )
         with _sigint_ignored():
             process.start()

@@ -122,9 +122,11 @@ class TrainedRun:
     @classmethod
     def failed(cls, config: RunConfig, error: str) -> TrainedRun:
         """A run that failed before training (or whose worker died): a row that says why."""
-        return cls(
-            config, status="failed", error=error, environment=collect_environment(config.device)
-        )
+        try:
+            environment = collect_environment(config.device)
+        except Exception:  # a CUDA trial of a Ray cluster, recorded by a driver without a GPU
+            environment = {**collect_environment("cpu"), "device": config.device}
+        return cls(config, status="failed", error=error, environment=environment)
 
 
 class _Collector(RunListener):
