@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -62,11 +63,11 @@ def death_message(pid: int | None, exitcode: int | None) -> str:
 def _sigint_ignored() -> Iterator[None]:
     """Ignore SIGINT while starting a worker: a spawned process inherits 'ignored' across exec,
     and Python then leaves it ignored, so Ctrl-C during its imports prints no traceback."""
-    try:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    except ValueError:  # not the main thread: signals are the main thread's business
-        yield
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is None or threading.current_thread() is not threading.main_thread():
+        yield  # a handler not set from Python cannot be restored; signals are the main thread's
         return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
