@@ -109,15 +109,6 @@ def test_a_sweep_on_a_cluster_started_apart(
     args = ("sweep", str(sweep), "--executor", "ray", "--ray-address", address,
             "--store", str(store_path), "--quiet")  # fmt: skip
 
-    # a wrong token: a clear error that says what to do (2 tries instead of Ray's 20)
-    wrong = {**env, "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_NUM_REDIS_GET_RETRIES": "2"}
-    refused = spawn_cli(learnable_data_dir, *args, env=wrong)
-    _, err = refused.communicate(timeout=120)
-    assert refused.returncode == 2, err
-    assert f"The Ray cluster at {address} uses token authentication and refused" in err
-    assert "the token in RAY_AUTH_TOKEN is not the token its head node uses" in err
-    assert "Traceback" not in err
-
     # the token the head wrote, found in ~/.ray as Ray documents
     launched = datetime.now(timezone.utc)
     driver = spawn_cli(learnable_data_dir, *args, env=env)
@@ -137,3 +128,12 @@ def test_a_sweep_on_a_cluster_started_apart(
         # the mnistbench it ran is the driver's, shipped with runtime_env
         assert run.environment["mnistbench_source"] == package_identity()["source_sha256"]
         assert run.environment["ray_cpus_per_trial"] == 1
+
+    # a wrong token: a clear error that says what to do (2 tries instead of Ray's 20)
+    wrong = {**env, "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_NUM_REDIS_GET_RETRIES": "2"}
+    refused = spawn_cli(learnable_data_dir, *args, env=wrong)
+    _, err = refused.communicate(timeout=120)
+    assert refused.returncode == 2, err
+    assert f"The Ray cluster at {address} uses token authentication and refused" in err
+    assert "the token in RAY_AUTH_TOKEN is not the token its head node uses" in err
+    assert "Traceback" not in err
