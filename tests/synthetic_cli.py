@@ -29,12 +29,16 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def spawn_cli(data_root: Path, *args: str) -> subprocess.Popen:
-    """`mnistbench ARGS` in a new process that accepts the synthetic data under `data_root`."""
+def spawn_cli(data_root: Path, *args: str, **popen: object) -> subprocess.Popen:
+    """`mnistbench ARGS` in a new process that accepts the synthetic data under `data_root`
+    (`popen`: more Popen arguments, e.g. start_new_session=True or env=)."""
+    env = {**os.environ, **popen.pop("env", {}), "MNISTBENCH_DATA": str(data_root),  # type: ignore[dict-item]
+           "MNISTBENCH_OFFLINE": "1"}  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-c", BOOTSTRAP, str(data_root), *args],
-        env={**os.environ, "MNISTBENCH_DATA": str(data_root), "MNISTBENCH_OFFLINE": "1"},
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        **popen,  # type: ignore[arg-type]
     )

@@ -8,6 +8,9 @@ ran them (the in-process reference runs on one thread, like each worker).
 from __future__ import annotations
 
 import contextlib
+import os
+import socket
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -34,14 +37,17 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+FAILING = Path(__file__).resolve().parent / "failing_nets.py"
+
+
 def trials() -> list[Trial]:
     quick = {"epochs": 2, "val_size": 100, "subset": 300}
     good = [
         Trial(make_config("mlp", seed=0, **quick), "mlp seed 0"),
         Trial(make_config("cnn", seed=1, **quick), "cnn seed 1"),
     ]
-    # the cnn classifier expects 28x28: at 8x8 the trial fails before training starts
-    bad = Trial(make_config("cnn", image_size=8, **quick), "broken")
+    # bad input is refused while the batch is planned; this model fails while it trains
+    bad = Trial(make_config(f"{FAILING}:breaks_while_training", **quick), "broken")
     return [*good, bad]
 
 
@@ -86,7 +92,7 @@ def test_train_config_and_record_equal_run_in_process(
     with torch_threads(1), Store(tmp_path / "s.sqlite") as store:
         for trial in trials():
             trained = train_config(trial.config, raw=raw, measure_energy=False)
-            assert trained.started == (trial.label != "broken")
+            assert trained.started  # the broken trial fails while it trains, after its start
             record(store, trained)
         assert rows(store) == reference
 
@@ -96,8 +102,21 @@ def test_process_pool_records_the_same_rows(
 ) -> None:
     pooled = run_with(ProcessExecutor(workers=2), tmp_path / "pool.sqlite", learnable_data_dir)
     assert pooled == reference
-    with Store(tmp_path / "pool.sqlite") as store:  # the driver wrote every row
-        assert {r.pid for r in store.list_runs()} == {__import__("os").getpid()}
+    with Store(tmp_path / "pool.sqlite") as store:
+        trained_in_workers(store.list_runs())
+
+
+def trained_in_workers(runs) -> None:
+    """The finished rows name the worker that trained them (another process of this host)
+    and its real start time, not the driver's pid and the time the driver recorded them."""
+    finished = [r for r in runs if r.status == "finished"]
+    assert finished
+    for run in finished:
+        assert run.pid != os.getpid() and run.hostname == socket.gethostname()
+        assert run.environment["hostname"] == socket.gethostname()
+        started, ended = (datetime.fromisoformat(t) for t in (run.started_at, run.finished_at))
+        # a 2-epoch run trains for a while before the driver records its end
+        assert (ended - started).total_seconds() >= run.metrics["total_train_time_s"]
 
 
 def test_ray_records_the_same_rows(learnable_data_dir: Path, tmp_path: Path, reference) -> None:
@@ -112,6 +131,10 @@ def test_ray_records_the_same_rows(learnable_data_dir: Path, tmp_path: Path, ref
         executor.close()
     assert not ray.is_initialized()  # the executor started Ray, so it stops it
     assert on_ray == reference
+    with Store(tmp_path / "ray.sqlite") as store:
+        runs = store.list_runs()
+        trained_in_workers(runs)
+        assert all(r.environment["ray_cpus_per_trial"] == 1 for r in runs if r.status != "failed")
     # and a rerun on Ray trains nothing that finished
     with Store(tmp_path / "ray.sqlite") as store:
         summary = run_trials(trials()[:2], store, Session(progress=False), executor=LocalExecutor())

@@ -119,6 +119,24 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         help="worker processes of the process pool (alone, N > 1 implies --executor process)",
     )
     parser.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (HOST:PORT)")
+    parser.add_argument(
+        "--cpus-per-trial",
+        type=whole_number,
+        default=1,
+        help="Ray: CPUs each trial asks for, and its torch threads (default 1; recorded)",
+    )
+
+
+def executor_of(args: argparse.Namespace):
+    """The executor the executor options describe (experiments/batch.py's make_executor)."""
+    from mnistbench.experiments.batch import make_executor
+
+    return make_executor(
+        args.executor,
+        workers=args.workers,
+        ray_address=args.ray_address,
+        cpus_per_trial=args.cpus_per_trial,
+    )
 
 
 def session_of(args: argparse.Namespace, log: Callable[[str], None] = eprint) -> Session:

@@ -13,6 +13,7 @@ from mnistbench.cli.common import (
     add_io_options,
     add_run_settings,
     eprint,
+    executor_of,
     open_store,
     run_overrides,
     session_of,
@@ -142,9 +143,9 @@ def _print_plan(trials: list[Trial]) -> None:
 
 def _run_batch(trials: list[Trial], args: argparse.Namespace, desc: str) -> int:
     """Run trials with the chosen executor; one line per trial, then a summary table."""
-    from mnistbench.experiments.batch import make_executor, run_trials
+    from mnistbench.experiments.batch import run_trials
 
-    executor = make_executor(args.executor, workers=args.workers, ray_address=args.ray_address)
+    executor = executor_of(args)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(executor.close)
         store = None if args.dry_run else cleanup.enter_context(open_store(args.store))

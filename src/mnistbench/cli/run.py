@@ -14,6 +14,7 @@ from mnistbench.cli.common import (
     add_io_options,
     add_run_settings,
     eprint,
+    executor_of,
     open_store,
     run_overrides,
     session_of,
@@ -52,11 +53,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     start_training()
     from mnistbench.config import make_config
     from mnistbench.engine import resolve_device
-    from mnistbench.experiments.batch import make_executor, run_trials
+    from mnistbench.experiments.batch import run_trials
     from mnistbench.experiments.plan import Trial
 
     config = make_config(args.model, device=resolve_device(args.device), **overrides)
-    executor = make_executor(args.executor, workers=args.workers, ray_address=args.ray_address)
+    executor = executor_of(args)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(executor.close)
         store = None if args.dry_run else cleanup.enter_context(open_store(args.store))

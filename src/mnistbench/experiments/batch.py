@@ -79,7 +79,11 @@ class RunFailedError(RuntimeError):
 
 
 def make_executor(
-    kind: str | None = None, *, workers: int | None = None, ray_address: str | None = None
+    kind: str | None = None,
+    *,
+    workers: int | None = None,
+    ray_address: str | None = None,
+    cpus_per_trial: int = 1,
 ) -> Executor:
     """The executor a user asked for; `--workers N` alone means a process pool of N."""
     from mnistbench.experiments.executors import LocalExecutor, ProcessExecutor, RayExecutor
@@ -96,9 +100,11 @@ def make_executor(
         return LocalExecutor()
     if kind == "process":
         return ProcessExecutor(workers)
-    # a local instance gets --workers CPUs (one trial each); a cluster has its own size
-    local_cpus = {"num_cpus": workers} if workers and not ray_address else None
-    return RayExecutor(ray_address, cpus_per_trial=1, init_kwargs=local_cpus)
+    if cpus_per_trial < 1:
+        raise ConfigError(f"Invalid --cpus-per-trial {cpus_per_trial}: give 1 or more.")
+    # a local instance runs --workers trials at once; a cluster has its own size
+    local_cpus = {"num_cpus": workers * cpus_per_trial} if workers and not ray_address else None
+    return RayExecutor(ray_address, cpus_per_trial=cpus_per_trial, init_kwargs=local_cpus)
 
 
 def _find_completed(store: Store, config: RunConfig) -> RunRecord | None:

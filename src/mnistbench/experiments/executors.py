@@ -2,29 +2,34 @@
 local process pool, or on Ray.
 
 Whatever the executor, only the driver process writes the store: pool workers and Ray tasks
-train with `runner.train_config` and return a `TrainedRun`, which the driver records. A failed
-trial is a recorded row and the others go on; Ctrl-C (or SIGTERM, which the CLI turns into
-Ctrl-C) stops the whole batch after recording.
+train with `runner.train_config` and return a `TrainedRun` (pool workers stream its rows as
+they happen), which the driver records. A failed trial is a recorded row and the others go on;
+Ctrl-C (or SIGTERM, which the CLI turns into Ctrl-C) stops the whole batch after recording,
+and trials interrupted in a worker keep the epochs they finished.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-
-import torch
 
 from mnistbench.config import RunConfig
 from mnistbench.data import RawDataset
-from mnistbench.engine.device import flush_denormals
-from mnistbench.engine.measure import collect_environment
-from mnistbench.errors import ConfigError
+from mnistbench.errors import ConfigError, StoreError
 from mnistbench.experiments.plan import Trial, TrialResult
-from mnistbench.experiments.runner import StoreListener, TrainedRun, execute, record, train_config
-from mnistbench.store import Store
+from mnistbench.experiments.pool import WorkerPool
+from mnistbench.experiments.ray_cluster import connect, import_ray, run_tasks
+from mnistbench.experiments.runner import (
+    StoreListener,
+    TrainedRun,
+    _Collector,
+    execute,
+    record,
+)
+from mnistbench.experiments.unrecorded import report_unrecorded
+from mnistbench.experiments.worker import visible_gpus
+from mnistbench.store import RunRecord, Store
 
 
 @dataclass
@@ -40,12 +45,6 @@ class TrialContext:
 
 def _state_of(status: str) -> str:
     return {"finished": "done"}.get(status, status)
-
-
-def _failed_run(config: RunConfig, error: str) -> TrainedRun:
-    return TrainedRun(
-        config, status="failed", error=error, environment=collect_environment(config.device)
-    )
 
 
 # ----------------------------------------------------------------------------- executors
@@ -68,6 +67,44 @@ class Executor:
         """Release workers or the cluster connection; safe to call twice."""
 
 
+class _KeepingListener(StoreListener):
+    """StoreListener that keeps a copy of every row, so that a run the store refuses (disk
+    full) can still be printed (report_unrecorded) instead of lost."""
+
+    def __init__(self, store: Store, config: RunConfig, log: Callable[[str], None]):
+        super().__init__(store, log)
+        self.copy = _Collector(config)
+        self.refused: StoreError | None = None
+        self.has_ended = False
+
+    def _write(self, write: Callable[..., None], *args: object) -> None:
+        try:
+            write(*args)
+        except StoreError as error:
+            self.refused = self.refused or error
+            raise
+
+    def started(
+        self, config: RunConfig, environment: dict[str, object], model_card: dict[str, object]
+    ) -> None:
+        self.copy.started(config, environment, model_card)
+        self._write(super().started, config, environment, model_card)
+
+    def epoch(self, epoch: int, metrics: dict[str, object]) -> None:
+        self.copy.epoch(epoch, metrics)
+        self._write(super().epoch, epoch, metrics)
+
+    def artefact(self, name: str, kind: str, content: bytes | str) -> None:
+        self.copy.artefact(name, kind, content)
+        self._write(super().artefact, name, kind, content)
+
+    def ended(self, status: str, metrics: dict[str, object], error: str | None) -> None:
+        if not self.has_ended:  # when the store refuses the real end, execute ends the run
+            self.has_ended = True  # again as 'failed': the copy keeps the real figures
+            self.copy.ended(status, metrics, error)
+        self._write(super().ended, status, metrics, error)
+
+
 class LocalExecutor(Executor):
     """In-process, one trial after another, epochs written to the store as they happen."""
 
@@ -77,7 +114,7 @@ class LocalExecutor(Executor):
         self, trials: Sequence[Trial], ctx: TrialContext, done: Callable[[TrialResult], None]
     ) -> None:
         for trial in trials:
-            listener = StoreListener(ctx.store, ctx.log)
+            listener = _KeepingListener(ctx.store, trial.config, ctx.log)
             try:
                 execute(
                     trial.config,
@@ -90,10 +127,13 @@ class LocalExecutor(Executor):
                 if listener.run_id is not None:  # execute recorded it as interrupted
                     done(TrialResult(trial, "interrupted", ctx.store.get_run(listener.run_id)))
                 raise
+            except StoreError as error:  # disk full: stop the batch, print what was computed
+                report_unrecorded(listener.copy.run, listener.refused or error)
+                raise
             except Exception as error:  # a failed trial is a row; the batch goes on
                 message = f"{type(error).__name__}: {error}"
                 if listener.run_id is None:  # it failed before its row was started
-                    stored = record(ctx.store, _failed_run(trial.config, message))
+                    stored = record(ctx.store, TrainedRun.failed(trial.config, message))
                 else:
                     stored = ctx.store.get_run(listener.run_id)
                 done(TrialResult(trial, "failed", stored, message))
@@ -103,24 +143,10 @@ class LocalExecutor(Executor):
             done(TrialResult(trial, _state_of(stored.status), stored, stored.error))
 
 
-# Worker-side state of the process pool: the data sets, shipped once per worker.
-_WORKER_RAWS: dict[str, RawDataset] = {}
-
-
-def _init_worker(raws: dict[str, RawDataset], threads: int) -> None:
-    flush_denormals()  # a fresh process: before its first parallel op, so every thread has it
-    _WORKER_RAWS.update(raws)
-    torch.set_num_threads(threads)  # share the cores between workers instead of oversubscribing
-
-
-def _train_in_worker(config: RunConfig, measure_energy: bool) -> TrainedRun:
-    return train_config(
-        config, raw=_WORKER_RAWS[config.dataset], progress=False, measure_energy=measure_energy
-    )
-
-
 class ProcessExecutor(Executor):
-    """A local pool of `workers` spawned processes; each trains and returns, the driver records."""
+    """A local pool of `workers` spawned processes (experiments/pool.py); each trains and
+    streams its rows, the driver records them. Each worker gets its own GPU when several are
+    visible (round robin; trials sharing one say so in their environment)."""
 
     name = "process"
 
@@ -137,64 +163,30 @@ class ProcessExecutor(Executor):
     ) -> None:
         if not trials:
             return
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        # spawn, not fork: forking a process that already ran torch (threads, OpenMP) can hang
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(trials)),
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(ctx.raws, threads),
+        uses_cuda = any(trial.config.device == "cuda" for trial in trials)
+        pool = WorkerPool(
+            self.workers,
+            raws=ctx.raws,
+            measure_energy=ctx.measure_energy,
+            gpus=visible_gpus() if uses_cuda else (),
         )
-        pending: dict[Future, Trial] = {
-            pool.submit(_train_in_worker, trial.config, ctx.measure_energy): trial
-            for trial in trials
-        }
-        try:
-            while pending:
-                finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    trial = pending.pop(future)
-                    try:
-                        trained = future.result()
-                    except Exception as error:  # the worker died (killed, out of memory, ...)
-                        trained = _failed_run(
-                            trial.config, f"worker process failed: {type(error).__name__}: {error}"
-                        )
-                    stored = record(ctx.store, trained)
-                    done(TrialResult(trial, _state_of(stored.status), stored, stored.error))
-        except BaseException as error:
-            # Ctrl-C: the trials still in a worker end as 'interrupted' rows; queued ones are
-            # simply not run (a rerun trains both).
-            for future, trial in pending.items():
-                if isinstance(error, KeyboardInterrupt) and future.running():
-                    interrupted = TrainedRun(
-                        trial.config,
-                        status="interrupted",
-                        error="interrupted while training in a worker process",
-                        environment=collect_environment(trial.config.device),
-                    )
-                    stored = record(ctx.store, interrupted)
-                    done(TrialResult(trial, "interrupted", stored, interrupted.error))
-            # Workers would otherwise finish their trial before the driver can exit; the pool
-            # has no public way to stop a running task, so end its processes.
-            for process in list(getattr(pool, "_processes", {}).values()):
-                process.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-        pool.shutdown(wait=True)
 
+        def finished(index: int, stored: RunRecord) -> None:
+            done(TrialResult(trials[index], _state_of(stored.status), stored, stored.error))
 
-def _train_on_ray(config: RunConfig, raw: RawDataset, threads: int, measure_energy: bool):
-    flush_denormals()  # a reused Ray worker may hold it on its main thread only (recorded)
-    torch.set_num_threads(threads)
-    return train_config(config, raw=raw, progress=False, measure_energy=measure_energy)
+        pool.run([trial.config for trial in trials], ctx.store, finished)
 
 
 class RayExecutor(Executor):
-    """Ray tasks on a local instance or a cluster (`address`); the data goes through Ray's
-    object store once per data set, so worker nodes need mnistbench (same version, installed
-    with the same constraints) but not the data files. A trial asks for `cpus_per_trial` CPUs
-    (its torch thread count) and, for CUDA configs, one GPU."""
+    """Ray tasks on a local instance or a cluster (`address`), experiments/ray_cluster.py.
+
+    The data goes through Ray's object store once per data set and mnistbench is shipped to
+    the workers (`ship_package`, runtime_env py_modules), so worker nodes need its
+    dependencies (torch and the rest, from constraints.txt) but not the data files or the
+    package; a worker running another mnistbench is refused. A trial asks for
+    `cpus_per_trial` CPUs (its torch thread count, recorded as ray_cpus_per_trial) and, for
+    CUDA configs, one GPU.
+    """
 
     name = "ray"
 
@@ -204,34 +196,18 @@ class RayExecutor(Executor):
         cpus_per_trial: int = 1,
         gpus_per_trial: float | None = None,
         init_kwargs: dict | None = None,
+        ship_package: bool = True,
     ):
-        try:
-            import ray
-        except ImportError:
-            raise ConfigError(
-                "--executor ray needs Ray, which is not installed. Install it with "
-                "`pip install -c constraints.txt -e '.[ray]'`, or use --executor local/process."
-            ) from None
-        self._ray = ray
+        if cpus_per_trial < 1:
+            raise ConfigError(f"Invalid CPUs per trial {cpus_per_trial}: give 1 or more.")
+        self._ray = import_ray()
         self.address = address
         self.cpus_per_trial = cpus_per_trial
         self.gpus_per_trial = gpus_per_trial
-        self._owns_ray = False
-        if not ray.is_initialized():
-            # a local instance without its dashboard; a cluster keeps its own settings
-            kwargs: dict = {"log_to_driver": False}
-            if address is None:
-                kwargs["include_dashboard"] = False
-            kwargs.update(init_kwargs or {})
-            try:
-                ray.init(address=address, **kwargs)
-            except Exception as error:  # Ray raises several kinds for an unreachable cluster
-                raise ConfigError(
-                    f"Could not start or join Ray (address {address or 'local'}): "
-                    f"{type(error).__name__}: {error}. Check the address (`ray status` on the "
-                    "head node prints it), or leave --ray-address out to start a local instance."
-                ) from None
-            self._owns_ray = True
+        self.task: Callable[..., TrainedRun] | None = None  # tests: another task function
+        self._owns_ray = connect(
+            self._ray, address, init_kwargs=init_kwargs, ship_package=ship_package
+        )
 
     def describe(self) -> str:
         where = self.address or "local instance"
@@ -240,38 +216,21 @@ class RayExecutor(Executor):
     def run(
         self, trials: Sequence[Trial], ctx: TrialContext, done: Callable[[TrialResult], None]
     ) -> None:
-        ray = self._ray
-        remote = ray.remote(_train_on_ray)
-        raw_refs = {name: ray.put(raw) for name, raw in ctx.raws.items()}
-        pending = {}
-        for trial in trials:
-            gpus = self.gpus_per_trial
-            if gpus is None:
-                gpus = 1 if trial.config.device == "cuda" else 0
-            ref = remote.options(num_cpus=self.cpus_per_trial, num_gpus=gpus).remote(
-                trial.config,
-                raw_refs[trial.config.dataset],
-                self.cpus_per_trial,
-                ctx.measure_energy,
-            )
-            pending[ref] = trial
-        try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    trial = pending.pop(ref)
-                    try:
-                        trained = ray.get(ref)
-                    except Exception as error:  # the task's worker or node died
-                        trained = _failed_run(
-                            trial.config, f"Ray task failed: {type(error).__name__}: {error}"
-                        )
-                    stored = record(ctx.store, trained)
-                    done(TrialResult(trial, _state_of(stored.status), stored, stored.error))
-        except BaseException:
-            for ref in pending:  # Ray cannot say which were running; none is recorded
-                ray.cancel(ref, force=True)
-            raise
+        def finished(index: int, trained: TrainedRun) -> None:
+            stored = record(ctx.store, trained)
+            done(TrialResult(trials[index], _state_of(stored.status), stored, stored.error))
+
+        extra = {"task": self.task} if self.task is not None else {}
+        run_tasks(
+            self._ray,
+            [trial.config for trial in trials],
+            ctx.raws,
+            finished,
+            cpus_per_trial=self.cpus_per_trial,
+            gpus_per_trial=self.gpus_per_trial,
+            measure_energy=ctx.measure_energy,
+            **extra,
+        )
 
     def close(self) -> None:
         if self._owns_ray and self._ray.is_initialized():

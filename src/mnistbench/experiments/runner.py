@@ -9,9 +9,13 @@ never touch the store) that the driver writes with `record`.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -35,6 +39,8 @@ from mnistbench.engine.measure import (
     static_measurements,
 )
 from mnistbench.engine.memory import out_of_memory_error
+from mnistbench.errors import StoreError
+from mnistbench.experiments.unrecorded import report_unrecorded
 from mnistbench.models import ModelInfo, build_model, check_model_output, resolve_model
 from mnistbench.recipes import (
     RecipeContext,
@@ -133,9 +139,18 @@ class StoreListener(RunListener):
         self.store.finish_run(self.run_id, status, metrics, error=error)
 
 
+def utc_now() -> str:
+    """Now as the store writes times: ISO 8601, UTC, milliseconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
 @dataclass
 class TrainedRun:
-    """Everything a run produced, held in memory until the driver records it (picklable)."""
+    """Everything a run produced, held in memory until the driver records it (picklable).
+
+    `started_at`, `hostname` and `pid` say where and when it really trained (a pool worker, a
+    Ray node), so the stored row names that host and its real start time, not the driver's.
+    """
 
     config: RunConfig
     status: str = "failed"  # finished | diverged | failed | interrupted
@@ -145,10 +160,24 @@ class TrainedRun:
     epochs: list[tuple[int, dict[str, object]]] = field(default_factory=list)
     artefacts: list[tuple[str, str, bytes | str]] = field(default_factory=list)
     started: bool = False  # False: it failed before training (bad data, model would not build)
+    started_at: str | None = None  # when training started (None: it never did; the store uses now)
+    hostname: str = field(default_factory=socket.gethostname)  # the machine that trained it
+    pid: int = field(default_factory=os.getpid)  # the process that trained it
     model_card: dict[str, object] = field(default_factory=dict)  # cards.build_model_card
+
+    @classmethod
+    def failed(cls, config: RunConfig, error: str) -> TrainedRun:
+        """A run that failed before training (or whose worker died): a row that says why."""
+        try:
+            environment = collect_environment(config.device)
+        except Exception:  # a CUDA trial of a Ray cluster, recorded by a driver without a GPU
+            environment = {**collect_environment("cpu"), "device": config.device}
+        return cls(config, status="failed", error=error, environment=environment)
 
 
 class _Collector(RunListener):
+    """Collects a run's rows into a TrainedRun (in the process that trains it)."""
+
     def __init__(self, config: RunConfig):
         self.run = TrainedRun(config)
 
@@ -158,6 +187,7 @@ class _Collector(RunListener):
         self.run.environment = dict(environment)
         self.run.model_card = dict(model_card)
         self.run.started = True
+        self.run.started_at = utc_now()
 
     def epoch(self, epoch: int, metrics: dict[str, object]) -> None:
         self.run.epochs.append((epoch, dict(metrics)))
@@ -295,8 +325,10 @@ def train_config(
 ) -> TrainedRun:
     """Train and evaluate `config` without a store and return what it produced.
 
-    For worker processes: any failure but Ctrl-C comes back as a TrainedRun with status
-    "failed" (and `started` False when it failed before training), never as an exception.
+    For worker processes: any failure comes back as a TrainedRun with status "failed" (and
+    `started` False when it failed before training), never as an exception. Ctrl-C (a Ray
+    task's cancel) after training started comes back as "interrupted" with the epochs it
+    finished; before that it is re-raised (nothing to record).
     """
     validate_config(config)
     collector = _Collector(config)
@@ -310,6 +342,9 @@ def train_config(
             download=download,
             measure_energy=measure_energy,
         )
+    except KeyboardInterrupt:
+        if not collector.run.started:
+            raise
     except Exception as error:
         if not collector.run.started:
             collector.run.environment = collect_environment(config.device)
@@ -319,19 +354,35 @@ def train_config(
 
 
 def record(store: Store, run: TrainedRun) -> RunRecord:
-    """Write a TrainedRun (from a worker) to the store as one run; returns the stored record."""
-    run_id = store.start_run(
-        run.config.to_dict(),
-        run.config.config_hash(),
-        run.environment,
-        model_card=run.model_card or None,
-        fingerprint=run.model_card.get("fingerprint") if run.model_card else None,
-    )
-    for epoch, metrics in run.epochs:
-        store.log_epoch(run_id, epoch, metrics)
-    for name, kind, content in run.artefacts:
-        store.add_artefact(run_id, name, kind, content)
-    store.finish_run(run_id, run.status, run.metrics, error=run.error)
+    """Write a TrainedRun (from a worker) to the store as one run; returns the stored record.
+
+    When the store refuses a write (disk full, read-only), the run's figures are printed to
+    stderr as JSON (`report_unrecorded`), a row already begun is marked failed if the store
+    still allows it, and the StoreError is re-raised: nothing computed is lost silently.
+    """
+    run_id = None
+    try:
+        run_id = store.start_run(
+            run.config.to_dict(),
+            run.config.config_hash(),
+            run.environment,
+            model_card=run.model_card or None,
+            fingerprint=run.model_card.get("fingerprint") if run.model_card else None,
+            started_at=run.started_at,
+            hostname=run.hostname,
+            pid=run.pid,
+        )
+        for epoch, metrics in run.epochs:
+            store.log_epoch(run_id, epoch, metrics)
+        for name, kind, content in run.artefacts:
+            store.add_artefact(run_id, name, kind, content)
+        store.finish_run(run_id, run.status, run.metrics, error=run.error)
+    except StoreError as error:
+        if run_id is not None:  # a half-written row must not look finished or stay 'running'
+            with suppress(StoreError):
+                store.finish_run(run_id, "failed", error=f"not fully recorded: {error}")
+        report_unrecorded(run, error)
+        raise
     return store.get_run(run_id)
 
 
