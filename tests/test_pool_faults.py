@@ -22,10 +22,18 @@ import pytest
 
 from mnistbench.cli import main
 from mnistbench.config import RunConfig, make_config
-from mnistbench.experiments.executors import ProcessExecutor, Trial, run_trials
+from mnistbench.experiments.batch import Session, run_trials
+from mnistbench.experiments.executors import ProcessExecutor
+from mnistbench.experiments.plan import Trial
 from mnistbench.experiments.worker import GpuSlot, gpu_slots, visible_gpus
 from mnistbench.store import RunRecord, Store
 from synthetic_cli import spawn_cli
+
+
+def quiet(data_dir: Path) -> Session:
+    """A session that loads from `data_dir`, with no progress bars and no energy meter."""
+    return Session(data_dir=data_dir, progress=False, measure_energy=False)
+
 
 QUICK = "model = 'mlp'\nval_size = 100\nsubset = 300\n"
 
@@ -123,8 +131,7 @@ def test_a_worker_killed_by_the_kernel_fails_only_its_trial(
         killer = threading.Thread(target=kill_victim_mid_trial, args=(store_path,), daemon=True)
         killer.start()
         summary = run_trials(
-            trials, store, executor=ProcessExecutor(workers=2), data_dir=learnable_data_dir,
-            progress=False, measure_energy=False,
+            trials, store, executor=ProcessExecutor(workers=2), session=quiet(learnable_data_dir),
         )  # fmt: skip
         killer.join(5)
         rows = {r.config_hash: r for r in store.list_runs()}
@@ -208,12 +215,13 @@ def test_a_worker_records_its_gpu_in_the_environment() -> None:
 
     pipe = Pipe()
     listener = _PipeListener(pipe, _StopRequest(), GpuSlot("1", 2))  # type: ignore[arg-type]
-    listener.started(make_config("mlp", device="cpu"), {"device": "cpu"})
-    listener.started(RunConfig(model="mlp", device="cuda"), {"device": "cuda"})
+    card = {"fingerprint": "f" * 16}
+    listener.started(make_config("mlp", device="cpu"), {"device": "cpu"}, card)
+    listener.started(RunConfig(model="mlp", device="cuda"), {"device": "cuda"}, card)
     cpu_env, cuda_env = (message[1] for message in pipe.sent)
     assert cpu_env == {"device": "cpu"}  # a CPU trial says nothing of GPUs
     assert cuda_env == {"device": "cuda", "cuda_visible_devices": "1", "gpu_shared_by_workers": 2}
-    assert pipe.sent[0][3:] == (socket.gethostname(), os.getpid())
+    assert pipe.sent[0][3:] == (socket.gethostname(), os.getpid(), card)
 
 
 def test_a_stop_request_never_cuts_a_message_to_the_driver_in_half() -> None:

@@ -19,10 +19,16 @@ import pytest
 from mnistbench.config import RunConfig, make_config
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import ray_cluster
-from mnistbench.experiments.executors import Trial, run_trials
+from mnistbench.experiments.batch import Session, run_trials
+from mnistbench.experiments.plan import Trial
 from mnistbench.experiments.ray_cluster import join_error, run_tasks, train_task
 from mnistbench.experiments.runner import TrainedRun
 from mnistbench.store import Store
+
+
+def quiet(data_dir: Path) -> Session:
+    """A session that loads from `data_dir`, with no progress bars and no energy meter."""
+    return Session(data_dir=data_dir, progress=False, measure_energy=False)
 
 
 def quick(epochs: int, seed: int = 0) -> Trial:
@@ -62,8 +68,7 @@ def test_a_crashed_ray_worker_fails_its_trial_and_is_not_retried(
     try:
         with Store(tmp_path / "s.sqlite") as store:
             summary = run_trials([quick(2, seed=0), quick(2, seed=1)], store, executor=executor,
-                                 data_dir=learnable_data_dir, progress=False,
-                                 measure_energy=False)  # fmt: skip
+                                 session=quiet(learnable_data_dir))  # fmt: skip
             rows = store.list_runs()
     finally:
         executor.task = None
@@ -119,8 +124,7 @@ def test_ctrl_c_records_the_running_ray_trials_as_interrupted(
         with Store(tmp_path / "s.sqlite") as store:
             sender.start()
             with pytest.raises(KeyboardInterrupt):
-                run_trials(trials, store, executor=executor, data_dir=learnable_data_dir,
-                           progress=False, measure_energy=False)  # fmt: skip
+                run_trials(trials, store, executor=executor, session=quiet(learnable_data_dir))
             rows = {r.config["seed"]: (r.status, len(store.epochs(r.run_id)))
                     for r in store.list_runs()}  # fmt: skip
     finally:
@@ -139,8 +143,7 @@ def test_a_worker_with_another_mnistbench_is_refused(
     monkeypatch.setattr(ray_cluster, "package_identity", lambda: other)  # the driver's side
     with Store(tmp_path / "s.sqlite") as store:
         with pytest.raises(ConfigError, match=r"runs mnistbench .* but this driver runs 0\.0\.9"):
-            run_trials([quick(1)], store, executor=executor, data_dir=learnable_data_dir,
-                       progress=False, measure_energy=False)  # fmt: skip
+            run_trials([quick(1)], store, executor=executor, session=quiet(learnable_data_dir))
         assert store.list_runs() == []
 
 

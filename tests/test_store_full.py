@@ -16,14 +16,16 @@ import pytest
 
 from mnistbench.config import make_config
 from mnistbench.errors import StoreError
-from mnistbench.experiments.executors import (
-    Executor,
-    LocalExecutor,
-    ProcessExecutor,
-    Trial,
-    run_trials,
-)
+from mnistbench.experiments.batch import Session, run_trials
+from mnistbench.experiments.executors import Executor, LocalExecutor, ProcessExecutor
+from mnistbench.experiments.plan import Trial
 from mnistbench.store import Store
+
+
+def quiet(data_dir: Path) -> Session:
+    """A session that loads from `data_dir`, with no progress bars and no energy meter."""
+    return Session(data_dir=data_dir, progress=False, measure_energy=False)
+
 
 EXECUTORS = {"local": LocalExecutor, "process": lambda: ProcessExecutor(workers=1)}
 
@@ -37,7 +39,10 @@ def trials() -> list[Trial]:
 
 def sweep(store: Store, executor: Executor, data_dir: Path, batch: list[Trial]):
     return run_trials(
-        batch, store, executor=executor, data_dir=data_dir, progress=False, measure_energy=False
+        batch,
+        store,
+        executor=executor,
+        session=quiet(data_dir),
     )
 
 
