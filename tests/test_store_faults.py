@@ -3,6 +3,7 @@ recovered; read-only stores open for reading; a full disk rolls a write back wit
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sqlite3
@@ -329,3 +330,30 @@ def test_disk_full_rolls_back_each_write_and_writing_resumes_with_space(tmp_path
 
 def everything_open(store: Store) -> list[tuple]:
     return [(r, store.epochs(r.run_id), store.artefacts(r.run_id)) for r in store.list_runs()]
+
+
+# ------------------------------------------------------------------------ the store verbs
+
+
+def test_store_check_and_recover_from_the_command_line(tmp_path: Path, capsys) -> None:
+    """`store check` exits 0 on a sound store and 1 on a damaged one, naming the page and the
+    recover command; `store recover --out` copies every run, and refuses to overwrite."""
+    from mnistbench.cli import main
+
+    path = make_store(tmp_path / "s.sqlite", runs=30, epochs=3)
+    assert main(["store", "check", "--store", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "runs 30, epochs 90, artefacts 30" in out and "integrity: ok" in out
+
+    damage(path, 8192)
+    assert main(["store", "check", "--store", str(path), "--json"]) == 1
+    found = json.loads(capsys.readouterr().out)
+    assert found["ok"] is False and any("Page 3" in p for p in found["problems"])
+
+    new = tmp_path / "new.sqlite"
+    assert main(["store", "recover", "--store", str(path), "--out", str(new)]) == 0
+    assert "copied 30 run(s), 90 epoch(s), 30 artefact(s)" in capsys.readouterr().out
+    assert main(["store", "check", "--store", str(new)]) == 0
+    capsys.readouterr()
+    assert main(["store", "recover", "--store", str(path), "--out", str(new)]) == 2
+    assert "never overwrites" in capsys.readouterr().err

@@ -143,6 +143,34 @@ def _scale_lines(record: RunRecord) -> list[str]:
     return lines
 
 
+def _energy_text(metrics: dict) -> str:
+    """Energy in Wh, saying whether a power counter measured it or CodeCarbon estimated it (a
+    TDP model, energy = power x time, where no counter exists)."""
+    from mnistbench.report import format as fmt
+
+    kwh = metrics.get("energy_kwh")
+    if kwh is None:
+        return "not measured"
+    kind = "measured" if metrics.get("energy_measured") else "estimated"
+    return f"{fmt.number(kwh * 1000)} Wh ({kind}: {metrics.get('energy_method', '?')})"
+
+
+def _flop_rate_text(metrics: dict) -> str:
+    """The training FLOP rate (an estimate: 3 x forward FLOPs) and its fraction of the peak."""
+    from mnistbench.report import format as fmt
+
+    rate = metrics.get("train_flops_per_s")
+    if rate is None:
+        return "FLOP rate unknown"
+    fraction = metrics.get("fraction_of_peak")
+    against = (
+        f"{fmt.percent(fraction, 1)} of this machine's peak"
+        if fraction is not None
+        else metrics.get("fraction_of_peak_note") or "peak unknown"
+    )
+    return f"{fmt.si(rate, 'FLOP/s')} (estimate, 3 x forward), {against}"
+
+
 def summary_lines(result: TrialResult) -> list[str]:
     """The run's figures in a few lines; a reused run says when and where it was measured."""
     from mnistbench.report import format as fmt
@@ -176,8 +204,8 @@ def summary_lines(result: TrialResult) -> list[str]:
         f"{fmt.number(m.get('latency_batch1000_ms'))} ms   peak memory "
         f"{fmt.number(m.get('peak_memory_mb'), 4)} MB ({m.get('peak_memory_kind', '?')})"
         + elsewhere,
-        f"  energy {fmt.number(m.get('energy_kwh'))} kWh ({m.get('energy_method', '?')})"
-        + elsewhere,
+        f"  energy {_energy_text(m)}" + elsewhere,
+        f"  training {_flop_rate_text(m)}" + elsewhere,
     ]
     if m.get("epochs_to_target") is not None:
         lines.append(
