@@ -36,7 +36,7 @@ def _parameters(name: str) -> int:
 
 def model_listing() -> list[dict]:
     """Every registered model with what `list --json` prints: family, parameters, recipe and
-    every published figure (per data set and setting, as studies.py holds them)."""
+    every published figure (per data set and setting, as mnistbench.studies holds them)."""
     from mnistbench.models import list_models
     from mnistbench.studies import published_figures
 
