@@ -13,17 +13,10 @@ from mnistbench.data.device import (
     resize_data,
     resize_images,
 )
-from mnistbench.data.fetch import (
-    FileCheck,
-    RawDataset,
-    check_dataset,
-    download_dataset,
-    load_dataset,
-    locate_dataset,
-    search_dirs,
-    verify_file,
-)
+from mnistbench.data.download import download_dataset
+from mnistbench.data.fetch import FileCheck, RawDataset, check_dataset, load_dataset
 from mnistbench.data.idx import read_idx
+from mnistbench.data.locate import locate_dataset, search_dirs, verify_file
 from mnistbench.data.sealed import SealedSplit, seal_test
 
 __all__ = [

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from mnistbench.data.fetch import cache_root
+from mnistbench.data.locate import cache_root
 from mnistbench.engine.device import synchronize
 from mnistbench.engine.environment import (
     cpu_model_name,
