@@ -39,3 +39,22 @@ def test_results_block_leaves_out_what_follows_the_stop_marker(
     block = readme_results.results_block(tmp_path)
     assert "### Records" in block and "| a |" in block
     assert "raw log" not in block and "readme:stop" not in block and "Command:" not in block
+
+
+def test_every_test_the_docs_cite_exists() -> None:
+    """docs/faults.md and the other pages cite tests as `test_file.py::test_name`; a renamed or
+    removed test must not leave the page pointing at nothing."""
+    import re
+
+    cited = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for match in re.finditer(r"(test_\w+\.py)::(\w+)", page.read_text()):
+            cited.append((page.name, *match.groups()))
+    assert len(cited) >= 30  # docs/faults.md alone cites more; the pattern must keep matching
+    missing = [
+        f"{page}: {file}::{name}"
+        for page, file, name in cited
+        if not (ROOT / "tests" / file).is_file()
+        or not re.search(rf"^def {name}\b", (ROOT / "tests" / file).read_text(), re.MULTILINE)
+    ]
+    assert not missing, "docs cite tests that do not exist:\n" + "\n".join(missing)
