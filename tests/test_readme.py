@@ -58,3 +58,32 @@ def test_every_test_the_docs_cite_exists() -> None:
         or not re.search(rf"^def {name}\b", (ROOT / "tests" / file).read_text(), re.MULTILINE)
     ]
     assert not missing, "docs cite tests that do not exist:\n" + "\n".join(missing)
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
+    """The example under '## Python', run unchanged in an empty folder with only the data root
+    set as a user would: it trains, prints two figures and leaves its run in the CLI's default
+    store, where `mnistbench export` finds it."""
+    import json
+    import os
+
+    from conftest import real_data_root
+
+    data_root = real_data_root("mnist")
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Python") :]
+    example = section[section.index("```python\n") + 10 : section.index("\n```\n")]
+    env = {**os.environ, "MNISTBENCH_DATA": str(data_root), "MNISTBENCH_OFFLINE": "1"}
+    ran = subprocess.run(
+        [sys.executable, "-c", example], cwd=tmp_path, env=env,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    test_accuracy, time_per_epoch_s = (float(x) for x in ran.stdout.split())
+    assert test_accuracy > 0.9 and time_per_epoch_s > 0
+    exported = subprocess.run(
+        [sys.executable, "-m", "mnistbench", "export", "--format", "json", "--out", "-"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    (run,) = json.loads(exported.stdout)
+    assert run["model"] == "mlp" and run["test_accuracy"] == test_accuracy
