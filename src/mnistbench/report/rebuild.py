@@ -11,12 +11,14 @@ clone gives the committed files byte for byte; ``--check`` (and a test) says whe
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from mnistbench.errors import MnistbenchError
+from mnistbench.report.sections.overview import PROTOCOLS
 from mnistbench.report.views import get_view, view_markdown
 from mnistbench.store import Store, read_runs
 
@@ -72,8 +74,9 @@ def committed_store(root: Path, keep: Path | None = None) -> Iterator[Store]:
 
 
 def readme_block(store: Store, tables: Path) -> str:
-    """README's measured block, markers included."""
-    parts = [START, GENERATED]
+    """README's measured block, markers included; the protocols paragraph every view repeats
+    is said once, first."""
+    parts = [START, GENERATED, "", PROTOCOLS]
     for part in README_PARTS:
         kind, name = part.split(":", 1)
         if kind == "view":
@@ -91,10 +94,11 @@ def _file_of(view: str) -> str:
 
 
 def _view_part(store: Store, name: str) -> tuple[str, str]:
-    lines = view_markdown(store, name).strip().splitlines()
+    text = view_markdown(store, name).replace(f" {PROTOCOLS}", "")
+    lines = text.strip().splitlines()[1:]
     # the view's own section headings would nest wrongly under the README's
-    body = [line for line in lines[1:] if not line.startswith("## ")]
-    return get_view(name).title, "\n".join(body).strip()
+    body = "\n".join(line for line in lines if not line.startswith("## "))
+    return get_view(name).title, re.sub(r"\n{3,}", "\n\n", body).strip()
 
 
 def _micro_part(path: Path) -> tuple[str, str]:
