@@ -65,14 +65,10 @@ def _is_figure(card_figure: Mapping[str, Any] | None, figure: PublishedFigure) -
 
 
 def at_study_setting(group: RunGroup, figure: PublishedFigure) -> bool:
-    """Whether the configuration is the figure's setting, the recipe in every other setting,
-    at full scale (what a reproduction row reports)."""
+    """Whether the configuration is the figure's setting and the recipe in every other setting
+    (speed settings such as bf16 aside: study C itself trained under AMP), at full scale."""
     comparison = group.comparison
-    return (
-        comparison.comparable
-        and not comparison.differences
-        and _is_figure(comparison.figure, figure)
-    )
+    return comparison.study_setting and _is_figure(comparison.figure, figure)
 
 
 def _most_seeds(groups: Sequence[RunGroup]) -> RunGroup | None:
