@@ -85,6 +85,9 @@ def test_check_names_the_stale_files_and_exits_1(repo: Path, capsys) -> None:
 def test_bad_roots_are_one_paragraph_errors(tmp_path: Path, repo: Path, capsys) -> None:
     assert main(["results", "rebuild", "--root", str(tmp_path / "nowhere")]) == 2
     assert "No results/ folder" in capsys.readouterr().err
+    (repo / "README.md").unlink()
+    assert main(["results", "rebuild", "--root", str(repo)]) == 2
+    assert "Cannot read" in capsys.readouterr().err
     (repo / "README.md").write_text("# no markers\n")
     assert main(["results", "rebuild", "--root", str(repo)]) == 2
     assert "no measured block" in capsys.readouterr().err

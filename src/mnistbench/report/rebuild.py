@@ -131,7 +131,14 @@ def expected_files(root: Path, store: Store) -> dict[Path, str]:
     files = {tables / file: f"{GENERATED}\n\n{view_markdown(store, view)}"
              for file, view in TABLES.items()}  # fmt: skip
     readme = root / "README.md"
-    files[readme] = updated_readme(readme.read_text(encoding="utf-8"), readme_block(store, tables))
+    try:
+        text = readme.read_text(encoding="utf-8")
+    except OSError as error:
+        raise MnistbenchError(
+            f"Cannot read {readme}: {error.strerror or error}. Run `mnistbench results rebuild` "
+            "from the repository root, or pass --root the folder that holds README.md."
+        ) from None
+    files[readme] = updated_readme(text, readme_block(store, tables))
     return files
 
 
