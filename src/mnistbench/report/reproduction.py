@@ -211,19 +211,21 @@ def notes(rows: Sequence[Row], groups: Sequence[RunGroup]) -> list[str]:
             continue
         parts = [SHORTFALL_NOTES[row.figure.model]] if row.figure.model in SHORTFALL_NOTES else []
         full = full_data_group(row, groups)
+        held_out = int(row.group.config.get("val_size") or 0)
         if full is not None:
             stat, protocol = protocol_stat(full)
             parts.append(
-                f"trained on all 60,000 training images as the study did ({FULL_DATA}, "
-                f"`mnistbench suite {FULL_DATA_SUITE}`; the recipe holds 5,000 out for the "
-                f"honest figure), {len(full.runs)} seed(s) reach {fmt.percent_stat(stat)} "
+                f"trained on every training image as the study did ({FULL_DATA}, "
+                f"`mnistbench suite {FULL_DATA_SUITE}`; the recipe holds {held_out:,} out for "
+                f"the honest figure), {len(full.runs)} seed(s) reach {fmt.percent_stat(stat)} "
                 f"({protocol}): "
                 + verdict(stat, row.figure.test_accuracy, len(full.runs), row.needed)
             )
-        elif row.figure.study == "A":
+        elif row.figure.study == "A" and held_out:
             parts.append(
-                "the recipe trains on 55,000 images (5,000 held out for the honest figure), the "
-                f"study on 60,000: `mnistbench suite {FULL_DATA_SUITE}` measures the difference."
+                f"the recipe holds {held_out:,} training images out for the honest figure; the "
+                f"study trained on all of them: `mnistbench suite {FULL_DATA_SUITE}` measures "
+                "the difference."
             )
         if parts:
             found.append(f"{row.figure.model} ({row.figure.dataset}): " + " ".join(
