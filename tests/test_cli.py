@@ -363,3 +363,9 @@ def test_report_view_prints_or_writes_one_table(capsys, store_path: Path, tmp_pa
     assert code == 0 and out_file.read_text() == out and "studies.md" in err
     code, _, err = run_cli(capsys, "report", "--store", str(store_path), "--view", "studys")
     assert_clean_error(code, err, "Unknown report view 'studys'", "Did you mean studies")
+    from mnistbench.report import VIEWS
+
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    helped = " ".join(capsys.readouterr().out.split())
+    assert all(name in helped for name in VIEWS)  # --help names every view

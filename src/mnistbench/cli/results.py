@@ -35,8 +35,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--view",
         metavar="NAME",
-        help="one named results table instead of the whole report: "
-        "reproduction, studies, zoo-small, zoo-large, zoo-speed, architecture-showdown, ...",
+        help="one named results table instead of the whole report: reproduction, improved, "
+        "studies, architecture-showdown, zoo-small, zoo-large or zoo-speed",
     )
     p.set_defaults(handler=cmd_report)
 
