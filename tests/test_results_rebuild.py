@@ -44,7 +44,7 @@ def test_rebuild_writes_every_table_and_the_readme_block(repo: Path) -> None:
     assert {p.name for p in changed} == {*TABLES, "README.md"}
     readme = (repo / "README.md").read_text()
     assert readme.startswith("# Project\n\nprose\n\n<!-- results:start -->")
-    assert readme.endswith("<!-- results:end -->\n\nmore prose\n") and "old" not in readme
+    assert readme.endswith("<!-- results:end -->\n\nmore prose\n") and "\nold\n" not in readme
     # both exports' runs are in: the three seeds pooled in one row of the reproduction table
     repro = (repo / "benchmarks" / "results" / "reproduction.md").read_text()
     (mlp,) = [line for line in repro.splitlines() if line.startswith("| A | mlp |")]
