@@ -329,7 +329,7 @@ def test_merge_copies_runs_and_refuses_bad_sources(capsys, store_path: Path, tmp
     assert code == 0 and "| mlp |" in out and "97.00%" in out
     before = store_snapshot(target)
     code, _, err = run_cli(capsys, "merge", str(tmp_path / "nope.sqlite"), "--store", str(target))
-    assert_clean_error(code, err, "No results store at", "nope.sqlite")
+    assert_clean_error(code, err, "No results store or export at", "nope.sqlite")
     code, _, err = run_cli(capsys, "merge", str(target), "--store", str(target))
     assert_clean_error(code, err, "is the target store itself")
     assert store_snapshot(target) == before
@@ -351,3 +351,39 @@ def test_run_summary_labels_energy_and_flop_rate_as_what_they_are() -> None:
     )
     no_peak = {"train_flops_per_s": 2.0e10, "fraction_of_peak_note": "no peak cached"}
     assert _flop_rate_text(no_peak).endswith(", no peak cached")
+
+
+def test_export_jsonl_then_merge_it_as_a_store(capsys, store_path: Path, tmp_path) -> None:
+    """results/*.jsonl is merged as a store is: the same run once, whichever form it came in."""
+    export = tmp_path / "results" / "runs.jsonl"
+    code, _, err = run_cli(
+        capsys, "export", "--store", str(store_path), "--format", "jsonl", "--out", str(export)
+    )
+    assert code == 0 and "1 run(s), 0 artefact(s)" in err
+    target = tmp_path / "merged.sqlite"
+    code, _, err = run_cli(capsys, "merge", str(export), "--store", str(target))
+    assert code == 0 and "1 run(s) copied, 0 already" in err
+    code, _, err = run_cli(capsys, "merge", str(store_path), str(export), "--store", str(target))
+    assert code == 0 and err.count("0 run(s) copied, 1 already") == 2
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    code, _, err = run_cli(capsys, "merge", str(bad), "--store", str(target))
+    assert_clean_error(code, err, "bad.jsonl, line 1", "it is not JSON")
+
+
+def test_report_view_prints_or_writes_one_table(capsys, store_path: Path, tmp_path) -> None:
+    code, out, _ = run_cli(capsys, "report", "--store", str(store_path), "--view", "studies")
+    assert code == 0 and out.startswith("# The published studies reproduced\n")
+    out_file = tmp_path / "tables" / "studies.md"
+    code, _, err = run_cli(
+        capsys, "report", "--store", str(store_path), "--view", "studies", "--out", str(out_file)
+    )
+    assert code == 0 and out_file.read_text() == out and "studies.md" in err
+    code, _, err = run_cli(capsys, "report", "--store", str(store_path), "--view", "studys")
+    assert_clean_error(code, err, "Unknown report view 'studys'", "Did you mean studies")
+    from mnistbench.report import VIEWS
+
+    with pytest.raises(SystemExit):
+        main(["report", "--help"])
+    helped = "".join(capsys.readouterr().out.split())  # argparse wraps lines at hyphens
+    assert all(name in helped for name in VIEWS)  # --help names every view

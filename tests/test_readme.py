@@ -6,17 +6,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from mnistbench.report.rebuild import rebuild
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_readme_results_block_matches_committed_output() -> None:
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "readme_results.py"), "--check"],
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_readme_block_and_tables_match_the_committed_results() -> None:
+    """README's measured block and benchmarks/results/*.md are what `mnistbench results
+    rebuild` makes of results/*.jsonl; this fails when either is stale."""
+    stale = rebuild(ROOT, check=True)
+    assert stale == [], f"stale: {stale}; run `mnistbench results rebuild` and commit"
 
 
 def test_readme_gives_the_ci_test_line() -> None:
@@ -24,21 +23,6 @@ def test_readme_gives_the_ci_test_line() -> None:
     marker = next(i for i, line in enumerate(lines) if line.startswith("<!-- test-command"))
     assert lines[marker + 1] == "```bash" and "python -m pytest" in lines[marker + 2]
     assert "<!-- test-command" in (ROOT / ".ci" / "run").read_text()
-
-
-def test_results_block_leaves_out_what_follows_the_stop_marker(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    import readme_results
-
-    (tmp_path / "x.md").write_text(
-        "# Records\n\nCommand: `python x.py`\n| a |\n\n<!-- readme:stop -->\n\nraw log\n"
-    )
-    monkeypatch.setattr(readme_results, "RESULTS", ("x.md",))
-    block = readme_results.results_block(tmp_path)
-    assert "### Records" in block and "| a |" in block
-    assert "raw log" not in block and "readme:stop" not in block and "Command:" not in block
 
 
 def test_every_test_the_docs_cite_exists() -> None:

@@ -34,6 +34,8 @@ def test_every_view_names_existing_columns_and_builds(store_path: Path) -> None:
         for name, view in VIEWS.items():
             assert set(view.columns) <= set(COLUMNS), name
             document = build_view(store, name)
+            if view.rows != "groups":  # a table of its own (tests/test_reproduction_view.py)
+                continue
             header = document.sections[0].blocks[0].header  # type: ignore[union-attr]
             assert header == [COLUMNS[c].title for c in view.columns]  # named, in order
 

@@ -61,6 +61,8 @@ def test_every_published_study_is_a_suite() -> None:
     assert set(suites.SUITES) == {
         "architecture-showdown", "efficiency-showdown", "resnet-svm", "cpu-vs-gpu",
         "small-cnn-ablation", "parameter-diet",
+        # the suites behind the committed tables (docs/results.md)
+        "reproduction", "improved", "study-a-60k", "zoo-variants",
     }  # fmt: skip
     assert get_suite("architecture-showdown").models == STUDY_A
     assert get_suite("efficiency-showdown").models == [
@@ -90,6 +92,37 @@ def test_suite_files_plan_the_trials_the_python_suites_planned(name: str) -> Non
     trials = [[t.label, t.config_hash, list(t.tag)] for t in plan.trials]
     digest = hashlib.sha256(json.dumps(trials).encode()).hexdigest()[:16]
     assert digest == PLANNED_AT_5AE60B7[name]
+
+
+def test_the_reproduction_suite_runs_every_study_row_at_three_seeds() -> None:
+    """Every published figure of studies A, B, D and E and study C's SVMs (both datasets) has
+    a trial at exactly its setting, with the very config hash `mnistbench run MODEL --seed N`
+    gives, so runs made either way (and committed in results/) count for the other."""
+    from mnistbench.config import make_config
+    from mnistbench.studies import FIGURES, setting_differences
+
+    plan = plan_suite(get_suite("reproduction"), device="cpu")
+    wanted = [f for f in FIGURES if f.study in "ABDE" or f.model.startswith("svm")]
+    for figure in wanted:
+        seeds = sorted(
+            t.config.seed for t in plan.trials
+            if (t.config.model, t.config.dataset) == (figure.model, figure.dataset)
+            and not setting_differences(figure.setting, t.config.to_dict())
+        )  # fmt: skip
+        assert seeds == [0, 1, 2], (figure.model, figure.dataset)
+    first = plan.trials[0]
+    assert first.config_hash == make_config(first.config.model, device="cpu").config_hash()
+
+
+def test_the_improved_suite_changes_the_recipe_not_the_architecture() -> None:
+    from mnistbench.config import make_config
+
+    plan = plan_suite(get_suite("improved"), device="cpu")
+    assert {t.config.model for t in plan.trials} == {"mlp", "cnn", "microresnet"}
+    for trial in plan.trials:
+        recipe = make_config(trial.config.model, device="cpu")
+        assert trial.config.scheduler == "onecycle" != recipe.scheduler
+        assert trial.config.epochs > recipe.epochs
 
 
 def test_unregistered_models_are_skipped_and_named(tiny_suite) -> None:

@@ -1,5 +1,6 @@
-"""`mnistbench report`, `export` and `merge`: what is in the store, as tables, figures and
-files, and stores from other machines copied in. Nothing here trains."""
+"""`mnistbench report`, `export`, `merge` and `results`: what is in the store, as tables,
+figures and files; stores and JSON-lines exports from other machines copied in; the committed
+results (results/*.jsonl) turned back into every committed table. Nothing here trains."""
 
 from __future__ import annotations
 
@@ -25,33 +26,67 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "DIR/figures/*.png|svg and the runs' image artefacts.",
     )
     p.add_argument("--store", help=STORE_HELP)
-    p.add_argument("--out", metavar="DIR", help="write the full report into DIR")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        help="write the full report into folder PATH (with --view: "
+        "write the view's Markdown to file PATH)",
+    )
+    p.add_argument(
+        "--view",
+        metavar="NAME",
+        help="one named results table instead of the whole report: reproduction, improved, "
+        "studies, architecture-showdown, zoo-small, zoo-large or zoo-speed",
+    )
     p.set_defaults(handler=cmd_report)
 
     p = verbs.add_parser(
         "export",
-        help="runs or epochs as CSV or JSON",
-        description="One flat row per run (metrics, config.*, env.*) or per epoch of every run.",
+        help="runs or epochs as CSV or JSON, or whole runs as JSON lines",
+        description="One flat row per run (metrics, config.*, env.*) or per epoch of every run "
+        "(csv, json); or --format jsonl: one run a line with its epochs, model card, environment "
+        "and small artefacts, the form results are committed in (results/) and `merge` reads.",
     )
     p.add_argument("--store", help=STORE_HELP)
-    p.add_argument("--format", default="csv", help="csv or json (default csv)")
+    p.add_argument("--format", default="csv", help="csv, json or jsonl (default csv)")
     p.add_argument("--what", default="runs", help="runs or epochs (default runs)")
     p.add_argument("--out", required=True, metavar="PATH", help="file to write, - = stdout")
     p.set_defaults(handler=cmd_export)
 
     p = verbs.add_parser(
         "merge",
-        help="copy the runs of other stores into this one",
+        help="copy the runs of other stores or JSON-lines exports into this one",
         description="Copy every ended run (with its epochs and artefacts) of the SOURCE stores "
-        "into --store, e.g. runs made on a GPU machine next to this machine's, so one report "
-        "compares them. Runs already there are skipped, so merging again adds nothing; the "
-        "sources are only read.",
+        "or exports (`export --format jsonl`, e.g. results/*.jsonl) into --store, e.g. runs "
+        "made on a GPU machine next to this machine's, so one report compares them. Runs "
+        "already there are skipped, so merging again adds nothing; the sources are only read.",
     )
-    p.add_argument("sources", nargs="+", metavar="SOURCE", help="results.sqlite to copy")
+    p.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="results.sqlite or runs.jsonl to copy"
+    )
     p.add_argument(
         "--store", help=f"store to merge into, created if missing (default {default_store_path()})"
     )
     p.set_defaults(handler=cmd_merge)
+
+    p = verbs.add_parser(
+        "results",
+        help="rebuild every committed table and the README block from results/*.jsonl",
+        description="`mnistbench results rebuild` merges the committed runs (results/*.jsonl) "
+        "into a fresh store and writes every table in benchmarks/results/ (one report view "
+        "each) and README.md's measured block from it; --check writes nothing and exits 1 when "
+        "a committed file differs (see docs/results.md).",
+    )
+    p.add_argument("action", choices=["rebuild"], help="rebuild (the only action)")
+    p.add_argument("--root", default=".", metavar="DIR", help="repository root (default .)")
+    p.add_argument(
+        "--store",
+        metavar="PATH",
+        help="keep the rebuilt store at PATH (default: a temporary "
+        "file, removed afterwards); it must not exist yet",
+    )
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if stale")
+    p.set_defaults(handler=cmd_results)
 
 
 def open_existing_store(path: str | None) -> Store:
@@ -74,6 +109,8 @@ def open_existing_store(path: str | None) -> Store:
 def cmd_report(args: argparse.Namespace) -> int:
     from mnistbench.report import report_markdown, write_report
 
+    if args.view:
+        return _report_view(args)
     with open_existing_store(args.store) as store:
         if not args.out:
             print(report_markdown(store), end="")
@@ -93,9 +130,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report_view(args: argparse.Namespace) -> int:
+    from mnistbench.report.views import get_view, view_markdown
+
+    get_view(args.view)  # an unknown name is answered before any store is opened
+    with open_existing_store(args.store) as store:
+        text = view_markdown(store, args.view)
+    if not args.out:
+        print(text, end="")
+        return 0
+    _write_text(Path(args.out), text, "the view")
+    eprint(f"wrote {args.out} (view {args.view})")
+    return 0
+
+
+def _write_text(out: Path, text: str, what: str) -> None:
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text, encoding="utf-8")
+    except OSError as error:
+        raise MnistbenchError(
+            f"Cannot write {what} to {out}: {error.strerror or error}. "
+            "Pass --out a file path you can write to."
+        ) from None
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from mnistbench.report import export
 
+    if args.format == "jsonl" and args.out != "-" and args.what == "runs":
+        return _export_jsonl(args)
     with open_existing_store(args.store) as store:
         text = export(store, args.format, args.what)
     if args.out == "-":
@@ -114,16 +178,35 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_jsonl(args: argparse.Namespace) -> int:
+    """Whole runs to a file, replaced only once complete, saying what stayed out."""
+    from mnistbench.store import write_jsonl
+
+    out = Path(args.out)
+    with open_existing_store(args.store) as store:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            summary = write_jsonl(store, out)
+        except OSError as error:
+            raise MnistbenchError(
+                f"Cannot write the export to {out}: {error.strerror or error}. "
+                "Pass --out a file path you can write to, or --out - for standard output."
+            ) from None
+    eprint(f"wrote {out}: {summary.describe()}")
+    return 0
+
+
 def cmd_merge(args: argparse.Namespace) -> int:
-    from mnistbench.store import Store
+    from mnistbench.store import Store, read_runs
 
     target = Path(args.store) if args.store else default_store_path()
     sources = [Path(source) for source in args.sources]
     for source in sources:
         if not source.is_file():
             raise MnistbenchError(
-                f"No results store at {source}. Pass the paths of existing results.sqlite "
-                "files to merge, e.g. a store copied back from another machine."
+                f"No results store or export at {source}. Pass the paths of existing "
+                "results.sqlite or .jsonl files to merge, e.g. a store copied back from "
+                "another machine or results/*.jsonl."
             )
         if target.exists() and source.resolve() == target.resolve():
             raise MnistbenchError(
@@ -132,7 +215,24 @@ def cmd_merge(args: argparse.Namespace) -> int:
             )
     with Store(target) as store:
         for source in sources:
-            with open_existing_store(str(source)) as other:
-                copied, present = store.import_from(other)
+            copied, present = store.import_runs(read_runs(source))
             eprint(f"{source}: {copied} run(s) copied, {present} already in {target}")
+    return 0
+
+
+def cmd_results(args: argparse.Namespace) -> int:
+    from mnistbench.report.rebuild import rebuild
+
+    changed = rebuild(Path(args.root), Path(args.store) if args.store else None, args.check)
+    if args.check:
+        if changed:
+            eprint(
+                "stale (differs from what the committed results give): "
+                + ", ".join(str(path) for path in changed)
+                + ". Run `mnistbench results rebuild` and commit the files."
+            )
+            return 1
+        eprint("every committed table and the README block match results/")
+        return 0
+    eprint(f"rebuilt; {len(changed)} file(s) changed" + "".join(f"\n  {p}" for p in changed))
     return 0

@@ -12,8 +12,8 @@ import difflib
 from dataclasses import dataclass
 
 from mnistbench.errors import ConfigError
-from mnistbench.report import cards, columns
-from mnistbench.report.collect import RunGroup, load
+from mnistbench.report import cards, columns, reproduction
+from mnistbench.report.collect import ReportData, RunGroup, load
 from mnistbench.report.document import Document, Paragraph, Section, Table, to_markdown
 from mnistbench.report.sections.overview import PROTOCOLS, commands, provenance
 from mnistbench.store import Store
@@ -31,6 +31,7 @@ class View:
     models: tuple[str, ...] = ()  # ...and these models; both empty: every model
     datasets: tuple[str, ...] = ()  # only these datasets; empty: every dataset
     comparable_only: bool = False  # leave out runs smaller than their recipe (quick looks)
+    rows: str = "groups"  # a row per configuration; "reproduction"/"improved": reproduction.py
 
     def shows(self, group: RunGroup) -> bool:
         if self.datasets and group.dataset not in self.datasets:
@@ -52,6 +53,29 @@ _ACCURACIES = ("acc_final", "acc_best_val", "acc_max")
 VIEWS: dict[str, View] = {
     view.name: view
     for view in (
+        View(
+            "reproduction",
+            "The studies reproduced, over seeds",
+            "One row per figure the studies publish (studies A-E, each dataset), against the "
+            "configuration run at exactly that setting (the model's recipe otherwise, full "
+            "data; `mnistbench suite reproduction`), seeds pooled. Ours is shown under the "
+            "study's own protocol and the honest one. " + reproduction.RULES,
+            (),
+            studies=("A", "B", "C", "D", "E"),
+            rows="reproduction",
+        ),
+        View(
+            "improved",
+            "Other recipes at the same architectures",
+            "Full-scale configurations of the studies' models whose recipe differs from the "
+            "published one (other than speed settings), set against the published figure "
+            "closest to them: better recipes (`mnistbench suite improved`) and the studies' own "
+            "data split, all 60,000 training images with no validation "
+            "(`mnistbench suite study-a-60k`; no honest figure then). " + reproduction.RULES,
+            (),
+            studies=("A", "B", "C", "D", "E"),
+            rows="improved",
+        ),
         View(
             "studies",
             "The published studies reproduced",
@@ -128,23 +152,41 @@ def build_view(store: Store, name: str) -> Document:
     view = get_view(name)
     data = load(store)
     groups = sorted((g for g in data.groups if view.shows(g)), key=_order)
-    runs = [r for g in groups for r in g.runs]
-    intro: list = [Paragraph(f"{view.description} {PROTOCOLS}")]
-    if runs:
-        intro.append(Table(["Runs in this view", ""], [["Configurations", str(len(groups))],
-                                                       ["Runs", str(len(runs))],
-                                                       *provenance(runs)]))  # fmt: skip
-    trained_by = commands(runs, data.artefacts)
-    if trained_by:
-        intro.append(Paragraph("Trained by: " + "; ".join(f"`{c}`" for c in trained_by) + "."))
-    table = columns.pick(*view.columns)
-    blocks: list = [Table.of(table, groups)] if groups else [
-        Paragraph("No finished run in the store belongs to this view yet.")
-    ]  # fmt: skip
-    missing = _not_run(view, groups)
+    blocks: list = []
+    if view.rows == "reproduction":
+        rows = reproduction.reproduction_rows(groups)
+        groups = [r.group for r in rows if r.group is not None]
+        blocks.append(Table(reproduction.ROW_HEADER, [reproduction.row_cells(r) for r in rows]))
+        blocks += [Paragraph(note) for note in reproduction.notes(rows, data.groups)]
+    elif view.rows == "improved":
+        groups = reproduction.improved_groups(groups)
+        if groups:
+            cells = [reproduction.improved_cells(g) for g in groups]
+            blocks.append(Table(reproduction.IMPROVED_HEADER, cells))
+    elif groups:
+        blocks.append(Table.of(columns.pick(*view.columns), groups))
+    if not groups:
+        blocks.append(Paragraph("No finished run in the store belongs to this view yet."))
+    missing = _not_run(view, groups) if view.rows == "groups" else ""
     if missing:
         blocks.append(Paragraph(f"Not run yet (no finished run in the store): {missing}."))
+    intro = [Paragraph(f"{view.description} {PROTOCOLS}"), *_runs_table(groups, data)]
     return Document(view.title, intro, [Section(view.name, "Results", blocks)])
+
+
+def _runs_table(groups: list[RunGroup], data: ReportData) -> list:
+    """The provenance of the runs a view shows (their stored environments, never the machine
+    building the view) and the commands that trained them."""
+    runs = [r for g in groups for r in g.runs]
+    if not runs:
+        return []
+    blocks: list = [Table(["Runs in this view", ""], [["Configurations", str(len(groups))],
+                                                      ["Runs", str(len(runs))],
+                                                      *provenance(runs)])]  # fmt: skip
+    trained_by = commands(runs, data.artefacts)
+    if trained_by:
+        blocks.append(Paragraph("Trained by: " + "; ".join(f"`{c}`" for c in trained_by) + "."))
+    return blocks
 
 
 def _not_run(view: View, groups: list[RunGroup]) -> str:

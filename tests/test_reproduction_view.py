@@ -1,0 +1,130 @@
+"""The reproduction view: every published study row against our runs over seeds, with the
+study's protocol, the honest figure, the published one and which rule says it is met."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mnistbench.config import make_config
+from mnistbench.report import view_markdown
+from mnistbench.report.format import Stat
+from mnistbench.report.reproduction import verdict
+from mnistbench.store import Store
+from mnistbench.studies import FIGURES
+from report_store import write_run
+from test_report import _row, _table
+
+# (model, overrides, [(honest, max over epochs, final) per seed])
+RUNS = [
+    ("mlp", {}, [(0.9720, 0.9741, 0.9730), (0.9730, 0.9719, 0.9715), (0.9740, 0.9757, 0.9750)]),
+    ("cnn", {}, [(0.9880, 0.9885, 0.9880), (0.9875, 0.9890, 0.9889), (0.9870, 0.9880, 0.9878)]),
+    ("dbn", {}, [(0.9830, 0.9840, 0.9835), (0.9840, 0.9850, 0.9845), (0.9820, 0.9836, 0.9830)]),
+    ("small_cnn_bn", {}, [(0.9948, 0.9952, 0.9949), (0.9950, 0.9956, 0.9951)]),
+    ("mlp_784_512", {}, [(0.9756, 0.9764, 0.9761)]),
+    ("svm_rbf", {"dataset": "fashion-mnist"}, [(0.8570, 0.8570, 0.8570)] * 3),
+    # not the study's setting: a better recipe (improved view) and a quick look (neither)
+    ("microresnet", {"epochs": 10, "scheduler": "onecycle"}, [(0.9946, 0.9955, 0.9950)] * 3),
+    ("microresnet", {"subset": 2000, "epochs": 1}, [(0.13, 0.13, 0.13)]),
+]
+# the MLP on the study's own split, every training image (no validation: no honest figure)
+FULL_DATA_MAX = (0.9780, 0.9790, 0.9785)
+
+
+@pytest.fixture(scope="module")
+def store_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("repro") / "results.sqlite"
+    with Store(path) as store:
+        for model, overrides, seeds in RUNS:
+            for seed, (honest, best, final) in enumerate(seeds):
+                config = make_config(model, seed=seed, **overrides)
+                write_run(store, config, (1000, 1.0, honest, best, final))
+        for seed, best in enumerate(FULL_DATA_MAX):
+            config = make_config("mlp", seed=seed, val_size=0)
+            run_id = store.start_run(config.to_dict(), config.config_hash(), {"device": "cpu"})
+            store.log_epoch(run_id, 1, {"test_accuracy": best})
+            metrics = {"test_accuracy": best, "best_test_accuracy": best, "epochs_completed": 3}
+            store.finish_run(run_id, "finished", metrics)
+    return path
+
+
+@pytest.fixture(scope="module")
+def table(store_path: Path) -> list[list[str]]:
+    with Store(store_path) as store:
+        return _table(view_markdown(store, "reproduction"), "## Results")
+
+
+def test_one_row_per_published_figure_in_the_studies_order(table) -> None:
+    assert [(r[0], r[1], r[2]) for r in table[1:]] == [
+        (f.study, f.model, f.dataset) for f in FIGURES
+    ]
+
+
+def test_a_row_under_the_published_figure_by_more_than_a_std_is_not_met(table) -> None:
+    mlp = _row(table, Model="mlp")
+    # max over epochs (study A's protocol): 97.41, 97.19, 97.57 -> mean 97.39, std 0.19
+    assert mlp["Ours, study's protocol (mean ± std)"] == "97.39 ± 0.19% (max over epochs)"
+    assert mlp["Ours, honest: test @ best val"] == "97.30 ± 0.10%"
+    assert mlp["Published"] == "97.81%" and mlp["Seeds (have of need)"] == "3 of 3"
+    assert mlp["Met? (rule above)"] == "no (-0.42 pt, std 0.19 pt)"
+
+
+def test_met_by_the_mean_or_within_one_std(table) -> None:
+    cnn = _row(table, Model="cnn")  # 98.85 vs 98.82
+    assert cnn["Met? (rule above)"] == "yes: mean ≥ published (+0.03 pt)"
+    dbn = _row(table, Model="dbn")  # 98.42 ± 0.07 vs 98.44
+    assert dbn["Met? (rule above)"] == "within 1 std (-0.02 pt, std 0.07 pt)"
+
+
+def test_too_few_seeds_study_b_and_rows_not_run_say_so(table) -> None:
+    bn = _row(table, Model="small_cnn_bn")
+    assert bn["Seeds (have of need)"] == "2 of 3"
+    # max over epochs 99.52, 99.56: mean 99.54 vs 99.55, std 0.03
+    assert bn["Met? (rule above)"] == "within 1 std (-0.01 pt, std 0.03 pt); only 2 of 3 seeds"
+    study_b = _row(table, Model="mlp_784_512")  # one seed is all study B needs
+    assert study_b["Seeds (have of need)"] == "1 of 1" and study_b["Published"] == "none"
+    assert study_b["Ours, study's protocol (mean ± std)"] == "97.61% (final)"
+    assert study_b["Met? (rule above)"] == "— (no published accuracy)"
+    # microresnet ran only off its recipe: its study row is empty, not filled by another setting
+    micro = _row(table, Model="microresnet")
+    assert micro["Seeds (have of need)"] == "not run" and micro["Met? (rule above)"] == "not run"
+
+
+def test_fashion_rows_use_their_own_figure_and_the_final_model(table) -> None:
+    svm = _row(table, Model="svm_rbf", Dataset="fashion-mnist")
+    assert svm["Published"] == "85.67%"
+    assert svm["Ours, study's protocol (mean ± std)"] == "85.70 ± 0.00% (final)"
+    assert _row(table, Model="svm_rbf", Dataset="mnist")["Seeds (have of need)"] == "not run"
+
+
+def test_a_shortfall_note_sets_the_studys_own_data_split_beside_the_row(store_path) -> None:
+    with Store(store_path) as store:
+        markdown = view_markdown(store, "reproduction")
+    (note,) = [line for line in markdown.splitlines() if line.startswith("mlp (mnist): ")]
+    # 97.80, 97.90, 97.85: mean 97.85, std 0.05, against the published 97.81
+    assert "3 seed(s) reach 97.85 ± 0.05% (max over epochs)" in note
+    assert note.endswith("yes: mean ≥ published (+0.04 pt)")
+    # rows that are met get no note
+    assert not any(line.startswith(("cnn (", "dbn (")) for line in markdown.splitlines())
+
+
+def test_improved_view_lists_other_recipes_only(store_path: Path) -> None:
+    with Store(store_path) as store:
+        markdown = view_markdown(store, "improved")
+    table = _table(markdown, "## Results")
+    assert len(table) == 3  # the recipe runs and the quick look are not in it
+    row = _row(table, Model="microresnet")
+    assert "scheduler=onecycle" in row["Changed from the recipe"]
+    assert row["Ours, study's protocol (mean ± std)"] == "99.55 ± 0.00% (max over epochs)"
+    assert row["Beats published? (rule above)"] == "yes: mean ≥ published (+0.24 pt)"
+    full = _row(table, Model="mlp")
+    assert full["Changed from the recipe"] == "val_size=0"
+    assert full["Ours, honest: test @ best val"] == "—"
+
+
+def test_verdict_rules_by_hand() -> None:
+    assert verdict(Stat(0.9800, 0.0010, 3), 0.9805, 3, 3) == "within 1 std (-0.05 pt, std 0.10 pt)"
+    assert verdict(Stat(0.9800, 0.0004, 3), 0.9805, 3, 3) == "no (-0.05 pt, std 0.04 pt)"
+    assert verdict(Stat(0.9800, None, 1), 0.9805, 1, 3) == "no (-0.05 pt); only 1 of 3 seeds"
+    assert verdict(None, 0.98, 0, 3) == "not run"
