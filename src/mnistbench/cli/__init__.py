@@ -20,7 +20,7 @@ from mnistbench.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, eprint
 from mnistbench.errors import MnistbenchError
 
 # The verb modules, in the order `mnistbench --help` lists their verbs.
-VERB_MODULES = ("listing", "run", "plans", "speedrun", "results", "data")
+VERB_MODULES = ("listing", "run", "plans", "speedrun", "bench", "results", "data")
 
 EPILOG = """Examples:
   mnistbench list
