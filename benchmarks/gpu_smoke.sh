@@ -106,6 +106,7 @@ method = "grid"
 [fixed]
 model = "mlp"
 epochs = 1
+seed = 7
 
 [space]
 lr = [1e-3, 3e-3]
@@ -120,31 +121,5 @@ step suite-cpu-vs-gpu 150 "$PY" -m mnistbench suite cpu-vs-gpu --subset "$BIG_SU
 # 7. every run's record, and a summary
 step export 60 "$PY" -m mnistbench export --store "$STORE" --format json \
   --out "$RESULTS/gpu-smoke-runs.json"
-"$PY" - "$RESULTS" "$DEVICE" "$(($(date +%s) - STARTED))" <<'EOF' | tee "$RESULTS/gpu-smoke.md"
-import json, pathlib, sys
-results, device, seconds = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-steps = [json.loads(line) for line in (results / "gpu-smoke.jsonl").read_text().splitlines()]
-try:
-    runs = json.loads((results / "gpu-smoke-runs.json").read_text())
-except (OSError, ValueError):
-    runs = []
-print(f"# GPU smoke check on {device}: {sum(s['rc'] == 0 for s in steps)}/{len(steps)} steps "
-      f"passed in {seconds} s")
-if device != "cuda":
-    print("\nNo CUDA device: CPU fallback; these are not GPU figures.")
-print("\n| Step | Exit | Seconds |\n| --- | --- | --- |")
-for s in steps:
-    print(f"| {s['step']} | {s['rc']} | {s['seconds']} |")
-print("\n| Run | Model | Device | Precision | Status | s/epoch | Test acc | Compile s "
-      "| % of peak | TF32 | Bit-reproducible |\n" + "| --- " * 11 + "|")
-def cell(value, fmt="{}"):
-    return "-" if value is None else fmt.format(value)
-for r in runs:
-    get = lambda key: r.get(key, r.get(f"config.{key}", r.get(f"env.{key}")))
-    frac = get("fraction_of_peak")
-    print(f"| {get('run_id')} | {get('model')} | {get('device')} | {get('precision')} "
-          f"| {get('status')} | {cell(get('time_per_epoch_s'), '{:.2f}')} "
-          f"| {cell(get('test_accuracy'), '{:.4f}')} | {cell(get('compile_time_s'), '{:.1f}')} "
-          f"| {cell(frac and 100 * frac, '{:.1f}')} | {cell(get('fp32_uses_tf32'))} "
-          f"| {cell(get('bit_reproducible'))} |")
-EOF
+"$PY" "$ROOT/benchmarks/gpu_smoke_summary.py" "$RESULTS" "$DEVICE" "$(($(date +%s) - STARTED))" \
+  | tee "$RESULTS/gpu-smoke.md"

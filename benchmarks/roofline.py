@@ -34,8 +34,8 @@ import time
 from pathlib import Path
 
 WARMUP_STEPS = 5
-TIMED_SECONDS = 6.0
-MAX_STEPS = 300
+TIMED_SECONDS = 3.0
+MAX_STEPS = 150
 MIN_STEPS = 3
 PROFILE_STEPS = 10
 TRAIN_IMAGES = 55_000  # 60,000 minus the default 5,000-image validation split
@@ -127,7 +127,7 @@ class _Timer:
         }
 
 
-def measure(model: str, subset: int, profile: bool) -> dict[str, object]:
+def measure(model: str, subset: int, profile: bool, extra: list[str]) -> dict[str, object]:
     """One model's steps under the tree on sys.path (called in a fresh process)."""
     from mnistbench.engine import loop
 
@@ -143,7 +143,7 @@ def measure(model: str, subset: int, profile: bool) -> dict[str, object]:
 
     with tempfile.TemporaryDirectory() as folder:
         argv = ["run", model, "--epochs", "1", "--subset", str(subset), "--quiet", "--force",
-                "--store", str(Path(folder) / "runs.sqlite")]  # fmt: skip
+                "--store", str(Path(folder) / "runs.sqlite"), *extra]  # fmt: skip
         with contextlib.suppress(_Stop):  # how the timer ends the run
             main(argv)
     steps = len(timer.stamps) - 1
@@ -188,12 +188,11 @@ def _static(model: str) -> dict[str, object]:
     }
 
 
-def _child(
-    tree: str, model: str, subset: int, profile: bool, threads: int | None
-) -> dict[str, object]:
+def _child(tree: str, model: str, subset: int, profile: bool, extra: str = "") -> dict[str, object]:
     env = {**os.environ, "PYTHONPATH": tree}
     args = [sys.executable, __file__, "measure", model, "--subset", str(subset)]
     args += ["--profile"] if profile else []
+    args += [f"--extra={extra}"] if extra else []
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode or not lines:
@@ -215,8 +214,9 @@ def compare(args: argparse.Namespace) -> None:
             row = {"model": model, "machine": cpu_model_name(), **_static(model)}
             subset = _subset(row["image_size"], row["batch_size"])
             if args.base:
-                row["before"] = _child(args.base, model, subset, False, args.threads)
-            row["after"] = _child(head, model, subset, True, args.threads)
+                row["before"] = _child(args.base, model, subset, False)
+            row["after"] = _child(head, model, subset, True, args.extra)
+            row["after_settings"] = args.extra
             row["threads_override"] = args.threads
             out.write(json.dumps(row) + "\n")
             out.flush()
@@ -230,12 +230,14 @@ def main() -> None:
     m.add_argument("model")
     m.add_argument("--subset", type=int, required=True)
     m.add_argument("--profile", action="store_true")
+    m.add_argument("--extra", default="", help="more `mnistbench run` flags, space-separated")
     c = verbs.add_parser("compare", help="old tree (--base) and this one, model by model")
     c.add_argument("--base", help="src folder of the old tree (e.g. a 5ae60b7 worktree's src)")
     c.add_argument("--head", help="src folder of the new tree (default: this checkout's src)")
     c.add_argument("--models", nargs="*")
     c.add_argument("--threads", type=int, help="torch threads in both trees (default torch's)")
     c.add_argument("--out", required=True, help="JSON lines file to append rows to")
+    c.add_argument("--extra", default="", help="run flags for the new tree only, e.g. --compile")
     t = verbs.add_parser("table", help="markdown + JSON from compare's rows")
     t.add_argument("rows", nargs="+")
     t.add_argument("--out", required=True, help="path stem: writes STEM.md and STEM.json")
@@ -247,7 +249,7 @@ def main() -> None:
         torch.set_flush_denormal(True)  # as the CLI does first thing (engine.device)
         if os.environ.get("ROOFLINE_THREADS"):
             torch.set_num_threads(int(os.environ["ROOFLINE_THREADS"]))
-        print(json.dumps(measure(args.model, args.subset, args.profile)))
+        print(json.dumps(measure(args.model, args.subset, args.profile, args.extra.split())))
     elif args.verb == "compare":
         compare(args)
     else:

@@ -121,3 +121,24 @@ def test_latency_is_measured_on_the_compiled_model_when_the_run_compiled() -> No
     assert latency_form(model, plain) is model
     compiled = latency_form(model, make_config("speedrun_tiny", epochs=1, compile=True))
     assert compiled is not model and getattr(compiled, "_orig_mod", None) is model
+
+
+def test_a_cuda_peak_applies_whatever_the_torch_thread_count(fake_cuda, monkeypatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=0: "NVIDIA H200")
+    before = torch.get_num_threads()
+    identity = peaks.machine_identity("cuda")
+    peaks.save_peaks(
+        peaks.Peaks(
+            device="cuda",
+            fingerprint=peaks.fingerprint(identity),
+            machine=identity,
+            matmul_flops_per_s={"bf16": 7.7e14},
+            conv_flops_per_s={"bf16": 6.5e13},
+        )
+    )
+    try:
+        torch.set_num_threads(1)  # a pool worker's thread count
+        assert peaks.load_peaks("cuda").peak_for("bf16") == 7.7e14
+        assert peaks.load_peaks("cpu") is None  # a CPU peak still depends on threads
+    finally:
+        torch.set_num_threads(before)
