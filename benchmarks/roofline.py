@@ -242,6 +242,7 @@ def main() -> None:
     t.add_argument("rows", nargs="+")
     t.add_argument("--out", required=True, help="path stem: writes STEM.md and STEM.json")
     t.add_argument("--command", default="", help="the command line that measured the rows")
+    t.add_argument("--notes", default="", help="a paragraph printed above the table")
     args = parser.parse_args()
     if args.verb == "measure":
         import torch
@@ -255,7 +256,7 @@ def main() -> None:
     else:
         from roofline_table import write_table  # benchmarks/, beside this file
 
-        write_table(args.rows, Path(args.out), args.command)
+        write_table(args.rows, Path(args.out), args.command, args.notes)
 
 
 if __name__ == "__main__":

@@ -81,7 +81,7 @@ HEADER = [
 ]  # fmt: skip
 
 
-def write_table(paths: list[str], stem: Path, command: str) -> None:
+def write_table(paths: list[str], stem: Path, command: str, notes: str = "") -> None:
     rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line]
     latest = {row["model"]: row for row in rows}  # a re-measured model replaces its row
     rows = list(latest.values())
@@ -89,6 +89,8 @@ def write_table(paths: list[str], stem: Path, command: str) -> None:
     peak = first.get("peak_fp32_flops_per_s")
     lines = [
         "# Roofline: every registered model at its recipe, before (5ae60b7) and after",
+        "",
+        notes,
         "",
         f"Command: `{command}`" if command else "",
         f"Machine: {first['machine']}, {first['torch_threads']} torch thread(s); fp32 peak "
@@ -100,5 +102,5 @@ def write_table(paths: list[str], stem: Path, command: str) -> None:
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
     stem.with_suffix(".json").write_text(
-        json.dumps({"command": command, "rows": rows}, indent=1) + "\n"
+        json.dumps({"command": command, "notes": notes, "rows": rows}, indent=1) + "\n"
     )
