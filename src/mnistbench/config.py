@@ -321,9 +321,9 @@ def default_precision(device: str) -> str:
     2-core dev machine: MLP batch 64 3.1 -> 4.2 ms/step), so there it is an opt-in.
     """
     if device == "cuda":
-        import torch
+        from mnistbench.engine.device import cuda_native_bf16
 
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        if cuda_native_bf16():  # native only: emulated bf16 (pre-Ampere) is many times slower
             return "bf16"
     return "fp32"
 

@@ -15,7 +15,18 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import nn
 
+from mnistbench.data.device import Split
 from mnistbench.engine.device import synchronize
+
+
+def batch_input_shape(split: Split) -> tuple[int, int, int]:
+    """(C, H, W) of the batches a split yields: its stored images' shape, or the size it
+    resizes each batch to (224 px runs keep 28 px images and resize per batch; a warm-up at
+    28 px would leave the 224 px compilation inside epoch 1)."""
+    channels, height, width = split.images.shape[1:]
+    if split.resize_to is not None:
+        height = width = split.resize_to
+    return (channels, height, width)
 
 
 def batch_sizes(n: int, batch_size: int) -> list[int]:

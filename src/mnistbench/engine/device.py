@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from contextlib import AbstractContextManager
 
 import torch
@@ -86,3 +87,72 @@ def place_model(model: torch.nn.Module, device: str) -> torch.nn.Module:
     if wanted and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+# ------------------------------------------------------------------------------ CUDA maths
+
+TF32_ENV = "MNISTBENCH_TF32"  # on / off / default (PyTorch's: cuDNN convs TF32, matmuls not)
+TF32_CHOICES = ("default", "on", "off")
+
+
+def cuda_native_bf16() -> bool:
+    """Whether the CUDA device computes bf16 natively (Ampere and later). PyTorch's plain
+    `is_bf16_supported()` also says yes where it would emulate bf16 (pre-Ampere), many times
+    slower, so bf16 must not be a default there."""
+    if not torch.cuda.is_available():
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # a torch without the argument: the capability decides (8.0 = Ampere)
+        return torch.cuda.get_device_capability()[0] >= 8
+
+
+def tf32_setting() -> str:
+    """The TF32 choice for "fp32" CUDA runs, from $MNISTBENCH_TF32 (default: PyTorch's)."""
+    value = os.environ.get(TF32_ENV, "default").strip().lower() or "default"
+    if value not in TF32_CHOICES:
+        raise ConfigError(
+            f"${TF32_ENV} is {value!r}; it takes one of {', '.join(TF32_CHOICES)}: 'on' lets "
+            "fp32 matmuls and convolutions use TF32 tensor cores (faster, ~10-bit mantissa), "
+            "'off' keeps them IEEE fp32, 'default' leaves PyTorch's choice (TF32 convolutions, "
+            "fp32 matmuls)."
+        )
+    return value
+
+
+def apply_tf32(device: str | torch.device) -> dict[str, object]:
+    """Apply $MNISTBENCH_TF32 on a CUDA device and say what "fp32" means for this run: the
+    flags, and `fp32_uses_tf32` (True when any fp32 matmul or conv may run in TF32). Nothing
+    changes on other devices (TF32 is a CUDA tensor-core format)."""
+    if torch.device(device).type != "cuda":
+        return {}
+    setting = tf32_setting()
+    if setting != "default":
+        torch.backends.cuda.matmul.allow_tf32 = setting == "on"
+        torch.backends.cudnn.allow_tf32 = setting == "on"
+    matmul = torch.backends.cuda.matmul.allow_tf32 or (
+        torch.get_float32_matmul_precision() != "highest"
+    )
+    return {
+        "tf32_setting": setting,
+        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "fp32_uses_tf32": bool(matmul or torch.backends.cudnn.allow_tf32),
+    }
+
+
+def cuda_determinism() -> dict[str, object]:
+    """Whether a CUDA run can be repeated bit for bit: only with deterministic algorithms and
+    deterministic cuDNN, benchmark autotuning off. Otherwise atomics and autotuned kernels make
+    two runs of one config differ in the last bits, so a reused result is the same config,
+    not the same numbers."""
+    deterministic = (
+        torch.are_deterministic_algorithms_enabled()
+        and torch.backends.cudnn.deterministic
+        and not torch.backends.cudnn.benchmark
+    )
+    return {
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "bit_reproducible": bool(deterministic),
+    }

@@ -10,7 +10,12 @@ from pathlib import Path
 
 import torch
 
-from mnistbench.engine.device import denormal_flush_state
+from mnistbench.engine.device import (
+    apply_tf32,
+    cuda_determinism,
+    cuda_native_bf16,
+    denormal_flush_state,
+)
 
 
 def cpu_model_name() -> str:
@@ -82,16 +87,17 @@ def cuda_environment(device: str | torch.device) -> dict[str, object]:
     the first steps, which lands in epoch 1's time.
     """
     index = cuda_device_index(device)
+    maths = apply_tf32(device)  # applied first, so what is recorded is what the run uses
     return {
+        **maths,
+        **cuda_determinism(),
+        "cuda_native_bf16": cuda_native_bf16(),
         "cuda_device_index": index,
         "gpu_count": torch.cuda.device_count(),
         "cuda_version": torch.version.cuda,
         "cudnn_version": torch.backends.cudnn.version(),
         "nvidia_driver_version": nvidia_driver_version(),
         "cuda_capability": ".".join(map(str, torch.cuda.get_device_capability(index))),
-        "cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
-        "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
-        "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
         "cudnn_deterministic": torch.backends.cudnn.deterministic,
     }

@@ -78,6 +78,9 @@ def machine_identity(device: str) -> dict[str, object]:
         index = cuda_device_index(device)
         identity["device_name"] = torch.cuda.get_device_name(index)
         identity["cuda_version"] = torch.version.cuda
+        # CPU threads do not set a GPU's peak, and pool workers run with fewer than the
+        # shell that measured it (seen on an H200: the sweep's runs found no peak)
+        del identity["torch_threads"]
     return identity
 
 

@@ -50,6 +50,14 @@ class Recipe:
     chosen_on: str = ""  # how the recipe was chosen, said with every run it makes
 
 
+# How the MNIST 99% recipe was chosen (issue 17): 1-epoch candidates, seed 0, 5,000 training
+# images held out; the best validation accuracy among those training in <= 9.0 s.
+_CHOSEN_ON_VALIDATION = (
+    "validation accuracy (5,000 held-out training images, seed 0) of 1-epoch candidates "
+    "(batch 64/128/256, fp32/bf16, compile) on the 2-core AVX-512 EPYC: the best among those "
+    "training in <= 9.0 s (benchmarks/results/speedrun-10s.md)"
+)
+
 # Time track: (dataset, target) -> recipe. A request picks the recipe of the lowest listed
 # target at or above it. No validation split: each seed trains on all 60,000 images and
 # nothing is selected during a run; the recipes were picked on exploration runs' test scores
@@ -61,7 +69,9 @@ class Recipe:
 # the benchmark's CPU budget allowed, not recipes known to reach those targets.
 TIME_RECIPES: dict[tuple[str, float], Recipe] = {
     ("mnist", 0.99): Recipe(
-        "speedrun_fast", {"epochs": 2, "batch_size": 256, "lr": 0.1}, _CHOSEN_ON_TEST
+        "speedrun_fast",
+        {"epochs": 1, "batch_size": 64, "lr": 0.1, "precision": "bf16"},
+        _CHOSEN_ON_VALIDATION,
     ),
     ("mnist", 0.995): Recipe(
         "speedrun_fast",

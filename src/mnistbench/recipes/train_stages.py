@@ -9,7 +9,7 @@ from mnistbench.artefacts import image_grid_png
 from mnistbench.config import RunConfig
 from mnistbench.data import DeviceData
 from mnistbench.engine import FitResult, autocast_factory
-from mnistbench.engine.compile import batch_sizes, compile_for_training
+from mnistbench.engine.compile import batch_input_shape, batch_sizes, compile_for_training
 from mnistbench.objectives import CrossEntropyObjective, Objective
 from mnistbench.objectives.contrastive_divergence import ContrastiveDivergenceObjective
 from mnistbench.recipes.kinds import (
@@ -43,7 +43,7 @@ def _cross_entropy(run: StageRun) -> FitResult:
         # every batch shape compiled here, timed apart, so no epoch pays for compilation
         objective.model, compile_s = compile_for_training(
             run.model,
-            tuple(data.train.images.shape[1:]),
+            batch_input_shape(data.train),
             batch_sizes(len(data.train), config.batch_size),
             {
                 size

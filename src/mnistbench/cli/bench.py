@@ -1,0 +1,102 @@
+"""`mnistbench bench peak`: measure this machine's peak matmul and conv FLOP rates once and
+cache them (engine/peaks.py), so every later run reports `fraction_of_peak`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import asdict
+
+from mnistbench.cli.common import start_training, whole_number
+from mnistbench.config import DEVICE_CHOICES
+from mnistbench.errors import ConfigError
+
+DESCRIPTION = (
+    "Measure this machine's best matmul rate (square sizes, fp32 and bf16; on CUDA also TF32 and "
+    "fp16) and a representative conv rate (64->64 channels, 3x3, 28 px), and save them to the "
+    "peak cache, keyed by the machine's fingerprint (CPU, SIMD level, torch threads, torch "
+    "version, GPU). Runs read the cache to report fraction_of_peak; they never measure it. "
+    "Run it on a quiet machine: anything else running lowers the figures."
+)
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated whole numbers, e.g. 512,1024, got {text!r}"
+        ) from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"matrix sizes must be at least 1, got {text!r}")
+    return sizes
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    p = verbs.add_parser(
+        "bench", help="measure the machine: peak FLOP rates (bench peak)", description=DESCRIPTION
+    )
+    actions = p.add_subparsers(dest="bench_verb", metavar="WHAT", required=True)
+    peak = actions.add_parser(
+        "peak", help="measure and cache peak FLOP rates", description=DESCRIPTION
+    )
+    peak.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    peak.add_argument(
+        "--sizes",
+        type=_sizes,
+        help="square matmul sizes, comma-separated; the best counts "
+        "(default 512,1024,2048 on CPU, 2048,4096,8192 on CUDA)",
+    )
+    peak.add_argument(
+        "--repeats", type=whole_number, default=5, help="timed repeats per shape (default 5)"
+    )
+    peak.add_argument(
+        "--show",
+        action="store_true",
+        help="print the cached peaks of this machine; measure nothing",
+    )
+    peak.add_argument("--json", action="store_true", help="print the peaks as JSON")
+    peak.add_argument(
+        "--threads", type=whole_number, help="torch threads to measure with (default torch's)"
+    )
+    peak.set_defaults(handler=cmd_bench_peak)
+
+
+def cmd_bench_peak(args: argparse.Namespace) -> int:
+    start_training()
+    import torch
+
+    from mnistbench.engine import resolve_device
+    from mnistbench.engine.peaks import (
+        BENCH_PEAK_HINT,
+        describe_peaks,
+        load_peaks,
+        measure_peaks,
+        peaks_path,
+        save_peaks,
+    )
+
+    if args.repeats < 1:
+        raise ConfigError(f"--repeats must be at least 1, got {args.repeats}.")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ConfigError(f"--threads must be at least 1, got {args.threads}.")
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    path = peaks_path()
+    if args.show:
+        peaks = load_peaks(device)
+        if peaks is None:
+            raise ConfigError(
+                f"No peaks cached for this machine ({device}, {torch.get_num_threads()} torch "
+                f"threads) in {path}: {BENCH_PEAK_HINT} (without --show)."
+            )
+        saved_to = None
+    else:
+        peaks = measure_peaks(device, sizes=args.sizes, repeats=args.repeats)
+        saved_to = save_peaks(peaks)
+    if args.json:
+        print(json.dumps({**asdict(peaks), "cache": str(path)}, indent=1))
+    else:
+        print(describe_peaks(peaks, saved_to))
+    return 0

@@ -1,0 +1,69 @@
+"""benchmarks/roofline.py: the step timer stops the run after its steps (on a tiny model and the
+synthetic data set), and the table's FLOP rate and bound follow a hand count and the stated rule.
+Timings are never asserted, only that they were taken."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _load(name: str, monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_flop_rate_and_fraction_follow_a_hand_count(monkeypatch) -> None:
+    table = _load("roofline_table", monkeypatch)
+    # an MLP 784-512-256-10: 2 x (784*512 + 512*256 + 256*10) forward FLOPs per image
+    forward = 2 * (784 * 512 + 512 * 256 + 256 * 10)
+    row = {"flops_per_sample": forward, "peak_fp32_flops_per_s": 1e11}
+    side = {"images_per_s": 1000.0}
+    assert table.flop_rate(row, side) == 3 * forward * 1000.0
+    assert table.fraction_of_peak(row, side) == pytest.approx(3 * forward * 1000.0 / 1e11)
+
+
+@pytest.mark.parametrize(
+    ("compute", "outside", "mean_op_us", "images_per_s", "expected"),
+    [
+        (0.6, 0.05, 100.0, 1.0, "compute"),  # matmul/conv take most of the step
+        (0.1, 0.05, 100.0, 20_000.0, "compute"),  # 25%+ of peak whatever the split
+        (0.2, 0.4, 100.0, 1.0, "overhead"),  # much of the step outside every op
+        (0.2, 0.1, 8.0, 1.0, "overhead"),  # ops too short for their arithmetic to count
+        (0.2, 0.1, 100.0, 1.0, "memory"),  # element-wise ops outweigh the arithmetic
+    ],
+)
+def test_bound_follows_the_stated_rule(
+    monkeypatch, compute, outside, mean_op_us, images_per_s, expected
+) -> None:
+    table = _load("roofline_table", monkeypatch)
+    row = {"flops_per_sample": 1_000_000, "peak_fp32_flops_per_s": 1e11}
+    after = {"compute_share": compute, "other_ops_share": 1 - compute - outside,
+             "outside_ops_share": outside, "mean_op_us": mean_op_us,
+             "images_per_s": images_per_s}  # fmt: skip
+    assert table.bound(row, after) == expected
+    assert table.bound(row, {"images_per_s": 1.0}) == "-"  # not profiled
+
+
+def test_the_timer_times_steps_then_stops_the_run(monkeypatch, learnable_data_dir) -> None:
+    roofline = _load("roofline", monkeypatch)
+    monkeypatch.setattr(roofline, "WARMUP_STEPS", 1)
+    monkeypatch.setattr(roofline, "MAX_STEPS", 3)
+    monkeypatch.setattr(roofline, "PROFILE_STEPS", 2)
+    monkeypatch.setenv("MNISTBENCH_DATA", str(learnable_data_dir))
+    extra = ["--val-size", "32", "--batch-size", "8"]  # the synthetic set is small
+    figures = roofline.measure("mlp", subset=8 * 8, profile=True, extra=extra)
+    assert figures["steps"] == 3 and figures["batch_size"] == 8
+    assert figures["step_ms"] > 0 and figures["epoch_equivalent_s"] > 0
+    assert figures["profiled_steps"] == 2
+    shares = figures["compute_share"] + figures["other_ops_share"] + figures["outside_ops_share"]
+    assert shares == pytest.approx(1.0, abs=0.05) or figures["outside_ops_share"] == 0.0
