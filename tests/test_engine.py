@@ -168,3 +168,16 @@ def test_denormals_flushed_on_every_thread_only_when_set_before_the_first_parall
     )
     late = "print(denormal_flush_state())\nflush_denormals()\nprint(denormal_flush_state())"
     assert _flush_state_in_child(late) == "some threads"  # workers started before the flag
+
+
+def test_training_cpu_share_is_cpu_seconds_over_wall_time_and_threads(monkeypatch) -> None:
+    """A hand count: 3 CPU seconds in 2 s of training on 2 threads is 75% of the cores; GPU runs
+    and runs with no training time have no share."""
+    import torch
+
+    from mnistbench.experiments.runner import cpu_share
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert cpu_share(3.0, 2.0, "cpu") == 0.75
+    assert cpu_share(3.0, 2.0, "cuda") is None
+    assert cpu_share(0.0, 0.0, "cpu") is None

@@ -54,7 +54,8 @@ def test_zoo_small_view_pools_seeds_and_says_where_they_ran(store_path: Path) ->
     assert bn["Test acc @ best val (honest)"] == "99.50 ± 0.02%"
     # study D published the max over epochs, 99.55%: ours is 99.52%
     assert bn["Published met? (study's protocol)"] == "no (-0.03 pt, max over epochs)"
-    assert bn["Time/epoch (train, threads)"] == "42.40 ± 1.00 s (1/2 thr)"
+    # the fixture's runs predate train_cpu_share: their times cannot say they had the cores
+    assert bn["Time/epoch (train, threads)"] == "42.40 ± 1.00 s (1/2 thr, CPU share ?)"
     # Fashion-MNIST rows have no figure in the registry's cards: nothing is set against them
     fashion = _row(table, Model="small_cnn_bn", Dataset="fashion-mnist")
     assert fashion["Published (same dataset, closest setting)"] == "— (figures for mnist only)"
@@ -96,3 +97,18 @@ def test_an_unknown_view_names_the_known_ones(store_path: Path) -> None:
         build_view(store, "zoo-smal")
     message = str(caught.value)
     assert "Did you mean zoo-small" in message and "architecture-showdown" in message
+
+
+def test_a_cpu_time_says_how_much_of_the_cores_its_runs_had() -> None:
+    """The lowest share over a group's seeds is shown, so one contended seed marks the cell."""
+    from types import SimpleNamespace
+
+    from mnistbench.report.columns import _cpu_share
+
+    def group(*shares):
+        runs = [SimpleNamespace(metrics={"train_cpu_share": share}) for share in shares]
+        return SimpleNamespace(runs=runs)
+
+    assert _cpu_share(group(0.99, 0.97)) == "CPU 97%"
+    assert _cpu_share(group(0.98, 0.31)) == "CPU 31%"
+    assert _cpu_share(group(0.98, None)) == "CPU share ?"

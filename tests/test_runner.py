@@ -35,6 +35,9 @@ def test_rows_and_measurements_land(store: Store, learnable_data_dir: Path) -> N
     assert m["time_per_epoch_s"] > 0 and m["wall_time_s"] > m["total_train_time_s"]
     assert m["train_images_per_s"] == pytest.approx(2 * 1100 / m["total_train_time_s"])
     assert m["latency_batch1_ms"] > 0 and m["latency_batch1000_ms"] > m["latency_batch1_ms"]
+    # the recipe runner carries the loop's CPU seconds through (it once dropped them: 0%);
+    # a share over 1 would mean CPU time the threads could not have had
+    assert 0 < m["train_cpu_share"] <= 1.05
     assert m["peak_memory_kind"] == "run_peak_rss"  # Linux: this run's own high-water mark
     assert m["peak_memory_mb"] >= m["memory_at_start_mb"] + m["data_on_device_mb"]
     # energy: a figure with its scope, or none with the reason (tests/test_measure.py checks

@@ -57,6 +57,9 @@ class FitResult:
     stopped_early: bool = False
     message: str | None = None  # why the run diverged
     last_test: EvalResult | None = None  # the latest test evaluation (for the confusion matrix)
+    # CPU seconds this process (all its threads) spent in the training loops: against their wall
+    # time x threads it tells a run that had the cores from one that shared them
+    train_cpu_s: float = 0.0
 
 
 def evaluate(objective: Objective, split: Split, batch_size: int = 1000) -> EvalResult:
@@ -153,7 +156,7 @@ def fit(
             unit="step",
         )
         synchronize(device)
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for step, (images, labels) in enumerate(
             iterate_batches(data.train, config.batch_size, shuffle=True, generator=batch_generator),
             start=1,
@@ -177,6 +180,7 @@ def fit(
             bar.update()
         synchronize(device)
         train_time_s = time.perf_counter() - started
+        result.train_cpu_s += time.process_time() - cpu_started
         bar.close()
         for scheduler, when in schedules:
             if scheduler is not None and when == "epoch":

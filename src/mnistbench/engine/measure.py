@@ -392,6 +392,10 @@ def measurement_methods(device: str) -> dict[str, str]:
         "latency_batch1000_ms.",
         "time_per_epoch_s": "Median over epochs of the training steps' wall time, device "
         "synchronised before and after; evaluation is timed apart (eval_time_s).",
+        "train_cpu_share": "CPU seconds of the whole process (time.process_time, all threads) "
+        "in the training loops / (their wall time x torch threads), CPU runs only: near 1 when "
+        "the run had its cores, well under 1 when other work shared them, so its times are "
+        "slower than the machine's (runs recorded before it existed have none).",
         "train_flops_per_s": "Estimate: 3 x forward FLOPs per image (backward = 2 x forward, "
         "not measured), batch setup amortised over the batch, x training images per second.",
         "fraction_of_peak": "train_flops_per_s / the best matmul or conv rate that `mnistbench "

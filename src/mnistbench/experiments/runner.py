@@ -396,4 +396,14 @@ def _training_metrics(result: FitResult, train_size: int, config: RunConfig) -> 
         "train_images_per_s": (
             train_size * len(result.epochs) / total_train_time_s if total_train_time_s else None
         ),
+        "train_cpu_share": cpu_share(result.train_cpu_s, total_train_time_s, config.device),
     }
+
+
+def cpu_share(cpu_s: float, wall_s: object, device: str) -> float | None:
+    """The share of its torch threads' time the training loop had the CPU: near 1 on cores of
+    its own, well under 1 when other processes shared them (its times are then slower than the
+    machine). Only CPU runs: a GPU run's host threads mostly wait, by design."""
+    if device != "cpu" or not isinstance(wall_s, (int, float)) or wall_s <= 0:
+        return None
+    return cpu_s / (wall_s * torch.get_num_threads())

@@ -152,6 +152,7 @@ def run_recipe(ctx: RecipeContext, recipe: Recipe) -> FitResult:
         if staged and kind.records_epochs:
             ctx.record(**stage_metrics(stage, kind, log))
         result.last_test = fitted.last_test or result.last_test
+        result.train_cpu_s += fitted.train_cpu_s
         if stage.name == headline:
             result.stopped_early = fitted.stopped_early
         if fitted.status != "finished":

@@ -45,10 +45,24 @@ def _threads(group: RunGroup) -> str:
     return "/".join(threads)
 
 
+def _cpu_share(group: RunGroup) -> str:
+    """The lowest share of its threads' time any run of the group had the CPU while training,
+    or '?' where a run did not record it: a time is the machine's only where this is near 100%."""
+    shares = [r.metrics.get("train_cpu_share") for r in group.runs]
+    if any(share is None for share in shares):
+        return "CPU share ?"
+    return f"CPU {min(shares):.0%}"
+
+
 def time_with_threads(group: RunGroup) -> str:
-    """'41.40 s (1 thr)': a CPU time means little without the threads it ran on."""
+    """'41.40 s (1 thr, CPU 98%)': a CPU time means little without the threads it ran on and
+    whether it had them to itself."""
     time = fmt.seconds_stat(group.stat("time_per_epoch_s"))
-    return time if time == "—" else f"{time} ({_threads(group)} thr)"
+    if time == "—":
+        return time
+    if group.first.environment.get("device", "cpu") != "cpu":
+        return f"{time} ({_threads(group)} thr)"
+    return f"{time} ({_threads(group)} thr, {_cpu_share(group)})"
 
 
 def published_figure(group: RunGroup) -> dict[str, Any] | None:

@@ -40,6 +40,7 @@ README_PARTS: tuple[str, ...] = (
     "view:improved",
     "micro:epoch_time.md",
     "view:zoo-speed",
+    "micro:speedrun-10s.md",
     "micro:speedrun.md",
 )
 START, END = "<!-- results:start -->", "<!-- results:end -->"
