@@ -138,14 +138,17 @@ def measure(model: str, subset: int, profile: bool, extra: list[str]) -> dict[st
         batches = original(split, batch_size, shuffle=shuffle, generator=generator)
         return timer.wrap(batches) if shuffle else batches
 
-    loop.iterate_batches = iterate
     from mnistbench.cli import main  # a package now, one module at 5ae60b7: same name
 
-    with tempfile.TemporaryDirectory() as folder:
-        argv = ["run", model, "--epochs", "1", "--subset", str(subset), "--quiet", "--force",
-                "--store", str(Path(folder) / "runs.sqlite"), *extra]  # fmt: skip
-        with contextlib.suppress(_Stop):  # how the timer ends the run
-            main(argv)
+    loop.iterate_batches = iterate
+    try:  # restored, so a caller in the same process (a test) trains normally afterwards
+        with tempfile.TemporaryDirectory() as folder:
+            argv = ["run", model, "--epochs", "1", "--subset", str(subset), "--quiet", "--force",
+                    "--store", str(Path(folder) / "runs.sqlite"), *extra]  # fmt: skip
+            with contextlib.suppress(_Stop):  # how the timer ends the run
+                main(argv)
+    finally:
+        loop.iterate_batches = original
     steps = len(timer.stamps) - 1
     if steps < 1:
         return {"model": model, "steps": 0, "note": "no training batches through the loop"}

@@ -10,7 +10,7 @@ import pytest
 
 from mnistbench.cli import main
 from mnistbench.config import make_config
-from mnistbench.report.rebuild import END, START, TABLES, rebuild
+from mnistbench.report.rebuild import END, README_PARTS, START, TABLES, rebuild
 from mnistbench.store import Store, write_jsonl
 from report_store import write_run
 
@@ -25,7 +25,8 @@ def repo(tmp_path: Path) -> Path:
     root = tmp_path / "repo"
     (root / "results").mkdir(parents=True)
     (root / "benchmarks" / "results").mkdir(parents=True)
-    for name in ("epoch_time.md", "speedrun.md"):
+    micro = [part.removeprefix("micro:") for part in README_PARTS if part.startswith("micro:")]
+    for name in micro:
         (root / "benchmarks" / "results" / name).write_text(MICRO, encoding="utf-8")
     (root / "README.md").write_text(f"# Project\n\nprose\n\n{START}\nold\n{END}\n\nmore prose\n")
     for machine, seeds in (("cpu-a", (0, 1)), ("cpu-b", (2,))):
