@@ -176,3 +176,17 @@ def test_augment_and_image_size_are_validated() -> None:
         make_config("mlp", augment="spin")
     with pytest.raises(ConfigError, match="--image-size 4"):
         make_config("mlp", image_size=4)
+
+
+def test_grad_clip_zero_turns_a_recipes_clipping_off() -> None:
+    """cnn's recipe clips at 1.0; 0 must turn that off (stored as unset, so it hashes and trains
+    as no clipping: clip_grad_norm_ at 0 would zero every gradient), from flags and from plans."""
+    from mnistbench.config import with_overrides
+
+    recipe = make_config("cnn")
+    assert recipe.grad_clip == 1.0
+    off = make_config("cnn", grad_clip=0)
+    assert off.grad_clip is None and off.config_hash() != recipe.config_hash()
+    assert with_overrides(recipe, grad_clip=0.0) == off
+    with pytest.raises(ConfigError, match=r"--grad-clip -1: must be in \[0, inf\)"):
+        make_config("cnn", grad_clip=-1)

@@ -107,8 +107,9 @@ class RunConfig:
     grad_clip: float | None = setting(
         None,
         role="training",
-        help="max global gradient L2 norm; unset = no clipping (cnn's recipe clips at 1.0)",
-        check=unset_or(interval("(0, inf)", "Leave it unset to disable clipping.")),
+        help="max global gradient L2 norm; unset = the recipe's (cnn's and dbn's clip at 1.0, "
+        "others do not); 0 = no clipping, also where the recipe clips",
+        check=unset_or(interval("[0, inf)", "Give 0 to turn clipping off.")),
     )
     label_smoothing: float = setting(
         0.0,
@@ -311,6 +312,8 @@ def validate_config(config: RunConfig) -> RunConfig:
     from mnistbench.data import get_dataset_spec  # imports torch, which a config need not load
 
     get_dataset_spec(config.dataset)
+    if config.grad_clip == 0:  # "off", stored as unset: it trains and hashes as no clipping
+        return replace(config, grad_clip=None)
     return config
 
 
