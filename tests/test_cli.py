@@ -338,13 +338,18 @@ def test_merge_copies_runs_and_refuses_bad_sources(capsys, store_path: Path, tmp
 def test_run_summary_labels_energy_and_flop_rate_as_what_they_are() -> None:
     """Energy prints in Wh with measured/estimated; the FLOP rate says it is an estimate and
     either its fraction of the peak or why there is none."""
+    from types import SimpleNamespace
+
     from mnistbench.cli.run import _energy_text, _flop_rate_text
 
+    def run(**metrics):  # what the energy reading looks at of a stored run
+        return SimpleNamespace(metrics=metrics)
+
     tdp = {"energy_kwh": 2.5e-5, "energy_measured": False, "energy_method": "codecarbon TDP"}
-    assert _energy_text(tdp) == "0.025 Wh (estimated: codecarbon TDP)"
+    assert _energy_text(run(**tdp)) == "0.025 Wh (estimated: codecarbon TDP)"
     counter = {**tdp, "energy_measured": True, "energy_method": "RAPL"}
-    assert _energy_text(counter) == "0.025 Wh (measured: RAPL)"
-    assert _energy_text({}) == "not measured"
+    assert _energy_text(run(**counter)) == "0.025 Wh (measured: RAPL)"
+    assert _energy_text(run()) == "not measured"
     rate = {"train_flops_per_s": 2.0e10, "fraction_of_peak": 0.125}
     assert _flop_rate_text(rate) == (
         "20.00 GFLOP/s (estimate, 3 x forward), 12.5% of this machine's peak"

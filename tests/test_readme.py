@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -28,8 +31,6 @@ def test_readme_gives_the_ci_test_line() -> None:
 def test_every_test_the_docs_cite_exists() -> None:
     """docs/faults.md and the other pages cite tests as `test_file.py::test_name`; a renamed or
     removed test must not leave the page pointing at nothing."""
-    import re
-
     cited = []
     for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         for match in re.finditer(r"(test_\w+\.py)::(\w+)", page.read_text()):
@@ -48,9 +49,6 @@ def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
     """The example under '## Python', run unchanged in an empty folder with only the data root
     set as a user would: it trains, prints two figures and leaves its run in the CLI's default
     store, where `mnistbench export` finds it."""
-    import json
-    import os
-
     from conftest import real_data_root
 
     data_root = real_data_root("mnist")
@@ -71,3 +69,4 @@ def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
     )  # fmt: skip
     (run,) = json.loads(exported.stdout)
     assert run["model"] == "mlp" and run["test_accuracy"] == test_accuracy
+    assert run["time_per_epoch_s"] == time_per_epoch_s  # the printed figures are the run's

@@ -144,14 +144,14 @@ def _report_view(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_text(out: Path, text: str, what: str) -> None:
+def _write_text(out: Path, text: str, what: str, other_choice: str = "") -> None:
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text, encoding="utf-8")
     except OSError as error:
         raise MnistbenchError(
             f"Cannot write {what} to {out}: {error.strerror or error}. "
-            "Pass --out a file path you can write to."
+            f"Pass --out a file path you can write to{other_choice}."
         ) from None
 
 
@@ -165,16 +165,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.out == "-":
         print(text, end="")
         return 0
-    out = Path(args.out)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise MnistbenchError(
-            f"Cannot write the export to {out}: {error.strerror or error}. "
-            "Pass --out a file path you can write to, or --out - for standard output."
-        ) from None
-    eprint(f"wrote {out} ({args.what}, {args.format})")
+    _write_text(Path(args.out), text, "the export", ", or --out - for standard output")
+    eprint(f"wrote {args.out} ({args.what}, {args.format})")
     return 0
 
 

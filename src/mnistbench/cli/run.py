@@ -152,16 +152,18 @@ def _scale_lines(record: RunRecord) -> list[str]:
     return lines
 
 
-def _energy_text(metrics: dict) -> str:
+def _energy_text(record: RunRecord) -> str:
     """Energy in Wh, saying whether a power counter measured it or CodeCarbon estimated it (a
-    TDP model, energy = power x time, where no counter exists)."""
+    TDP model, energy = power x time, where no counter exists): the report's own reading of
+    the run (report.energy), so the summary and the tables never disagree."""
+    from mnistbench.report import energy
     from mnistbench.report import format as fmt
 
-    kwh = metrics.get("energy_kwh")
-    if kwh is None:
+    if not energy.has_energy(record):
         return "not measured"
-    kind = "measured" if metrics.get("energy_measured") else "estimated"
-    return f"{fmt.number(kwh * 1000)} Wh ({kind}: {metrics.get('energy_method', '?')})"
+    kind = "measured" if energy.is_measured(record) else "estimated"
+    value = fmt.number_stat(energy.energy_wh([record]))
+    return f"{value} {energy.UNIT} ({kind}: {record.metrics.get('energy_method', '?')})"
 
 
 def _flop_rate_text(metrics: dict) -> str:
@@ -213,7 +215,7 @@ def summary_lines(result: TrialResult) -> list[str]:
         f"{fmt.number(m.get('latency_batch1000_ms'))} ms   peak memory "
         f"{fmt.number(m.get('peak_memory_mb'), 4)} MB ({m.get('peak_memory_kind', '?')})"
         + elsewhere,
-        f"  energy {_energy_text(m)}" + elsewhere,
+        f"  energy {_energy_text(record)}" + elsewhere,
         f"  training {_flop_rate_text(m)}" + elsewhere,
     ]
     if m.get("epochs_to_target") is not None:
