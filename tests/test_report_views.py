@@ -112,3 +112,31 @@ def test_a_cpu_time_says_how_much_of_the_cores_its_runs_had() -> None:
     assert _cpu_share(group(0.99, 0.97)) == "CPU 97%"
     assert _cpu_share(group(0.98, 0.31)) == "CPU 31%"
     assert _cpu_share(group(0.98, None)) == "CPU share ?"
+
+
+def test_a_gpu_time_says_when_pool_workers_shared_the_gpu() -> None:
+    """A time measured while N pool workers trained on one GPU is not that GPU's speed: the
+    cell says so (at least N: other processes on the GPU are not recorded)."""
+    from types import SimpleNamespace
+
+    from mnistbench.report.columns import _gpu_sharing
+
+    def group(*shared_by):
+        runs = [SimpleNamespace(environment={"gpu_shared_by_workers": n}) for n in shared_by]
+        return SimpleNamespace(runs=runs)
+
+    assert _gpu_sharing(group(6, 6, 9)) == "GPU shared: ≥9 processes"
+    assert _gpu_sharing(group(None)) == "GPU"
+    assert _gpu_sharing(group(1, None)) == "GPU"
+
+
+def test_a_gpu_machine_names_its_host_cpu_as_the_host() -> None:
+    """On a GPU run the SIMD level and bf16 are the host CPU's: the label must not read as
+    the GPU's."""
+    from mnistbench.report.sections.overview import _machine
+
+    env = {"device": "cuda", "device_name": "NVIDIA H200", "cpu_model": "Intel Xeon",
+           "cpu_capability": "AVX512", "cpu_native_bf16": True}  # fmt: skip
+    assert _machine(env) == "cuda: NVIDIA H200 (host CPU Intel Xeon: AVX512, native bf16)"
+    cpu = {**env, "device": "cpu", "device_name": "AMD EPYC"}
+    assert _machine(cpu) == "cpu: AMD EPYC (AVX512, native bf16)"

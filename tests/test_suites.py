@@ -147,6 +147,30 @@ def test_seeds_and_scale_knobs(tiny_suite) -> None:
         plan_suite(tiny_suite, seeds=0)
 
 
+def test_models_keeps_only_those_trials_and_names_the_suites_models(capsys) -> None:
+    """`--models` runs the rows a table still misses: the same trials (same config hashes) as the
+    whole suite plans for those models, in the suite's order, and nothing else."""
+    whole = plan_suite(get_suite("reproduction"), device="cpu")
+    code, out, _ = run_cli(
+        capsys, "suite", "reproduction", "--models", "vit,snn", "--plan", "--device", "cpu"
+    )
+    assert code == 0
+    rows = [
+        line.split(" | ")
+        for line in out.splitlines()
+        if line.startswith("| ") and "---" not in line
+    ]
+    kept = [(row[1], row[-1].rstrip(" |")) for row in rows[1:]]
+    expected = [
+        (t.config.model, t.config_hash) for t in whole.trials if t.config.model in ("snn", "vit")
+    ]
+    assert kept == expected and len(kept) == 6
+    code, _, err = run_cli(capsys, "suite", "reproduction", "--models", "vit,resnet", "--plan")
+    assert code == 2
+    assert "Invalid --models resnet: reproduction trains no such model" in err
+    assert "resnet18, resnet50" in err and "Traceback" not in err
+
+
 def test_study_c_grid_is_32_configs_plus_svms_and_merges_under_epochs_knob() -> None:
     suite = get_suite("resnet-svm")
     plan = plan_suite(suite, device="cpu")

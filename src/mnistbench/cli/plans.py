@@ -60,12 +60,27 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 def _add_plan_options(p: argparse.ArgumentParser, seeds_help: str) -> None:
     p.add_argument("--seeds", type=whole_number, help=seeds_help + "; reports show mean ± std")
+    p.add_argument(
+        "--models",
+        type=model_names,
+        metavar="NAME[,NAME]",
+        help="run only the trials of these models (e.g. the rows a table still misses); "
+        "`--plan` shows what is left",
+    )
     add_run_settings(p, dataset_default=None)
     add_executor_options(p)
     p.add_argument(
         "--plan", action="store_true", help="print the trials (with config hashes) and exit"
     )
     add_io_options(p, dry_run_help="every trial for two steps, nothing recorded")
+
+
+def model_names(text: str) -> list[str]:
+    """--models a,b,c as a list; an empty list is an argparse error (exit 2, one line)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("give one or more model names, comma-separated")
+    return names
 
 
 def suites_table() -> str:
@@ -177,12 +192,15 @@ def cmd_suite(args: argparse.Namespace) -> int:
     overrides = check_overrides(run_overrides(args))
     start_training()
     from mnistbench.experiments.suites import get_suite, plan_suite
+    from mnistbench.experiments.sweeps import keep_models
 
     suite = get_suite(args.name)
     seed = overrides.pop("seed", None)
     plan = plan_suite(
         suite, seeds=args.seeds, first_seed=seed, device=args.device, overrides=overrides
     )
+    if args.models:
+        plan = keep_models(plan, args.models)
     if plan.skipped_models:
         eprint(
             f"suite {suite.name}: skipping {', '.join(plan.skipped_models)} "
@@ -197,10 +215,12 @@ def cmd_suite(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     overrides = check_overrides(run_overrides(args))
     start_training()
-    from mnistbench.experiments.sweeps import load_sweep, plan_sweep
+    from mnistbench.experiments.sweeps import keep_models, load_sweep, plan_sweep
 
     sweep = load_sweep(args.file)
     plan = plan_sweep(sweep, device=args.device, overrides=overrides, seeds=args.seeds)
+    if args.models:
+        plan = keep_models(plan, args.models)
     if plan.skipped_models:
         eprint(f"sweep {sweep.name}: skipping {', '.join(plan.skipped_models)} (not registered)")
     if args.plan:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +120,20 @@ def plan_sweep(
                         ) from None
                     tag = _tag(sweep, point, tag_label, seed, knobs)
                     plan.trials.append(Trial(config, label, tag))
+    return plan
+
+
+def keep_models(plan: SweepPlan, models: Sequence[str]) -> SweepPlan:
+    """The plan's trials of `models` alone (e.g. the rows a table still misses, or the ones a
+    GPU should train); a name the plan does not train is a ConfigError naming the ones it does."""
+    planned = list(dict.fromkeys(t.config.model for t in plan.trials))
+    unknown = [m for m in models if m not in planned]
+    if unknown:
+        raise ConfigError(
+            f"Invalid --models {','.join(unknown)}: {plan.sweep.name} trains no such model. "
+            f"Give a comma-separated list of its models: {', '.join(planned)}."
+        )
+    plan.trials = [t for t in plan.trials if t.config.model in models]
     return plan
 
 

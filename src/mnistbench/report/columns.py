@@ -54,14 +54,22 @@ def _cpu_share(group: RunGroup) -> str:
     return f"CPU {min(shares):.0%}"
 
 
+def _gpu_sharing(group: RunGroup) -> str:
+    """'GPU shared: ≥6 processes' where pool workers trained side by side on one GPU (each
+    records how many workers its pool put there; other processes on it are not known, hence
+    '≥'), else plain 'GPU' (no claim either way)."""
+    shared = [r.environment.get("gpu_shared_by_workers") or 1 for r in group.runs]
+    return f"GPU shared: ≥{max(shared)} processes" if max(shared) > 1 else "GPU"
+
+
 def time_with_threads(group: RunGroup) -> str:
     """'41.40 s (1 thr, CPU 98%)': a CPU time means little without the threads it ran on and
-    whether it had them to itself."""
+    whether it had them to itself; a GPU time, without whether other runs shared the GPU."""
     time = fmt.seconds_stat(group.stat("time_per_epoch_s"))
     if time == "—":
         return time
     if group.first.environment.get("device", "cpu") != "cpu":
-        return f"{time} ({_threads(group)} thr)"
+        return f"{time} ({_gpu_sharing(group)})"
     return f"{time} ({_threads(group)} thr, {_cpu_share(group)})"
 
 

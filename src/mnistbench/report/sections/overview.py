@@ -21,7 +21,9 @@ PROTOCOLS = (
     "after its last epoch. Time/epoch is training only (no evaluation), the median over epochs; "
     "on a CPU it shows the torch threads and the lowest share of their time any seed's training "
     "had the CPU ('CPU 98%': the machine's speed; well under 100%: other work shared the cores, "
-    "so the time is slower than the machine; '?': not recorded). "
+    "so the time is slower than the machine; '?': not recorded); on a GPU, 'GPU shared: ≥N "
+    "processes' where a process pool trained N runs side by side on it (its time is then not "
+    "the GPU's alone). "
     "Rows with several seeds show mean ± standard deviation over the seeds of one "
     "configuration. Energy is in Wh everywhere, marked '≈ … (estimated)' where it is a power "
     "model × time rather than a measurement. Study links lead to docs/studies.md in the "
@@ -38,11 +40,14 @@ def distinct(values: Iterable[str]) -> str:
 
 def _machine(env: dict) -> str:
     """The device a run used, as its environment recorded it (CPU SIMD level and native bf16
-    where recorded: machines with the same model name can differ in both)."""
+    where recorded: machines with the same model name can differ in both). On a GPU those
+    are the host CPU's, and say so, with its name."""
     text = f"{env.get('device', '?')}: {env.get('device_name', '?')}"
     details = [str(env["cpu_capability"])] if env.get("cpu_capability") else []
     if env.get("cpu_native_bf16"):
         details.append("native bf16")
+    if env.get("device", "cpu") != "cpu" and details:
+        details = [f"host CPU {env.get('cpu_model', '?')}: {', '.join(details)}"]
     return text + (f" ({', '.join(details)})" if details else "")
 
 
