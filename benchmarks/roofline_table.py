@@ -101,6 +101,7 @@ def write_table(paths: list[str], stem: Path, command: str, notes: str = "") -> 
     ]
     lines += ["| " + " | ".join(cells) + " |" for cells in table_rows(rows)]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    stem.with_suffix(".json").write_text(
-        json.dumps({"command": command, "notes": notes, "rows": rows}, indent=1) + "\n"
-    )
+    # one model a line: valid JSON whose diff shows which models changed
+    head = json.dumps({"command": command, "notes": notes})[:-1]
+    body = ",\n".join(json.dumps(row) for row in rows)
+    stem.with_suffix(".json").write_text(f'{head}, "rows": [\n{body}\n]}}\n')

@@ -67,3 +67,20 @@ def test_the_timer_times_steps_then_stops_the_run(monkeypatch, learnable_data_di
     assert figures["profiled_steps"] == 2
     shares = figures["compute_share"] + figures["other_ops_share"] + figures["outside_ops_share"]
     assert shares == pytest.approx(1.0, abs=0.05) or figures["outside_ops_share"] == 0.0
+
+
+def test_the_committed_table_round_trips_one_model_a_line(monkeypatch, tmp_path) -> None:
+    """roofline.json is the rows behind roofline.md: written one model a line, it reads back
+    as the same rows (a re-measured model replaces its older row)."""
+    import json
+
+    table = _load("roofline_table", monkeypatch)
+    committed = json.loads((BENCHMARKS / "results/roofline.json").read_text())
+    rows = committed["rows"][:3]
+    measured = tmp_path / "rows.jsonl"
+    measured.write_text("".join(json.dumps(r) + "\n" for r in [rows[0], *rows]))
+    table.write_table([str(measured)], tmp_path / "roofline", "cmd", "notes")
+    text = (tmp_path / "roofline.json").read_text()
+    assert json.loads(text) == {"command": "cmd", "notes": "notes", "rows": rows}
+    assert len(text.splitlines()) == 2 + len(rows)
+    assert (tmp_path / "roofline.md").read_text().count(f"| {rows[1]['model']} |") == 1

@@ -36,8 +36,8 @@ MISS_ACCURACY = 0.0  # what a seed that did not finish counts as (rule: every se
 
 # How the listed recipes were chosen, recorded with every run they make (rule 2).
 _CHOSEN_ON_TEST = (
-    "test accuracy of one-seed exploration runs (benchmarks/results/speedrun.json, "
-    "'exploration'); seed 0 was among them"
+    "test accuracy of one-seed exploration runs (benchmarks/results/speedrun.md, "
+    "'Exploration before the records'); seed 0 was among them"
 )
 
 
