@@ -104,7 +104,7 @@ def test_a_shortfall_note_sets_the_studys_own_data_split_beside_the_row(store_pa
     (note,) = [line for line in markdown.splitlines() if line.startswith("mlp (mnist): ")]
     # 97.80, 97.90, 97.85: mean 97.85, std 0.05, against the published 97.81
     assert "3 seed(s) reach 97.85 ± 0.05% (max over epochs)" in note
-    assert note.endswith("yes: mean ≥ published (+0.04 pt)")
+    assert note.endswith("yes: mean ≥ published (+0.04 pt).")
     # rows that are met get no note
     assert not any(line.startswith(("cnn (", "dbn (")) for line in markdown.splitlines())
 
@@ -128,3 +128,21 @@ def test_verdict_rules_by_hand() -> None:
     assert verdict(Stat(0.9800, 0.0004, 3), 0.9805, 3, 3) == "no (-0.05 pt, std 0.04 pt)"
     assert verdict(Stat(0.9800, None, 1), 0.9805, 1, 3) == "no (-0.05 pt); only 1 of 3 seeds"
     assert verdict(None, 0.98, 0, 3) == "not run"
+
+
+def test_a_shortfall_still_rising_at_its_last_epoch_says_so_by_how_much() -> None:
+    """The note's figure is computed from the runs' epochs: the mean last-epoch rise, only when
+    every seed ended on its best epoch (a curve that peaked earlier says nothing of the sort)."""
+    from types import SimpleNamespace
+
+    from mnistbench.report.reproduction import last_epoch_gain
+
+    group = SimpleNamespace(runs=[SimpleNamespace(run_id=1), SimpleNamespace(run_id=2)])
+    rising = {
+        1: [{"test_accuracy": None}, {"test_accuracy": 0.950}, {"test_accuracy": 0.953}],
+        2: [{"test_accuracy": 0.949}, {"test_accuracy": 0.954}],
+    }
+    assert last_epoch_gain(group, rising) == pytest.approx((0.3 + 0.5) / 2)
+    peaked = {**rising, 2: [{"test_accuracy": 0.956}, {"test_accuracy": 0.954}]}
+    assert last_epoch_gain(group, peaked) is None
+    assert last_epoch_gain(group, {1: rising[1]}) is None  # a seed without epochs proves nothing

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnistbench.report import format as fmt
-from mnistbench.report.collect import HONEST_PROTOCOL, RunGroup
+from mnistbench.report.collect import HONEST_PROTOCOL, PUBLISHED_PROTOCOL, RunGroup
 from mnistbench.report.columns import protocol_stat
 from mnistbench.report.compare import setting_text, settings_vs_recipe
 from mnistbench.report.format import Stat
@@ -193,8 +193,6 @@ SHORTFALL_NOTES: dict[str, str] = {
     "test accuracy moves up and down from epoch to epoch, so the study's maximum over five "
     "epochs of one run depends on its seed; the improved view shows the same network with a "
     "OneCycle schedule.",
-    "gan": "the probe's accuracy rests on a 20-epoch adversarial run, which varies from seed to "
-    "seed more than supervised training does.",
 }
 FULL_DATA = "val_size=0"  # the studies' own split: every training image, no validation
 FULL_DATA_SUITE = "study-a-60k"
@@ -210,14 +208,58 @@ def full_data_group(row: Row, groups: Sequence[RunGroup]) -> RunGroup | None:
     return _most_seeds(found)
 
 
-def notes(rows: Sequence[Row], groups: Sequence[RunGroup]) -> list[str]:
-    """Under the table: for each row not met, what differs from the study and, where the store
-    has it, the same model trained on the study's own 60,000 images."""
+def last_epoch_gain(
+    group: RunGroup, epochs: Mapping[int, Sequence[Mapping[str, Any]]]
+) -> float | None:
+    """The mean rise of test accuracy over the last epoch (in points) when every seed's last
+    epoch was its best and a rise: training stopped while still improving. None otherwise."""
+    gains = []
+    for run in group.runs:
+        curve = [e["test_accuracy"] for e in epochs.get(run.run_id, [])
+                 if e.get("test_accuracy") is not None]  # fmt: skip
+        if len(curve) < 2 or curve[-1] < max(curve) or curve[-1] <= curve[-2]:
+            return None
+        gains.append(100 * (curve[-1] - curve[-2]))
+    return sum(gains) / len(gains) if gains else None
+
+
+def _evidence(row: Row, epochs: Mapping[int, Sequence[Mapping[str, Any]]]) -> list[str]:
+    """What the row's own runs show about its shortfall: still improving at the end of the
+    recipe's epochs; for study E (protocol not stated), the figure under the other protocol."""
+    group, parts = row.group, []
+    assert group is not None
+    gain = last_epoch_gain(group, epochs)
+    if gain is not None:
+        parts.append(
+            f"in each of its {len(group.runs)} seed(s) the test accuracy was still rising at the "
+            f"recipe's last epoch (+{gain:.2f} pt over the one before, on average): the study's "
+            "epoch budget ends before it levels off (more epochs are not run here: the row "
+            "keeps the study's recipe)"
+        )
+    best = group.stat(PUBLISHED_PROTOCOL)
+    if row.figure.study == "E" and best is not None:
+        parts.append(
+            "the study does not say whether it reports the final model or the best epoch: the "
+            f"maximum over epochs is {fmt.percent_stat(best)}, "
+            + verdict(best, row.figure.test_accuracy, len(group.runs), row.needed)
+        )
+    return parts
+
+
+def notes(
+    rows: Sequence[Row],
+    groups: Sequence[RunGroup],
+    epochs: Mapping[int, Sequence[Mapping[str, Any]]] | None = None,
+) -> list[str]:
+    """Under the table: for each row not met, what differs from the study, what its own runs'
+    epochs show and, where the store has it, the same model trained on the study's own 60,000
+    images."""
     found = []
     for row in rows:
         if row.group is None or not row_cells(row)[-1].startswith("no"):
             continue
         parts = [SHORTFALL_NOTES[row.figure.model]] if row.figure.model in SHORTFALL_NOTES else []
+        parts += _evidence(row, epochs or {})
         full = full_data_group(row, groups)
         held_out = int(row.group.config.get("val_size") or 0)
         if full is not None:
@@ -236,6 +278,8 @@ def notes(rows: Sequence[Row], groups: Sequence[RunGroup]) -> list[str]:
                 "the difference."
             )
         if parts:
-            sentences = " ".join(part[0].upper() + part[1:] for part in parts)
+            sentences = " ".join(
+                part[0].upper() + part[1:] + ("" if part.endswith(".") else ".") for part in parts
+            )
             found.append(f"{row.figure.model} ({row.figure.dataset}): {sentences}")
     return found

@@ -157,7 +157,7 @@ def build_view(store: Store, name: str) -> Document:
         rows = reproduction.reproduction_rows(groups)
         groups = [r.group for r in rows if r.group is not None]
         blocks.append(Table(reproduction.ROW_HEADER, [reproduction.row_cells(r) for r in rows]))
-        blocks += [Paragraph(note) for note in reproduction.notes(rows, data.groups)]
+        blocks += [Paragraph(note) for note in reproduction.notes(rows, data.groups, data.epochs)]
     elif view.rows == "improved":
         groups = reproduction.improved_groups(groups)
         if groups:
