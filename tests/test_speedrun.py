@@ -178,6 +178,27 @@ def test_recipes_and_reference_model() -> None:
         pick_time_recipe("mnist", 0.9999)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_a_bf16_recipe_trains_in_fp32_where_bf16_is_emulated(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """The MNIST 99% recipe is bf16 (native AVX-512 BF16 halves its step); on a CPU that only
+    emulates bf16 it would be several times slower, so it trains in fp32 there and each run's
+    record says so. GPUs and recipes without bf16 are left alone."""
+    from mnistbench.engine import environment
+    from mnistbench.experiments.speedrun import TIME_RECIPES, plan_speedrun
+
+    monkeypatch.setattr(environment, "cpu_native_bf16", lambda: native)
+    assert TIME_RECIPES[("mnist", 0.99)].settings["precision"] == "bf16"
+    plan = plan_speedrun(dataset="mnist", target=0.99, seeds=1, device="cpu")
+    assert plan.config.precision == ("bf16" if native else "fp32")
+    assert ("in fp32 here: this CPU has no native bf16" in plan.recipe.chosen_on) is not native
+    _, content = plan.trials[0].tag
+    assert json.loads(content)["settings"]["precision"] == plan.config.precision
+    fashion = plan_speedrun(dataset="fashion-mnist", target=0.92, seeds=1, device="cpu")
+    assert fashion.recipe == TIME_RECIPES[("fashion-mnist", 0.92)]  # fp32 already: untouched
+
+
 def _fixture_environment() -> dict:
     """A real environment, as commit 5ae60b7 recorded it on the AVX-512 EPYC."""
     connection = sqlite3.connect(":memory:")

@@ -58,6 +58,13 @@ _CHOSEN_ON_VALIDATION = (
     "training in <= 9.0 s (benchmarks/results/speedrun-10s.md)"
 )
 
+# Why a bf16 recipe trains in fp32 on a CPU without native bf16 (`native_precision`).
+_NO_NATIVE_BF16 = (
+    "this CPU has no native bf16, and emulated bf16 is several times slower than fp32; the fp32 "
+    "variant of the same candidate was checked on validation with AVX2 kernels forced "
+    "(benchmarks/results/speedrun-avx2-proxy.md)"
+)
+
 # Time track: (dataset, target) -> recipe. A request picks the recipe of the lowest listed
 # target at or above it. No validation split: each seed trains on all 60,000 images and
 # nothing is selected during a run; the recipes were picked on exploration runs' test scores
@@ -101,6 +108,23 @@ def pick_time_recipe(dataset: str, target: float) -> tuple[float, Recipe]:
     raise ConfigError(
         f"No time-track recipe reaches --target {target} on {dataset}. Recipes exist for: "
         f"{known}. Pass a lower --target, or --model with --set to try your own recipe."
+    )
+
+
+def native_precision(recipe: Recipe, device: str) -> Recipe:
+    """The recipe, in fp32 instead of bf16 on a CPU without native bf16: there oneDNN emulates
+    bf16 and the listed recipe's epoch takes several times longer than in fp32. Said in
+    `chosen_on`, so every run it makes records the substitution."""
+    if device != "cpu" or recipe.settings.get("precision") != "bf16":
+        return recipe
+    from mnistbench.engine.environment import cpu_native_bf16
+
+    if cpu_native_bf16():
+        return recipe
+    return replace(
+        recipe,
+        settings={**recipe.settings, "precision": "fp32"},
+        chosen_on=f"{recipe.chosen_on}; in fp32 here: {_NO_NATIVE_BF16}",
     )
 
 
@@ -272,6 +296,7 @@ def build_config(
     exploring = "exploring: --model/--set given on the command line"
     if track == "time":
         recipe = Recipe(model, {}, exploring) if model else pick_time_recipe(dataset, target)[1]
+        recipe = native_precision(recipe, device)
         budget = None
     else:
         budget = DEFAULT_PARAMS_BUDGET if budget is None else budget
