@@ -299,3 +299,25 @@ def test_lightgbm_probe_scores_labels_its_training_set_never_saw() -> None:
     scored = probe.score(Split(test_features, test_labels))
     assert scored.predictions[:3].tolist() == [0, 2, 3] and scored.accuracy == 0.75
     assert scored.loss > -math.log(1e-15) / 4 - 1e-6  # the unseen label's 0 probability
+
+
+def test_the_lightgbm_probe_keeps_to_its_share_of_the_cores(monkeypatch) -> None:
+    """Half the cores at most, and never more than the process's torch threads (a pool
+    worker's share): 16 cores and 2 torch threads give 2 threads, not 8."""
+    import os
+
+    import torch
+
+    from mnistbench.recipes.features import probe_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr(os, "cpu_count", lambda: 16)
+        torch.set_num_threads(2)
+        assert probe_threads() == 2
+        torch.set_num_threads(12)
+        assert probe_threads() == 8
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        assert probe_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -147,6 +147,21 @@ def lightgbm_eval(classifier, split: Split) -> EvalResult:
     )
 
 
+def probe_threads() -> int:
+    """LightGBM's threads: half the cores, and never more than this process's torch threads.
+
+    LightGBM's OpenMP threads spin at each of its many small parallel regions, and on an
+    oversubscribed machine that is ruinous (measured, 2-core box shared with other jobs, 200 x
+    1152 features: 1 thread 8.3 s, 2 threads 151 s). A pool worker's torch threads are its
+    share of the cores (16 cores, 6 workers: 2 each), so the probe keeps to that share; alone
+    on 16 cores it would take 8 while 12 other workers ran (an H200 host: the probe did not
+    finish in 7 minutes).
+    """
+    import torch
+
+    return max(1, min((os.cpu_count() or 2) // 2, torch.get_num_threads()))
+
+
 def fit_lightgbm_probe(
     train: Split,
     val: Split | None = None,
@@ -164,10 +179,7 @@ def fit_lightgbm_probe(
     """
     import lightgbm
 
-    # Half the cores by default: LightGBM's OpenMP threads spin at each of its many small
-    # parallel regions, and on an oversubscribed machine that is ruinous (measured, 2-core box
-    # shared with other jobs, 200 x 1152 features: 1 thread 8.3 s, 2 threads 151 s).
-    threads = threads or max(1, (os.cpu_count() or 2) // 2)
+    threads = threads or probe_threads()
     classifier = lightgbm.LGBMClassifier(
         objective="multiclass",
         n_estimators=n_estimators,
