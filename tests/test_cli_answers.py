@@ -59,6 +59,23 @@ def test_help_and_argument_errors_load_no_heavy_library(argv: list[str]) -> None
     assert heavy_modules_loaded(*argv) == []
 
 
+def test_list_builds_its_models_without_the_compiler_stack() -> None:
+    """`list` counts parameters by building each model on the CPU: on the meta device the
+    initialisers go through torch._refs, which imports torch._dynamo (seconds for a listing).
+    It needs torch, and sklearn (the SVMs' estimators), but no training-only library."""
+    probe = PROBE.format(heavy=(*HEAVY, "torch._dynamo"))
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    held = json.loads(result.stdout.splitlines()[-1])
+    assert "torch" in held and "torch._dynamo" not in held
+    assert "lightgbm" not in held and "ray" not in held and "matplotlib" not in held
+
+
 def test_every_run_setting_is_in_run_help(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["run", "--help"])
