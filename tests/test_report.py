@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -185,6 +186,9 @@ def test_report_rows_and_settings(tmp_path: Path) -> None:
         _record(store, make_config("cnn", lr=10.0), status="diverged")
         runs = store.list_runs()
         assert [r.run_id for r in latest_per_config(runs)] == [3, 4, 2]
+        # merged stores number runs in merge order: the newest by start time still wins
+        older_last = [dataclasses.replace(runs[1], started_at="2000-01-01T00:00:00.000+00:00")]
+        assert latest_per_config(runs[:1] + older_last)[0].run_id == runs[0].run_id
 
         def settings(run) -> str:
             return settings_vs_recipe(run.config, card_of(run))

@@ -94,10 +94,14 @@ class ReportData:
 
 
 def latest_per_config(runs: list[RunRecord]) -> list[RunRecord]:
-    """Keep the newest run of each config hash (a --force rerun replaces the older one)."""
+    """Keep the newest run of each config hash (a --force rerun replaces the older one).
+
+    Newest by start time, then run id: merged stores number runs in the order they were merged
+    (results/*.jsonl alphabetically), so an old interrupted run merged after a newer finished
+    one of the same config would otherwise hide it."""
     latest: dict[str, RunRecord] = {}
-    for run in runs:
-        latest[run.config_hash] = run  # runs come ordered by run_id
+    for run in sorted(runs, key=lambda r: (r.started_at or "", r.run_id)):
+        latest[run.config_hash] = run
     return sorted(latest.values(), key=lambda r: (r.dataset, r.model, r.run_id))
 
 

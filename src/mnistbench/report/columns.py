@@ -82,15 +82,22 @@ def published_accuracy(group: RunGroup) -> float | None:
     return None if figure is None else figure.get("test_accuracy")
 
 
-def protocol_stat(group: RunGroup) -> tuple[Stat | None, str]:
-    """Our figure under the protocol the study used for its published one, and its name."""
+def group_protocol(group: RunGroup) -> tuple[str | None, str]:
+    """(metric, name) of the protocol the study used for its published figure, as this
+    group's runs can give it (None: no published figure)."""
     figure = group.comparison.figure
     if figure is None:
         return None, ""
     metric, name = protocol_metric(figure, group.card)
     if metric == PUBLISHED_PROTOCOL and max_over_epochs(group).startswith("n/a"):
         metric, name = FINAL_PROTOCOL, "final (test set used once)"
-    return group.stat(metric), name
+    return metric, name
+
+
+def protocol_stat(group: RunGroup) -> tuple[Stat | None, str]:
+    """Our figure under the protocol the study used for its published one, and its name."""
+    metric, name = group_protocol(group)
+    return (None, "") if metric is None else (group.stat(metric), name)
 
 
 def met(group: RunGroup) -> str:

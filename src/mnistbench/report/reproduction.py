@@ -19,7 +19,7 @@ from typing import Any
 
 from mnistbench.report import format as fmt
 from mnistbench.report.collect import HONEST_PROTOCOL, PUBLISHED_PROTOCOL, RunGroup
-from mnistbench.report.columns import protocol_stat
+from mnistbench.report.columns import group_protocol, protocol_stat
 from mnistbench.report.compare import setting_text, settings_vs_recipe
 from mnistbench.report.format import Stat
 from mnistbench.studies import FIGURES, PublishedFigure
@@ -212,11 +212,14 @@ def last_epoch_gain(
     group: RunGroup, epochs: Mapping[int, Sequence[Mapping[str, Any]]]
 ) -> float | None:
     """The mean rise of test accuracy over the last epoch (in points) when every seed's last
-    epoch was its best and a rise: training stopped while still improving. None otherwise."""
+    epoch was its best and a rise: training stopped while still improving. None otherwise.
+    Only the last stage's epochs count (a LightGBM probe after a linear one is another model,
+    not a later epoch)."""
     gains = []
     for run in group.runs:
-        curve = [e["test_accuracy"] for e in epochs.get(run.run_id, [])
-                 if e.get("test_accuracy") is not None]  # fmt: skip
+        scored = [e for e in epochs.get(run.run_id, []) if e.get("test_accuracy") is not None]
+        last_stage = scored[-1].get("stage") if scored else None
+        curve = [e["test_accuracy"] for e in scored if e.get("stage") == last_stage]
         if len(curve) < 2 or curve[-1] < max(curve) or curve[-1] <= curve[-2]:
             return None
         gains.append(100 * (curve[-1] - curve[-2]))
@@ -228,6 +231,20 @@ def _evidence(row: Row, epochs: Mapping[int, Sequence[Mapping[str, Any]]]) -> li
     recipe's epochs; for study E (protocol not stated), the figure under the other protocol."""
     group, parts = row.group, []
     assert group is not None
+    metric, _ = group_protocol(group)
+    values = sorted(100 * v for v in group.values(metric or "") if isinstance(v, float))
+    published = row.figure.test_accuracy
+    if len(values) > 1 and published is not None:
+        above_best = round(100 * (100 * published - values[-1]))  # of the 10,000 test images
+        where = (
+            f"above every one of them ({above_best} test image(s) of 10,000 above our best)"
+            if 100 * published > values[-1]
+            else "inside that range"
+        )
+        parts.append(
+            f"our {len(values)} seeds range from {values[0]:.2f}% to {values[-1]:.2f}%, and the "
+            f"published {100 * published:.2f}% (one run, seed unknown) is {where}"
+        )
     gain = last_epoch_gain(group, epochs)
     if gain is not None:
         parts.append(
