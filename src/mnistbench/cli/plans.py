@@ -24,6 +24,7 @@ from mnistbench.config import check_overrides
 
 if TYPE_CHECKING:
     from mnistbench.experiments.plan import BatchSummary, Trial
+    from mnistbench.experiments.sweeps import SweepPlan
 
 SUITE_DESCRIPTION = (
     "Run every entry of suite NAME (models not registered yet are skipped and named), one run "
@@ -192,38 +193,46 @@ def cmd_suite(args: argparse.Namespace) -> int:
     overrides = check_overrides(run_overrides(args))
     start_training()
     from mnistbench.experiments.suites import get_suite, plan_suite
-    from mnistbench.experiments.sweeps import keep_models
 
     suite = get_suite(args.name)
     seed = overrides.pop("seed", None)
     plan = plan_suite(
         suite, seeds=args.seeds, first_seed=seed, device=args.device, overrides=overrides
     )
-    if args.models:
-        plan = keep_models(plan, args.models)
-    if plan.skipped_models:
-        eprint(
-            f"suite {suite.name}: skipping {', '.join(plan.skipped_models)} "
-            "(not registered in this mnistbench; `mnistbench list` shows what is)"
-        )
-    if args.plan:
-        _print_plan(plan.trials)
-        return 0
-    return _run_batch(plan.trials, args, f"{suite.name} v{suite.version}")
+    return _run_plan(
+        plan,
+        args,
+        f"{suite.name} v{suite.version}",
+        f"suite {suite.name}: skipping {{}} "
+        "(not registered in this mnistbench; `mnistbench list` shows what is)",
+    )
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     overrides = check_overrides(run_overrides(args))
     start_training()
-    from mnistbench.experiments.sweeps import keep_models, load_sweep, plan_sweep
+    from mnistbench.experiments.sweeps import load_sweep, plan_sweep
 
     sweep = load_sweep(args.file)
     plan = plan_sweep(sweep, device=args.device, overrides=overrides, seeds=args.seeds)
+    return _run_plan(
+        plan,
+        args,
+        f"{sweep.kind} {sweep.name}",
+        f"sweep {sweep.name}: skipping {{}} (not registered)",
+    )
+
+
+def _run_plan(plan: SweepPlan, args: argparse.Namespace, desc: str, skipping: str) -> int:
+    """What `suite` and `sweep` do with a plan: keep --models, name the models skipped
+    (`skipping` with {} for their names), then print the trials (--plan) or run them."""
+    from mnistbench.experiments.sweeps import keep_models
+
     if args.models:
         plan = keep_models(plan, args.models)
     if plan.skipped_models:
-        eprint(f"sweep {sweep.name}: skipping {', '.join(plan.skipped_models)} (not registered)")
+        eprint(skipping.format(", ".join(plan.skipped_models)))
     if args.plan:
         _print_plan(plan.trials)
         return 0
-    return _run_batch(plan.trials, args, f"{sweep.kind} {sweep.name}")
+    return _run_batch(plan.trials, args, desc)
