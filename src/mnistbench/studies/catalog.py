@@ -288,6 +288,7 @@ def _study_e(model: str, accuracy: float, params: int, **setting: Any) -> Publis
         protocol="unknown",
         params=params,
         note=_STUDY_E_NOTE,
+        approximate=True,
     )
 
 

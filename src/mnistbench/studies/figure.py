@@ -64,6 +64,8 @@ class PublishedFigure:
     epochs_to_target: int | None = None  # first epoch whose test accuracy reached the target
     target_accuracy: float | None = None
     note: str = ""
+    # printed with '~' ("~98.8%"): verdicts say on which side we are, never a precise gap
+    approximate: bool = False
 
     @property
     def setting_text(self) -> str:

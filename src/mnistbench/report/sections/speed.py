@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistbench.report import columns
+from mnistbench.report import columns, uncertainty
 from mnistbench.report import figures as figs
 from mnistbench.report import format as fmt
 from mnistbench.report.collect import (
@@ -75,8 +75,12 @@ def speedup(data: ReportData, out: Path | None) -> list[Section]:
             "Precision (CPU / GPU)",
             lambda p: f"{p[0].config.get('precision', '?')} / {p[1].config.get('precision', '?')}",
         ),
-        Column("CPU acc @ best val", lambda p: fmt.percent_stat(p[0].accuracy())),
-        Column("GPU acc @ best val", lambda p: fmt.percent_stat(p[1].accuracy())),
+        Column(
+            f"CPU acc @ best val {uncertainty.CI_HEADER}", lambda p: uncertainty.honest_cell(p[0])
+        ),
+        Column(
+            f"GPU acc @ best val {uncertainty.CI_HEADER}", lambda p: uncertainty.honest_cell(p[1])
+        ),
     ]
     found.blocks.append(Table.of(pair_columns, pairs))
     return [found]
@@ -98,7 +102,10 @@ SPEEDRUN_COLUMNS: list[Column[RunGroup]] = [
     *columns.pick("model", "dataset"),
     Column("Device", lambda g: str(g.first.environment.get("device_name", g.device))),
     *columns.pick("params", "seeds"),
-    Column("Final test acc", lambda g: fmt.percent_stat(g.stat(FINAL_PROTOCOL))),
+    Column(
+        f"Final test acc {uncertainty.CI_HEADER}",
+        lambda g: uncertainty.accuracy_cell(g, FINAL_PROTOCOL),
+    ),
     Column("Target", _target),
     Column("Seeds ≥ target", _reached),
     Column("Training time", lambda g: fmt.seconds_stat(g.stat("total_train_time_s"))),
