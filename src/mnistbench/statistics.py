@@ -16,8 +16,11 @@ Stable API (other branches call these; keep the names and fields):
   recipe would land (seed spread plus test sampling); the verdict rule uses it.
 - ``paired_bootstrap(a_correct, b_correct) -> Paired``: two configurations, seeds x images.
 - ``probability_of_improvement(a_scores, b_scores)``: rliable's P(A > B).
+- ``compare_correct(a_correct, b_correct) -> Paired``: what `mnistbench compare` runs (exact
+  McNemar for one run each, else the paired bootstrap).
 - ``verdict_against_published(published, accuracies, n_test, ...) -> Verdict`` and
   ``verdict_between(paired) -> Verdict``: the one verdict rule.
+- ``time_to_target_figures(times)``: a speedrun's time-to-target mean, median and IQR.
 
 Every bootstrap is seeded (``BOOTSTRAP_SEED``), so a rebuilt table reads the same every time.
 """
@@ -367,6 +370,25 @@ def compare_correct(
         p_value=exact.p_value,
         method=f"{MCNEMAR}; difference interval: paired bootstrap over test images",
     )
+
+
+# ------------------------------------------------------------------------------- speedruns
+
+
+def time_to_target_figures(times: Sequence[float]) -> dict[str, object]:
+    """Mean, median and interquartile range (numpy's linear percentiles) of the seeds'
+    time-to-target, in seconds: the median and IQR sit beside the mean because one slow seed (a
+    shared machine, a late compile) moves the mean and not them."""
+    if not times:
+        return {"time_to_target_mean_s": None, "time_to_target_median_s": None,
+                "time_to_target_iqr_s": None, "time_to_target_seeds": 0}  # fmt: skip
+    q1, median, q3 = (float(q) for q in np.percentile(np.asarray(times, float), [25, 50, 75]))
+    return {
+        "time_to_target_mean_s": float(np.mean(times)),
+        "time_to_target_median_s": median,
+        "time_to_target_iqr_s": [q1, q3],
+        "time_to_target_seeds": len(times),
+    }
 
 
 # --------------------------------------------------------------------------- the verdict rule
