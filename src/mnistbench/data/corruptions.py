@@ -75,7 +75,7 @@ from scipy import ndimage
 
 from mnistbench.errors import ConfigError, DataError
 
-# The 15 of MNIST-C, in the paper's order (Mu & Gilmer 2019, Table 1).
+# The 15 of MNIST-C in the paper's order, which is also the authors' CORRUPTIONS list.
 CORRUPTION_NAMES: tuple[str, ...] = (
     "shot_noise",
     "impulse_noise",
@@ -640,14 +640,17 @@ def corrupted_test_set(images: torch.Tensor, name: str, seed: int, cache_dir: Pa
     np.save(buffer, result.numpy(), allow_pickle=False)
     content = buffer.getvalue()
     path = cache_dir / f"{prefix}{hashlib.sha256(content).hexdigest()}.npy"
+    tmp = None
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         # Written to a temporary name and renamed, so a reader never sees half a file.
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-", suffix=".npy")
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, prefix=".tmp-", suffix=".part")
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
         os.replace(tmp, path)
     except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise DataError(
             f"Cannot write the corrupted test set to {cache_dir}: {exc}. Make the folder "
             "writable or choose another cache folder."
