@@ -4,6 +4,8 @@ computations (geometry, rates from scipy.stats), and the content-hashed cache.""
 from __future__ import annotations
 
 import math
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -416,3 +418,35 @@ def test_canny_and_warps_match_scikit_image_where_installed() -> None:
         ref = np.stack([transform.warp(im, transform.AffineTransform(matrix=full)) for im in x])
         ours = mc.warp_affine(x, np.broadcast_to(m, (6, 2, 2)), np.tile(full[:2, 2], (6, 1)))
         assert ours == pytest.approx(ref, abs=1e-12)
+
+
+def _imagemagick() -> str | None:
+    """The path of a real ImageMagick 6 Q16 `convert`, if one is installed."""
+    for candidate in ("convert-im6.q16", "convert"):
+        path = shutil.which(candidate)
+        if path is None:
+            continue
+        version = subprocess.run([path, "-version"], capture_output=True, text=True, check=False)
+        if "Version: ImageMagick" in version.stdout and "Q16" in version.stdout:
+            return path
+    return None
+
+
+def test_motion_blur_matches_imagemagick_where_installed(tmp_path: Path) -> None:
+    """The authors' motion blur is ImageMagick's (through Wand); ours must equal its 8-bit PNG.
+    CI has no ImageMagick, so this runs only where someone installed it."""
+    image_module = pytest.importorskip("PIL.Image")
+    convert = _imagemagick()
+    if convert is None:
+        pytest.skip("ImageMagick 6 (Q16) is not installed")
+    images = digits(4).numpy()
+    angles = (0.0, 45.0, -31.7, 12.25)
+    for i, (image, angle) in enumerate(zip(images, angles, strict=True)):
+        source, blurred = tmp_path / f"in{i}.png", tmp_path / f"out{i}.png"
+        image_module.fromarray(image).save(source)
+        subprocess.run(
+            [convert, str(source), "-motion-blur", f"10x3+{angle}", str(blurred)], check=True
+        )
+        reference = np.array(image_module.open(blurred).convert("L"))
+        quantum = np.round(mc.motion_blur_images(image[None] / 255.0, np.array([angle])) * 65535)
+        assert np.array_equal(np.floor(quantum / 257)[0].astype(np.uint8), reference)
