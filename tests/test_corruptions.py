@@ -450,3 +450,9 @@ def test_motion_blur_matches_imagemagick_where_installed(tmp_path: Path) -> None
         reference = np.array(image_module.open(blurred).convert("L"))
         quantum = np.round(mc.motion_blur_images(image[None] / 255.0, np.array([angle])) * 65535)
         assert np.array_equal(np.floor(quantum / 257)[0].astype(np.uint8), reference)
+
+
+def test_plasma_crop_is_the_corner_of_the_full_map() -> None:
+    full = mc.plasma_fractal(2, np.random.default_rng(5))
+    corner = mc.plasma_fractal(2, np.random.default_rng(5), crop=28)
+    assert corner.shape == (2, 28, 28) and np.array_equal(corner, full[:, :28, :28])

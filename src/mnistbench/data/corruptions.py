@@ -314,10 +314,16 @@ def _brightness(x: Images, rng: np.random.Generator) -> Images:
 
 
 def plasma_fractal(
-    n: int, rng: np.random.Generator, size: int = FOG_MAP_SIZE, decay: float = FOG_WIBBLE_DECAY
+    n: int,
+    rng: np.random.Generator,
+    size: int = FOG_MAP_SIZE,
+    decay: float = FOG_WIBBLE_DECAY,
+    crop: int | None = None,
 ) -> np.ndarray:
     """n toroidal diamond-square height maps (n, size, size), each scaled to [0, 1]; the
-    algorithm of the authors' `plasma_fractal` (after FLHerne/mapgen), batched."""
+    algorithm of the authors' `plasma_fractal` (after FLHerne/mapgen), batched. With `crop`,
+    only each map's top-left crop x crop corner is returned (still scaled by the whole map's
+    minimum and maximum, as theirs is before they crop)."""
     if size & (size - 1):
         raise ValueError(f"plasma map size must be a power of two, not {size}")
     # float32: the values reach about 1e4 and only their top-left 28x28, scaled to [0, 1], is
@@ -349,8 +355,10 @@ def plasma_fractal(
         maps[:, half::step, ::step] = wibbled_mean(total)
         step //= 2
         wibble /= decay
-    maps -= maps.min(axis=(1, 2), keepdims=True)
-    return maps / maps.max(axis=(1, 2), keepdims=True)
+    low = maps.min(axis=(1, 2), keepdims=True)
+    high = maps.max(axis=(1, 2), keepdims=True)
+    corner = maps if crop is None else maps[:, :crop, :crop]
+    return (corner - low) / (high - low)
 
 
 def _fog(x: Images, rng: np.random.Generator) -> Images:
@@ -358,7 +366,7 @@ def _fog(x: Images, rng: np.random.Generator) -> Images:
     chunk = 64  # a 256x256 float64 map is 0.5 MB: 32 MB of maps at a time
     for start in range(0, x.shape[0], chunk):
         part = x[start : start + chunk]
-        fog = plasma_fractal(part.shape[0], rng)[:, :SIZE, :SIZE]
+        fog = plasma_fractal(part.shape[0], rng, crop=SIZE).astype(np.float64)
         peak = part.max(axis=(1, 2), keepdims=True)
         out[start : start + chunk] = (part + FOG_STRENGTH * fog) * peak / (peak + FOG_STRENGTH)
     return out
