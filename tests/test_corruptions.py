@@ -92,6 +92,11 @@ def test_every_corruption_is_uint8_same_shape_deterministic_and_leaves_input(nam
         assert not torch.equal(out, corrupt(images, name, seed=4)), f"{name} ignores its seed"
 
 
+def test_an_empty_batch_stays_empty() -> None:
+    empty = torch.zeros(0, 28, 28, dtype=torch.uint8)
+    assert all(corrupt(empty, name, 0).shape == (0, 28, 28) for name in CORRUPTION_NAMES)
+
+
 def test_unknown_name_names_the_closest() -> None:
     with pytest.raises(ConfigError, match="'shot_noise'"):
         corrupt(digits(1), "shot_nosie", 0)

@@ -584,6 +584,8 @@ def corrupt(images: torch.Tensor, name: str, seed: int) -> torch.Tensor:
     check_corruption_name(name)
     seed = _check_seed(seed)
     array = _as_uint8_array(images)
+    if array.shape[0] == 0:
+        return torch.from_numpy(array.copy())
     rng = np.random.default_rng([seed, CORRUPTION_NAMES.index(name)])
     out = _GENERATORS[name](array.astype(np.float64) / 255, rng)
     # Their pipeline: clip to [0, 1], times 255, np.round, uint8.
