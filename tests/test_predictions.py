@@ -168,3 +168,14 @@ def test_compare_refuses_runs_without_predictions(runs, tmp_path: Path, capsys):
     code = main(["compare", str(a.run_id), str(b.run_id), "--store", str(copy)])
     err = capsys.readouterr().err
     assert code == 2 and "No per-image predictions" in err and "mnistbench run mlp" in err
+
+
+def test_a_model_name_must_name_one_configuration(runs, store: Store, capsys):
+    code = main(["compare", "mlp", str(runs[1].run_id), "--store", str(store.path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "names 3 configurations of mlp" in err and "lr, subset" in err
+    # narrowed to one configuration (its seeds pooled: here one), it pairs
+    code = main(["compare", "mlp", str(runs[2].run_id), "--lr", "2e-3", "--subset", "none",
+                 "--json", "--store", str(store.path)])  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["a"]["run_ids"] == [runs[1].run_id]
