@@ -179,3 +179,26 @@ def test_a_model_name_must_name_one_configuration(runs, store: Store, capsys):
                  "--json", "--store", str(store.path)])  # fmt: skip
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["a"]["run_ids"] == [runs[1].run_id]
+
+
+def test_the_lightgbm_probe_scores_with_probabilities():
+    """simsiam_lgbm's probe: predict_proba gives the top and the true class's probability."""
+    import torch
+
+    from mnistbench.data import Split
+    from mnistbench.recipes.features import fit_lightgbm_probe, lightgbm_eval
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 120)
+    features = rng.normal(size=(120, 4)) + labels[:, None]  # learnable, not perfectly
+    split = Split(torch.tensor(features, dtype=torch.float32), torch.tensor(labels))
+    probe = fit_lightgbm_probe(split, seed=0, threads=1, n_estimators=5)
+    scored = lightgbm_eval(probe.booster, split)
+    probabilities = probe.booster.predict_proba(features)
+    assert np.allclose(scored.top_probability.numpy(), probabilities.max(axis=1))
+    assert np.allclose(scored.true_probability.numpy(), probabilities[np.arange(120), labels])
+    right = scored.predictions.numpy() == labels
+    assert scored.accuracy == pytest.approx(right.mean())
+    assert np.allclose(
+        scored.top_probability.numpy()[right], scored.true_probability.numpy()[right]
+    )

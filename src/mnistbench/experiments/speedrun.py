@@ -23,7 +23,6 @@ from mnistbench.errors import ConfigError, MnistbenchError
 from mnistbench.experiments.batch import Session, run_trials
 from mnistbench.experiments.machine import machine_of
 from mnistbench.experiments.plan import Trial
-from mnistbench.statistics import time_to_target_figures, wilson_interval
 
 if TYPE_CHECKING:
     import torch
@@ -239,6 +238,8 @@ class SpeedrunResult:
 
     def success_ci95(self) -> tuple[float, float] | None:
         """The success rate's 95% Wilson interval (3 of 3 seeds is 44-100%, not 100%)."""
+        from mnistbench.statistics import wilson_interval  # scipy: loaded when a record is read
+
         return wilson_interval(self.reached, len(self.seeds)) if self.seeds else None
 
     def times_to_target(self) -> list[float]:
@@ -256,6 +257,8 @@ class SpeedrunResult:
 
     def to_dict(self) -> dict[str, object]:
         """The figures as plain JSON values (`mnistbench speedrun --json`, the benchmark)."""
+        from mnistbench.statistics import time_to_target_figures
+
         acc, times = self.accuracies(), self.train_times()
         compile_s = [s.compile_time_s for s in self.seeds if s.compile_time_s is not None]
         return {
