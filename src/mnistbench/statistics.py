@@ -241,8 +241,12 @@ def seeds_images_interval(
         if values.size == 0:
             raise ValueError("need at least one accuracy")
         seeds, n = values.size, n_test
-        resampled = _seed_weights(rng, seeds, replicates) @ values  # (replicates,)
-        means = rng.binomial(n, np.clip(resampled, 0.0, 1.0)) / n
+        # in whole images: integer sums are exact on every machine (a float matmul's order of
+        # additions is the BLAS's), so committed tables rebuild byte for byte anywhere
+        correct = np.array([correct_count(float(v), n) for v in values], dtype=np.int64)
+        picks = rng.multinomial(seeds, np.full(seeds, 1 / seeds), size=replicates)
+        resampled = (picks @ correct) / (seeds * n)  # (replicates,) mean accuracy of the pick
+        means = rng.binomial(n, resampled) / n
     low, high = _percentile(means, confidence)
     return Interval(low, high, SEEDS_IMAGES, seed_spread_known=seeds > 1)
 
