@@ -28,7 +28,7 @@ JSONL_VERSION = 1
 # for git, where binary blobs bloat every clone and never diff, and reports rebuild tables and
 # figures from the metrics and epochs.
 ARTEFACT_LIMIT_BYTES = 8 * 1024
-# Per-image test predictions travel whatever the limit above (~25-40 KB for 10,000 images):
+# Per-image test predictions travel whatever the limit above (tens of KB for 10,000 images):
 # paired tests between runs (`mnistbench compare`) need them on the machine that compares
 PREDICTIONS_LIMIT_BYTES = 512 * 1024
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
