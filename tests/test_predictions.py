@@ -202,3 +202,16 @@ def test_the_lightgbm_probe_scores_with_probabilities():
     assert np.allclose(
         scored.top_probability.numpy()[right], scored.true_probability.numpy()[right]
     )
+
+
+def test_compare_best_val_models(runs, store: Store, capsys):
+    """--which best_val pairs the epochs validation chose (one epoch here: the final models)."""
+    _, a, b, _ = runs
+    args = ["compare", str(a.run_id), str(b.run_id), "--which", "best_val", "--json"]
+    assert main([*args, "--store", str(store.path)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    honest_a, honest_b = (
+        a.metrics["test_accuracy_at_best_val"],
+        b.metrics["test_accuracy_at_best_val"],
+    )
+    assert result["difference"] == pytest.approx(honest_a - honest_b)

@@ -135,6 +135,12 @@ def load_side(store: Store, selector: str, runs: Sequence[RunRecord], which: str
     name = WHICH[which]
     predictions, missing = [], []
     for run in runs:
+        if which == "best_val" and run.metrics.get("test_accuracy_at_best_val") is None:
+            raise CompareError(
+                f"Run {run.run_id} ({run.model}) chose no epoch on validation (val_size=0, or "
+                "no test score per epoch), so it has no best-validation model to compare. "
+                "Compare its final model (leave out --which)."
+            )
         found = [
             a for a in store.artefacts(run.run_id) if a.kind == PREDICTIONS_KIND and a.name == name
         ]
