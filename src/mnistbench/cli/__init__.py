@@ -30,6 +30,7 @@ EPILOG = """Examples:
   mnistbench suite architecture-showdown --epochs 1 --subset 2000
   mnistbench sweep sweeps/resnet-grid.toml --workers 2
   mnistbench report --out report/
+  mnistbench compare cnn mlp --dataset mnist
   mnistbench export --format csv --out runs.csv
   mnistbench data check"""
 
