@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import view_markdown
 from mnistbench.report.format import Stat
 from mnistbench.report.reproduction import verdict

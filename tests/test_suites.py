@@ -98,7 +98,7 @@ def test_the_reproduction_suite_runs_every_study_row_at_three_seeds() -> None:
     """Every published figure of studies A, B, D and E and study C's SVMs (both datasets) has
     a trial at exactly its setting, with the very config hash `mnistbench run MODEL --seed N`
     gives, so runs made either way (and committed in results/) count for the other."""
-    from mnistbench.config import make_config
+    from mnistbench.experiments.configure import make_config
     from mnistbench.studies import FIGURES, setting_differences
 
     plan = plan_suite(get_suite("reproduction"), device="cpu")
@@ -115,7 +115,7 @@ def test_the_reproduction_suite_runs_every_study_row_at_three_seeds() -> None:
 
 
 def test_the_improved_suite_changes_the_recipe_not_the_architecture() -> None:
-    from mnistbench.config import make_config
+    from mnistbench.experiments.configure import make_config
 
     plan = plan_suite(get_suite("improved"), device="cpu")
     assert {t.config.model for t in plan.trials} == {"mlp", "cnn", "microresnet"}

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mnistbench.cards import build_model_card
-from mnistbench.config import RunConfig, validate_config
+from mnistbench.config import RunConfig
 from mnistbench.data import (
     RawDataset,
     get_dataset_spec,
@@ -40,6 +40,7 @@ from mnistbench.engine.measure import (
 )
 from mnistbench.engine.memory import out_of_memory_error
 from mnistbench.errors import StoreError
+from mnistbench.experiments.configure import validate_config
 from mnistbench.experiments.unrecorded import report_unrecorded
 from mnistbench.models import ModelInfo, build_model, check_model_output, resolve_model
 from mnistbench.recipes import (

@@ -10,8 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mnistbench.config import make_config
 from mnistbench.errors import ConfigError, MnistbenchError
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.plan import Trial, trial_tag
 from mnistbench.experiments.plan_format import Entry, Sweep, load_sweep, parse_plan
 
