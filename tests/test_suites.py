@@ -14,7 +14,7 @@ from mnistbench.errors import ConfigError
 from mnistbench.experiments import suites
 from mnistbench.experiments.plan import unique_trials
 from mnistbench.experiments.suites import get_suite, plan_suite, suite_runs
-from mnistbench.experiments.sweeps import load_sweep, plan_sweep
+from mnistbench.experiments.sweeps import keep_models, load_sweep, plan_sweep
 from mnistbench.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -131,6 +131,14 @@ def test_unregistered_models_are_skipped_and_named(tiny_suite) -> None:
     assert [t.config.model for t in plan.trials] == ["mlp", "cnn"]
     assert plan.trials[1].config.optimizer == "sgd"  # the entry's override beats the recipe
     assert [t.label for t in plan.trials] == ["", "sgd"]
+
+
+def test_keep_models_returns_a_copy_and_leaves_the_plan_whole(tiny_suite) -> None:
+    plan = plan_suite(tiny_suite, device="cpu")
+    kept = keep_models(plan, ["cnn"])
+    assert [t.config.model for t in kept.trials] == ["cnn"]
+    assert [t.config.model for t in plan.trials] == ["mlp", "cnn"]  # not filtered in place
+    assert kept.skipped_models == plan.skipped_models == ["not_registered_yet"]
 
 
 def test_seeds_and_scale_knobs(tiny_suite) -> None:
