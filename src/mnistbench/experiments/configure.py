@@ -20,8 +20,7 @@ from mnistbench.config import (
 )
 from mnistbench.data import get_dataset_spec
 from mnistbench.engine.device import default_precision
-from mnistbench.models import resolve_model
-from mnistbench.models.registry import check_model_options
+from mnistbench.models import check_model_options, resolve_model
 
 
 def validate_config(config: RunConfig) -> RunConfig:
