@@ -32,7 +32,6 @@ SPIKE_TRAINS_FORMAT = "mnistbench/spike-trains/1"
 MAX_NEURONS = 256  # neurons kept per layer; wider layers keep the most active ones
 PAD = 2  # pixels of background between tiles
 SCALE = 2  # each image pixel becomes SCALE x SCALE PNG pixels (28-pixel digits are tiny)
-PREDICTIONS_KIND = "predictions"  # artefact kind: see predictions_blob
 PREDICTIONS_FINAL = "predictions_final"  # the final model's test predictions
 PREDICTIONS_BEST_VAL = "predictions_best_val"  # the best-validation epoch's, where it differs
 PREDICTIONS_MAGIC = b"mnistbench/predictions/1\n"

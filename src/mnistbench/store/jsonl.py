@@ -16,9 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from mnistbench.artefacts import PREDICTIONS_KIND
 from mnistbench.errors import StoreError
-from mnistbench.store.records import FINAL_STATUSES, Artefact, RunRecord, StoredRun
+from mnistbench.store.records import (
+    FINAL_STATUSES,
+    PREDICTIONS_KIND,
+    Artefact,
+    RunRecord,
+    StoredRun,
+)
 from mnistbench.store.runs import Store
 
 JSONL_FORMAT = "mnistbench-run"

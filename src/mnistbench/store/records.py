@@ -71,6 +71,11 @@ class RunRecord:
         return out
 
 
+# The kind of per-image test predictions (mnistbench.artefacts writes and reads them): the
+# store knows it only so that exports carry them whatever their size
+PREDICTIONS_KIND = "predictions"
+
+
 @dataclass
 class Artefact:
     """A named file-like result of a run (JSON summary, plot, ...)."""
