@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+# the predictions' artefact kind; the store knows it too (exports carry them), so it lives there
+from mnistbench.store.records import PREDICTIONS_KIND as PREDICTIONS_KIND
+
 if TYPE_CHECKING:
     import torch
 
