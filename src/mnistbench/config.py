@@ -311,10 +311,26 @@ def validate_config(config: RunConfig) -> RunConfig:
     _check_model_options(config.model, config.options(), config.recipe_of)
     from mnistbench.data import get_dataset_spec  # imports torch, which a config need not load
 
-    get_dataset_spec(config.dataset)
+    _check_sizes(config, get_dataset_spec(config.dataset).n_train_images)
     if config.grad_clip == 0:  # "off", stored as unset: it trains and hashes as no clipping
         return replace(config, grad_clip=None)
     return config
+
+
+def _check_sizes(config: RunConfig, train_images: int) -> None:
+    """--val-size and --subset against the training split, before anything loads or trains."""
+    if config.val_size >= train_images:
+        raise ConfigError(
+            f"Invalid --val-size {config.val_size:,}: {config.dataset} has {train_images:,} "
+            "training images and validation is drawn from them, leaving some to train on. "
+            "Pass a smaller --val-size (the default is 5,000), or 0 for none."
+        )
+    if config.subset is not None and config.subset > train_images:
+        raise ConfigError(
+            f"Invalid --subset {config.subset:,}: {config.dataset} has only {train_images:,} "
+            "training images. Pass a smaller --subset, or leave it out to train on the whole "
+            "training split."
+        )
 
 
 def default_precision(device: str) -> str:
