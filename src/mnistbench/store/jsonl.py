@@ -19,10 +19,15 @@ from typing import Any, TextIO
 from mnistbench.errors import StoreError
 from mnistbench.store.records import Artefact, InvalidRecord, RunRecord, StoredRun
 from mnistbench.store.runs import Store
-from mnistbench.store.schema_records import LINE_MAX_BYTES, RecordError, check_export_line
+from mnistbench.store.schema_records import (
+    LINE_MAX_BYTES,
+    SCHEMA_VERSION,
+    RecordError,
+    check_export_line,
+)
 
 JSONL_FORMAT = "mnistbench-run"
-JSONL_VERSION = 1
+JSONL_VERSION = SCHEMA_VERSION  # the run format's version (store/schema_records.py)
 # Artefacts up to this size travel with their run (confusion matrices are ~350 bytes, JSON
 # summaries a few KB); larger ones and every PNG are left out and counted: the export is meant
 # for git, where binary blobs bloat every clone and never diff, and reports rebuild tables and

@@ -148,7 +148,7 @@ class Store(Database):
             raise ValueError(f"import_run: run {run.run_id} is still running")
         if not run.model_card:  # a record built by hand; runs read from a store have one
             run = replace(run, model_card=self._card_for({"model": run.model, **run.config}))
-        problem = check_stored(run, epochs)
+        problem = check_stored(run, epochs, artefacts)
         if problem is not None:
             raise RecordError(
                 f"The run of {run.model!r} is not a valid mnistbench run: {problem}. Nothing "
@@ -180,7 +180,7 @@ class Store(Database):
                 if not run.model_card:  # a record built by hand; runs read from a store have one
                     card = self._card_for({"model": run.model, **run.config})
                     stored = replace(stored, run=replace(run, model_card=card))
-                problem = check_stored(stored.run, stored.epochs)
+                problem = check_stored(stored.run, stored.epochs, stored.artefacts)
                 if problem is not None:
                     where = f"the run of {run.model!r} started at {run.started_at!r}"[:200]
                     invalid.append(InvalidRecord(where, problem))

@@ -406,8 +406,16 @@ def invalid_records_message(invalid: list[Any], shown: int = 10) -> str:
     )
 
 
-def check_stored(run: Any, epochs: list[dict]) -> str | None:
-    """Why a run about to be imported (a ``RunRecord`` and its epochs) breaks the run format."""
+_ARTEFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$")
+_ARTEFACT_KIND = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+STORED_ARTEFACT_MAX_BYTES = (
+    64 * 1024 * 1024
+)  # a store's PNGs and predictions, merged store-to-store
+
+
+def check_stored(run: Any, epochs: list[dict], artefacts: list[Any] = ()) -> str | None:
+    """Why a run about to be imported (a ``RunRecord``, its epochs and its ``Artefact``s)
+    breaks the run format."""
     fields = {
         key: getattr(run, key)
         for key in (
@@ -419,4 +427,14 @@ def check_stored(run: Any, epochs: list[dict]) -> str | None:
     for epoch in epochs:
         if problem is None and (found := check_epoch(epoch)) is not None:
             problem = f"epoch {epoch.get('epoch')!r}: {found}"
+    for artefact in artefacts:
+        if problem is not None:
+            break
+        name, kind = artefact.name, artefact.kind
+        if not (isinstance(name, str) and _ARTEFACT_NAME.match(name)):
+            problem = f"artefact name {str(name)[:60]!r} is not a name (letters, digits, ._:-)"
+        elif not (isinstance(kind, str) and _ARTEFACT_KIND.match(kind)):
+            problem = f"artefact {name!r} has kind {str(kind)[:40]!r}, not a short lowercase word"
+        elif len(artefact.content) > STORED_ARTEFACT_MAX_BYTES:
+            problem = f"artefact {name!r} is larger than 64 MiB"
     return problem
