@@ -205,7 +205,7 @@ def test_recover_never_overwrites(big_store: Path, tmp_path: Path) -> None:
 def test_check_store_of_a_healthy_store(tmp_path: Path) -> None:
     path = make_store(tmp_path / "s.sqlite", runs=2, epochs=3)
     with Store(path) as store:  # open: recent commits sit in the write-ahead log
-        store.finish_run(store.start_run(CONFIG, "h", {}), "failed")
+        store.finish_run(store.start_run(REAL, HASH, {}), "failed")
         report = check_store(path)
         assert report.wal_bytes is not None and report.wal_bytes > 0
     assert report.ok and report.problems == []
@@ -297,7 +297,7 @@ def test_disk_full_rolls_back_each_write_and_writing_resumes_with_space(tmp_path
     expected = everything(path)
     with Store(path, card_builder=card) as store:
         conn = store._connection()  # max_page_count is a setting of this one connection
-        run_id = store.start_run(CONFIG, "h-new", {})
+        run_id = store.start_run(REAL, HASH, {})
         store.log_epoch(run_id, 1, {"train_loss": 0.5})
         (pages,) = conn.execute("PRAGMA page_count").fetchone()
         conn.execute(f"PRAGMA max_page_count = {pages}")

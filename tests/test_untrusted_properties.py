@@ -52,7 +52,8 @@ HOSTILE_TEXT = st.one_of(
 )
 NUMBERS = st.one_of(
     st.integers(min_value=-(2**80), max_value=2**80),
-    st.floats(allow_nan=True, allow_infinity=True),
+    # no subnormals: the CLI tests flush them to zero in this process (engine.device)
+    st.floats(allow_nan=True, allow_infinity=True, allow_subnormal=False),
 )
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | NUMBERS | HOSTILE_TEXT,
