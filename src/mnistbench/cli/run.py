@@ -52,9 +52,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = check_overrides(run_overrides(args))  # a bad value fails before torch loads
     start_training()
-    from mnistbench.config import make_config
     from mnistbench.engine import resolve_device
     from mnistbench.experiments.batch import run_trials
+    from mnistbench.experiments.configure import make_config
     from mnistbench.experiments.plan import Trial
 
     config = make_config(args.model, device=resolve_device(args.device), **overrides)
@@ -130,8 +130,8 @@ def _scale_lines(record: RunRecord, config: RunConfig | None = None) -> list[str
     The recipe is looked up for ``config``, the configuration the user named on this command
     line, never for the stored record's: a stored config names a model that must not be
     imported (a merged record's model may be any file). Without ``config``, no recipe line."""
-    from mnistbench.config import scale_changes
     from mnistbench.errors import MnistbenchError
+    from mnistbench.experiments.configure import scale_changes
     from mnistbench.report.compare import compare
 
     lines = []
