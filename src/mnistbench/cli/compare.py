@@ -40,6 +40,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from mnistbench.cli.results import open_existing_store
+    from mnistbench.escape import terminal
     from mnistbench.report.pairing import compare_sides, compare_text, load_side, resolve
 
     filters = {name: getattr(args, name) for name in FILTERS if getattr(args, name) is not None}
@@ -50,7 +51,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         ]
         result = compare_sides(*sides)
     if args.json:
-        print(json.dumps(result, allow_nan=False))
+        print(json.dumps(result, allow_nan=False))  # JSON escapes control characters itself
     else:
-        print(compare_text(result))
+        print(terminal(compare_text(result)))  # model names come from the store: untrusted
     return 0
