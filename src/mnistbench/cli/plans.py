@@ -164,7 +164,11 @@ def _run_batch(trials: list[Trial], args: argparse.Namespace, desc: str) -> int:
     executor = executor_of(args)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(executor.close)
-        store = None if args.dry_run else cleanup.enter_context(open_store(args.store))
+        store = (
+            None
+            if args.dry_run
+            else cleanup.enter_context(open_store(args.store, keep_weights=not args.no_weights))
+        )
         where = "a throw-away store (dry run)" if store is None else f"store {store.path}"
         eprint(f"{desc}: {len(trials)} trial(s) on {executor.describe()}, {where}")
         summary = run_trials(

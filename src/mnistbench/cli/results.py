@@ -51,6 +51,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="csv", help="csv, json or jsonl (default csv)")
     p.add_argument("--what", default="runs", help="runs or epochs (default runs)")
     p.add_argument("--out", required=True, metavar="PATH", help="file to write, - = stdout")
+    p.add_argument(
+        "--with-weights",
+        action="store_true",
+        help="jsonl: also copy the runs' kept weights into a weights/ folder beside --out "
+        "(verified by SHA-256; without it the records name their weights but carry no file)",
+    )
     p.set_defaults(handler=cmd_export)
 
     p = verbs.add_parser(
@@ -66,6 +72,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--store", help=f"store to merge into, created if missing (default {default_store_path()})"
+    )
+    p.add_argument(
+        "--with-weights",
+        action="store_true",
+        help="also copy the runs' kept weights from the weights/ folder beside each SOURCE "
+        "(each verified by SHA-256; a changed file stops the merge before any run is copied)",
     )
     p.set_defaults(handler=cmd_merge)
 
@@ -160,6 +172,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.format == "jsonl" and args.out != "-" and args.what == "runs":
         return _export_jsonl(args)
+    if args.with_weights:
+        raise MnistbenchError(
+            "--with-weights goes with `--format jsonl --out FILE` (whole runs): the weights "
+            "are copied into a weights/ folder beside FILE. Flat CSV/JSON rows carry none."
+        )
     with open_existing_store(args.store) as store:
         text = export(store, args.format, args.what)
     if args.out == "-":
@@ -179,6 +196,11 @@ def _export_jsonl(args: argparse.Namespace) -> int:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             summary = write_jsonl(store, out)
+            if args.with_weights:
+                copied, missing = _carry_weights(store.path, out, store.stored_runs())
+                eprint(f"weights: {copied} file(s) in {out.parent / 'weights'}")
+                for line in missing:
+                    eprint(f"weights not in the store, not exported: {line}")
         except OSError as error:
             raise MnistbenchError(
                 f"Cannot write the export to {out}: {error.strerror or error}. "
@@ -207,9 +229,27 @@ def cmd_merge(args: argparse.Namespace) -> int:
             )
     with Store(target) as store:
         for source in sources:
-            copied, present = store.import_runs(read_runs(source))
+            runs = list(read_runs(source))
+            if args.with_weights:  # verified and copied first: a changed file stops it here
+                files, missing = _carry_weights(source, target, runs)
+                eprint(f"{source}: {files} weights file(s) verified and kept beside {target}")
+                for line in missing:
+                    eprint(f"{source}: weights not there, record merged without: {line}")
+            copied, present = store.import_runs(runs)
             eprint(f"{source}: {copied} run(s) copied, {present} already in {target}")
     return 0
+
+
+def _carry_weights(source: Path, target: Path, runs) -> tuple[int, list[str]]:
+    """Copy the weights files of `runs` (StoredRuns) from beside `source` to beside `target`."""
+    from mnistbench.store.weights import WeightsRef, copy_weights
+
+    refs = []
+    for stored in runs:
+        ref = WeightsRef.of_metrics(stored.run.metrics, stored.run.run_id)
+        if ref is not None:
+            refs.append((stored.run.run_id, ref))
+    return copy_weights(source, target, refs)
 
 
 def cmd_results(args: argparse.Namespace) -> int:

@@ -84,7 +84,7 @@ def cmd_speedrun(args: argparse.Namespace) -> int:
         device=resolve_device(args.device), budget=args.budget_params, model=args.model,
         settings=settings, recipe_of=args.recipe_of,
     )  # fmt: skip
-    with open_store(args.store) as store:
+    with open_store(args.store, keep_weights=not args.no_weights) as store:
         result = run_speedrun(plan, store, session_of(args))
     print("\n".join(summary_lines(result)))
     print()

@@ -296,6 +296,8 @@ def execute(
             )
             metrics.update({**after, **errors, **meter.stop()})
             metrics["wall_time_s"] = time.perf_counter() - wall_started
+            if result.status == "finished":
+                metrics.update(_send_weights(model, context, listener))
             listener.ended(result.status, metrics, result.message)
         except KeyboardInterrupt:
             listener.ended("interrupted", metrics, "interrupted (Ctrl-C or SIGTERM)")
@@ -312,6 +314,24 @@ def execute(
             if oom is not None:
                 raise oom from error
             raise
+
+
+def _send_weights(
+    model: torch.nn.Module, context: RecipeContext, listener: RunListener
+) -> dict[str, object]:
+    """The trained model's weights to the listener, as an artefact of kind "weights" that the
+    store keeps as a content-addressed file (store/runs.py). A model that will not serialise
+    costs the run nothing but its kept weights: the reason is recorded as `weights_error`."""
+    from mnistbench.models.weights import serialize_model
+    from mnistbench.recipes.probe_stages import LIGHTGBM_PROBE_KEY
+    from mnistbench.store.runs import WEIGHTS_KIND
+
+    try:
+        weights = serialize_model(model, context.shared.get(LIGHTGBM_PROBE_KEY))
+    except Exception as error:  # e.g. an outside model with non-tensor state
+        return {"weights_error": f"{type(error).__name__}: {error}"}
+    listener.artefact(weights.format, WEIGHTS_KIND, weights.content)
+    return {}
 
 
 def train_config(

@@ -22,6 +22,9 @@ from mnistbench.recipes.kinds import StageKind, StageRun, register_stage_kind
 
 LIGHTGBM_SEED = 42  # the published probe's random_state
 LIGHTGBM_LEARNING_RATE = 0.1  # LightGBM's default shrinkage, recorded as the epoch's lr
+# where the fitted LightGBM classifier is left in RecipeContext.shared, for the run's kept
+# weights (models/weights.py writes its text model beside the encoder's state dict)
+LIGHTGBM_PROBE_KEY = "lightgbm_probe"
 
 LGBM_TRAIN_SIZE = StageOption(
     "lgbm_train_size",
@@ -79,6 +82,7 @@ def _lightgbm_probe(run: StageRun) -> FitResult:
     if size and size < len(train):
         train = Split(train.images[:size], train.labels[:size])
     probe = fit_lightgbm_probe(train, features.val, seed=LIGHTGBM_SEED)
+    run.ctx.shared[LIGHTGBM_PROBE_KEY] = probe.booster
     test = None
     if run.test != "none":  # "final": the sealed test's features, opened for this one score
         split = features.test
