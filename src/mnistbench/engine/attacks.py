@@ -30,7 +30,10 @@ def input_gradient(scores: Scores, pixels: torch.Tensor, labels: torch.Tensor) -
     """d(summed cross-entropy)/d(pixels); a model without input gradients gets zeros."""
     x = pixels.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        loss = F.cross_entropy(scores(x).float(), labels, reduction="sum")
+        out = scores(x)
+        if out.dtype in (torch.float16, torch.bfloat16):
+            out = out.float()
+        loss = F.cross_entropy(out, labels, reduction="sum")
         (gradient,) = torch.autograd.grad(loss, x, allow_unused=True)
     return torch.zeros_like(x) if gradient is None else gradient
 

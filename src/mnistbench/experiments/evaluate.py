@@ -218,7 +218,7 @@ def _materialise(module: nn.Module, info: Any, config: RunConfig, device: str) -
 # ------------------------------------------------------------------------------ evaluation
 
 
-def test_pixels(
+def official_test_images(
     config: RunConfig, data_dir: str | Path | None = None, download: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The run's test images as uint8 (N, 28, 28) and labels: the official test set, or its
@@ -340,7 +340,7 @@ def evaluate_run(
     if adversarial_images < 1:
         raise ConfigError(f"--adversarial-images {adversarial_images}: give 1 or more images.")
     loaded = load_model(run_id, store, model=model)
-    images, labels = test_pixels(loaded.config, data_dir, download)
+    images, labels = official_test_images(loaded.config, data_dir, download)
     clean = clean_accuracy(loaded, images, labels)
     recorded = loaded.run.metrics.get("test_accuracy")
     results: dict[str, Any] = {
