@@ -218,3 +218,37 @@ def test_evaluate_stores_its_results_with_the_run(
         result["calibration"]["ece"]
     )
     assert main(["evaluate", str(record.run_id), "--store", str(store.path), "--what", "x"]) == 2
+
+
+class StandInCorruptions:
+    """data/corruptions.py's interface (branch corruptions) with two corruptions whose effect
+    is known: "identity" leaves the images as they are, "blank" makes them all black."""
+
+    CORRUPTION_NAMES = ("identity", "blank")
+
+    @staticmethod
+    def corrupt(images: torch.Tensor, name: str, seed: int) -> torch.Tensor:
+        assert images.dtype == torch.uint8 and images.ndim == 3 and seed == 0
+        return images.clone() if name == "identity" else torch.zeros_like(images)
+
+
+def test_evaluate_corruptions_scores_each_corrupted_test_set(
+    store: Store, learnable_data_dir: Path, monkeypatch
+) -> None:
+    import mnistbench.data
+    from mnistbench.experiments.evaluate import evaluate_run
+
+    monkeypatch.setattr(mnistbench.data, "corruptions", StandInCorruptions, raising=False)
+    record = trained(store, learnable_data_dir, epochs=1, subset=60)
+    result = evaluate_run(record.run_id, store, ["corruptions"], data_dir=learnable_data_dir)
+    corruptions = result["corruptions"]
+    loaded = load_model(record.run_id, store)
+    images, labels = official_test_images(loaded.config, learnable_data_dir)
+    # identity: the clean accuracy; blank: the share of labels equal to the blank image's class
+    blank_class = int(loaded.predict(torch.zeros(1, 1, 28, 28)))
+    assert corruptions["accuracy"]["identity"] == record.metrics["test_accuracy"]
+    assert corruptions["accuracy"]["blank"] == float((labels == blank_class).double().mean())
+    assert corruptions["worst"] == "blank"
+    assert corruptions["mean_accuracy"] == pytest.approx(
+        (record.metrics["test_accuracy"] + corruptions["accuracy"]["blank"]) / 2
+    )
