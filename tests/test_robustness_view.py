@@ -32,7 +32,7 @@ def evaluation(clean: float, mean: float, worst: float, ece: float, fgsm: float,
             "nll": 0.1,
             "brier": 0.02,
             "images": 10_000,
-        },  # fmt: skip
+        },
         "adversarial": {
             "clean_accuracy": clean,
             "applicable": True,

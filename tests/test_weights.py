@@ -243,7 +243,7 @@ def test_evaluate_corruptions_scores_each_corrupted_test_set(
     result = evaluate_run(record.run_id, store, ["corruptions"], data_dir=learnable_data_dir)
     corruptions = result["corruptions"]
     loaded = load_model(record.run_id, store)
-    images, labels = official_test_images(loaded.config, learnable_data_dir)
+    _, labels = official_test_images(loaded.config, learnable_data_dir)
     # identity: the clean accuracy; blank: the share of labels equal to the blank image's class
     blank_class = int(loaded.predict(torch.zeros(1, 1, 28, 28)))
     assert corruptions["accuracy"]["identity"] == record.metrics["test_accuracy"]
