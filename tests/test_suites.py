@@ -63,7 +63,15 @@ def test_every_published_study_is_a_suite() -> None:
         "small-cnn-ablation", "parameter-diet",
         # the suites behind the committed tables (docs/results.md)
         "reproduction", "improved", "study-a-60k", "zoo-variants",
+        # issue 28: every study A, D and E model, weights kept and evaluated
+        "robustness",
     }  # fmt: skip
+    robustness = get_suite("robustness")
+    assert robustness.evaluate == ("corruptions", "calibration", "adversarial")
+    assert robustness.seeds == 3
+    study_d, study_e = get_suite("small-cnn-ablation"), get_suite("parameter-diet")
+    assert set(robustness.models) == {*STUDY_A, *study_d.models, *study_e.models}
+    assert len(robustness.models) == 17
     assert get_suite("architecture-showdown").models == STUDY_A
     assert get_suite("efficiency-showdown").models == [
         "mlp_784_512", "cnn_small", "rnn_rows", "snn_single_step",

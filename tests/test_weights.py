@@ -231,6 +231,14 @@ class StandInCorruptions:
         assert images.dtype == torch.uint8 and images.ndim == 3 and seed == 0
         return images.clone() if name == "identity" else torch.zeros_like(images)
 
+    @classmethod
+    def corrupted_test_set(cls, images, name: str, seed: int, cache_dir: Path) -> torch.Tensor:
+        return cls.corrupt(images, name, seed)
+
+    @staticmethod
+    def images_sha256(images: torch.Tensor) -> str:
+        return sha256_of(images.numpy().tobytes())
+
 
 def test_evaluate_corruptions_scores_each_corrupted_test_set(
     store: Store, learnable_data_dir: Path, monkeypatch

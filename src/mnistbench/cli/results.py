@@ -36,7 +36,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "--view",
         metavar="NAME",
         help="one named results table instead of the whole report: reproduction, improved, "
-        "studies, architecture-showdown, zoo-small, zoo-large or zoo-speed",
+        "studies, architecture-showdown, zoo-small, zoo-large, zoo-speed or robustness",
     )
     p.set_defaults(handler=cmd_report)
 

@@ -256,12 +256,17 @@ def evaluate_corruptions(
     """Accuracy on each of MNIST-C's 15 corruptions of the test set (data/corruptions.py,
     seeded: the same corrupted images for every run), their mean and the worst."""
     from mnistbench.data import corruptions
+    from mnistbench.data.locate import cache_root
 
-    per_corruption = {}
+    per_corruption, scored = {}, {}
     for name in corruptions.CORRUPTION_NAMES:
-        corrupted = corruptions.corrupt(images, name, CORRUPTION_SEED)
+        # generated once per test set and seed, then read back verified by its hash
+        corrupted = corruptions.corrupted_test_set(
+            images, name, CORRUPTION_SEED, cache_root() / "mnist-c"
+        )
         predictions = batched_predictions(loaded, corrupted)
         per_corruption[name] = int((predictions == labels).sum()) / len(labels)
+        scored[name] = corruptions.images_sha256(corrupted)  # exactly which images were scored
     worst = min(per_corruption, key=per_corruption.__getitem__)
     return {
         "accuracy": per_corruption,
@@ -270,6 +275,7 @@ def evaluate_corruptions(
         "worst_accuracy": per_corruption[worst],
         "images": len(labels),
         "seed": CORRUPTION_SEED,
+        "images_sha256": scored,
     }
 
 
