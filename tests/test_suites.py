@@ -280,3 +280,16 @@ def test_a_suite_file_of_your_own(capsys, tmp_path: Path) -> None:
     code, out, err = run_cli(capsys, "suite", str(path), "--plan", "--seeds", "2")
     assert code == 0, err
     assert "| 4 | cnn | mnist | sgd | 1 |" in out and "skipping not_registered_yet" in err
+
+
+def test_a_plan_names_only_known_evaluations(tmp_path: Path) -> None:
+    from mnistbench.experiments.plan_format import load_sweep
+
+    good, bad = tmp_path / "good.toml", tmp_path / "bad.toml"
+    head = '[suite]\nname = "e"\n{}\n[space]\nmodel = ["mlp"]\n'
+    good.write_text(head.format('evaluate = ["calibration", "adversarial"]'))
+    bad.write_text(head.format('evaluate = ["calibration", "robustness"]'))
+    assert load_sweep(good).evaluate == ("calibration", "adversarial")
+    assert load_sweep(tmp_path / "good.toml").kind == "suite"
+    with pytest.raises(ConfigError, match="evaluate.*corruptions, calibration, adversarial"):
+        load_sweep(bad)
