@@ -291,5 +291,5 @@ def test_a_plan_names_only_known_evaluations(tmp_path: Path) -> None:
     bad.write_text(head.format('evaluate = ["calibration", "robustness"]'))
     assert load_sweep(good).evaluate == ("calibration", "adversarial")
     assert load_sweep(tmp_path / "good.toml").kind == "suite"
-    with pytest.raises(ConfigError, match="evaluate.*corruptions, calibration, adversarial"):
+    with pytest.raises(ConfigError, match=r"evaluate.*corruptions, calibration, adversarial"):
         load_sweep(bad)
