@@ -75,13 +75,17 @@ def test_reloaded_model_scores_exactly_the_recorded_accuracy(
     assert clean_accuracy(again, images, labels) == m["test_accuracy"]
 
 
-@pytest.mark.parametrize(("model", "scorer"), [("beta_vae", "probe_head"), ("dbn", "logits")])
+@pytest.mark.parametrize(
+    ("model", "scorer"),
+    [("beta_vae", "probe_head"), ("dbn", "logits"), ("simsiam_lgbm", "lightgbm")],
+)
 def test_a_pretrained_model_reloads_to_its_recorded_accuracy(
     store: Store, learnable_data_dir: Path, model: str, scorer: str
 ) -> None:
     # beta_vae: pretrained, then a linear probe on frozen features, so the reload scores through
     # the probe head on the features as the probe stage did; dbn: its recipe ends in fine-tuning
-    # the whole net, so the reload scores the whole model
+    # the whole net, so the reload scores the whole model; simsiam_lgbm: LightGBM's text model
+    # on the encoder's features
     record = trained(store, learnable_data_dir, model, epochs=1, subset=60)
     loaded = load_model(record.run_id, store)
     assert loaded.scorer == scorer
