@@ -43,7 +43,8 @@ class Store(Database):
     ``Store(path, read_only=True)`` never writes to the file (it opens on a read-only file,
     folder or medium, and an older schema is read as if migrated); its writes raise StoreError.
     ``card_builder(config) -> dict`` builds the model card of runs recorded without one
-    (default: ``mnistbench.cards.reconstruct_card``, else a minimal card).
+    (default: the one installed with ``install_card_builder``, which the CLI sets to
+    ``mnistbench.cards.reconstruct_card``; else a minimal card).
 
     A run's trained weights arrive as an artefact of kind "weights" (named by their format),
     from any executor's path (in-process, pool worker, Ray): the store writes them to a file
