@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import view_markdown, write_report
 from mnistbench.statistics import seeds_images_interval
 from mnistbench.store import Store

@@ -14,8 +14,8 @@ import torch
 
 import mnistbench
 from mnistbench.cli import main
-from mnistbench.config import make_config
 from mnistbench.experiments import run_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.evaluate import clean_accuracy, load_model, official_test_images
 from mnistbench.models import create_model, list_models
 from mnistbench.models.weights import restore_model, serialize_model
