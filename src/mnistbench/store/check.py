@@ -20,6 +20,7 @@ from mnistbench.store.records import Artefact, StoredRun, loads
 from mnistbench.store.rows import record_from_row, run_select
 from mnistbench.store.runs import Store
 from mnistbench.store.schema import CardBuilder
+from mnistbench.store.schema_records import RecordError, stored_config_hash
 from mnistbench.store.weights import WeightsRef, check_weights
 
 TABLES = ("meta", "runs", "epochs", "artefacts")
@@ -44,6 +45,7 @@ class StoreCheck:
     weights_verified: int = 0
     weights_missing: list[str] = field(default_factory=list)
     weights_changed: list[str] = field(default_factory=list)
+    invalid_runs: list[str] = field(default_factory=list)  # "run N: problem" (run format)
 
     def lines(self) -> list[str]:
         """The report for a terminal, one finding a line."""
@@ -72,9 +74,20 @@ class StoreCheck:
         out.extend(
             f"weights CHANGED since written (refused on load): {c}" for c in self.weights_changed
         )
-        if self.ok:
+        if self.invalid_runs:
+            out.append(
+                f"records: {len(self.invalid_runs)} run(s) break the run format (written by "
+                "hand or by another program; report and merge refuse them):"
+            )
+            out.extend(f"  {problem}" for problem in self.invalid_runs)
+        if not self.problems:
             out.append("integrity: ok (SQLite's integrity_check found nothing wrong)")
-        else:
+        if not self.problems and self.invalid_runs:
+            out.append(
+                f"Copy every valid run into a new store with `mnistbench store recover "
+                f"--store {self.path} --out NEW.sqlite`."
+            )
+        elif self.problems:
             out.append(f"integrity: DAMAGED, {len(self.problems)} problem(s):")
             out.extend(f"  {problem}" for problem in self.problems)
             out.append(
@@ -135,9 +148,33 @@ def check_store(path: str | Path) -> StoreCheck:
             except sqlite3.Error as exc:
                 report.row_counts[table] = None
                 report.problems.append(f"{table}: {exc}")
+        if not report.problems:
+            report.invalid_runs = _invalid_runs(conn, report.schema_version or 1)
         _check_kept_weights(conn, path, report)
-    report.ok = not report.problems and not report.weights_changed
+    report.ok = not report.problems and not report.invalid_runs and not report.weights_changed
     return report
+
+
+def _invalid_runs(conn: sqlite3.Connection, schema_version: int, shown: int = 20) -> list[str]:
+    """'run N: problem' for each row that breaks the run format (store/schema_records.py)."""
+    found = []
+    with suppress(sqlite3.Error):
+        for row in conn.execute(f"SELECT {run_select(schema_version)} FROM runs ORDER BY run_id"):
+            try:
+                run = record_from_row(row, lambda config: {})
+            except RecordError as error:
+                found.append(f"run {row[0]}: {error.problem}"[:500])
+                continue
+            try:
+                recomputed = stored_config_hash(run.config)
+            except (TypeError, ValueError):
+                recomputed = "not computable"
+            if recomputed != run.config_hash:
+                found.append(
+                    f"run {row[0]}: its config_hash {run.config_hash} is not the hash of its "
+                    f"config ({recomputed}); runs are not reused from it"[:500]
+                )
+    return found[:shown] + ([f"and {len(found) - shown} more"] if len(found) > shown else [])
 
 
 def _check_kept_weights(conn: sqlite3.Connection, path: Path, report: StoreCheck) -> None:
@@ -236,6 +273,9 @@ def _read_runs(
             runs[run_id] = record_from_row(row, target._card_for)
         except (ValueError, TypeError):  # a text column damaged inside an intact page
             counts.runs_unreadable += 1
+        except RecordError as error:  # readable, but not a valid run (written by hand?)
+            counts.runs_unreadable += 1
+            counts.notes.append(f"run {run_id} left out: {error.problem}"[:300])
     epochs: dict[int, list[dict]] = defaultdict(list)
     select = "run_id, epoch, metrics_json"
     for _, (run_id, epoch, metrics) in _rows(source, "epochs", select, counts, "epochs_unreadable"):
