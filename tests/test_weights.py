@@ -188,7 +188,7 @@ def test_lightgbm_probe_round_trips_through_its_text_model() -> None:
     probe = fit_lightgbm_probe(Split(features, labels), threads=1, n_estimators=5)
     model = torch.nn.Linear(8, 4)
     weights = serialize_model(model, probe.booster)
-    assert weights.format == "safetensors+lightgbm-text"
+    assert weights.format == "safetensors-lightgbm-text"
     restored = restore_model(torch.nn.Linear(8, 4), weights.format, weights.content)
     split = Split(features, labels)
     assert torch.equal(lightgbm_eval(restored, split).predictions, probe.score(split).predictions)

@@ -8,7 +8,7 @@ LightGBM's own text model, parsed by LightGBM, carried in the safetensors header
 beside the encoder whose features it reads. Formats (`metrics["weights_format"]`):
 
 - "safetensors": the model's state dict.
-- "safetensors+lightgbm-text": the state dict, plus metadata "lightgbm_model" (the booster's
+- "safetensors-lightgbm-text": the state dict, plus metadata "lightgbm_model" (the booster's
   text) and "lightgbm_classes" (JSON list) for study A's simsiam_lgbm.
 - "svc-npz": models/svm.py's `fitted_arrays` (support vectors, dual coefficients, intercepts,
   support counts, classes, kernel parameters).
@@ -29,7 +29,7 @@ from torch import nn
 from mnistbench.errors import StoreError
 
 SAFETENSORS = "safetensors"
-SAFETENSORS_LIGHTGBM = "safetensors+lightgbm-text"
+SAFETENSORS_LIGHTGBM = "safetensors-lightgbm-text"
 SVC_NPZ = "svc-npz"
 FORMATS = (SAFETENSORS, SAFETENSORS_LIGHTGBM, SVC_NPZ)
 MAX_HEADER_BYTES = 100_000_000  # safetensors' own limit on its JSON header

@@ -24,7 +24,7 @@ WEIGHTS_FOLDER = "weights"  # beside the store's SQLite file
 # a person who lists the folder). Formats: models/weights.py.
 EXTENSIONS = {
     "safetensors": "safetensors",
-    "safetensors+lightgbm-text": "safetensors",
+    "safetensors-lightgbm-text": "safetensors",
     "svc-npz": "npz",
 }
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
