@@ -80,7 +80,7 @@ _STUDY_D = {
     "scheduler": "step",
     "step_size": 7,
     "gamma": 0.1,
-    "augment": "study_d",
+    "augment": "study_d_torchvision",
     "early_stopping_patience": 10,
     "target_accuracy": 0.99,
 }

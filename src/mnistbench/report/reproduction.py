@@ -23,6 +23,7 @@ from mnistbench.report.columns import group_protocol, protocol_stat
 from mnistbench.report.compare import setting_text, settings_vs_recipe
 from mnistbench.report.format import Stat
 from mnistbench.studies import FIGURES, PublishedFigure
+from mnistbench.studies.catalog import current_setting
 
 # Seeds a row needs before its verdict stands: three wherever a study publishes an accuracy;
 # study B publishes none, so one run shows the model trains at its recipe.
@@ -60,7 +61,7 @@ def _is_figure(card_figure: Mapping[str, Any] | None, figure: PublishedFigure) -
         card_figure.get("study") == figure.study
         and card_figure.get("model") == figure.model
         and card_figure.get("dataset") == figure.dataset
-        and _same(card_figure.get("setting") or {}, dict(figure.setting))
+        and _same(current_setting(dict(card_figure.get("setting") or {})), dict(figure.setting))
     )
 
 
