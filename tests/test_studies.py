@@ -21,8 +21,9 @@ from mnistbench.studies import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-# Setting keys a study varied that have no RunConfig field (what the figure's note explains).
-EXTRA_SETTING_KEYS = {"pin_memory"}
+# Setting keys a study states that have no RunConfig field (what the figure's note explains):
+# study C's pin_memory, and its SVCs' 10,000 images (the sklearn_fit stage's fit_size option).
+EXTRA_SETTING_KEYS = {"pin_memory", "fit_images"}
 
 
 def test_resnet50_carries_study_c_ten_grid_figures():
