@@ -119,7 +119,7 @@ def test_setting_text_reads_like_the_studies_tables():
 
 def test_card_entries_serialise():
     figure = published_figures("small_cnn_bn")[0].to_dict()
-    assert figure["setting"]["augment"] == "study_d" and figure["best_epoch"] == 15
+    assert figure["setting"]["augment"] == "study_d_torchvision" and figure["best_epoch"] == 15
     assert figure["setting_text"].startswith("20 epochs, Adam lr 1e-3")
     assert STUDIES["D"].card_entry()["doc"] == "docs/studies.md#study-d"
 
