@@ -117,8 +117,7 @@ def test_every_pretrained_family_runs(model: str, options: dict, pictures: set, 
 def test_stages_are_data() -> None:
     vae = get_model_info("beta_vae").recipe.stages
     assert [
-        (s.name, s.kind, getattr(s.params.get("objective"), "name", None), s.epochs)
-        for s in vae
+        (s.name, s.kind, getattr(s.params.get("objective"), "name", None), s.epochs) for s in vae
     ] == [("pretrain", "pretext", "vae", None), ("probe", "linear_probe", None, 10)]
     assert vae[1].params == {"grad_clip": None}  # study A's probes do not clip
     assert [STAGE_KINDS[s.kind].labelled for s in vae] == [False, True]

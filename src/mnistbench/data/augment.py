@@ -207,9 +207,9 @@ def resized_crop_boxes(
     # the fallback: centre crop, the whole image unless its ratio is outside `ratio`
     in_ratio = width / height
     if in_ratio < min(ratio):
-        fw, fh = width, int(round(width / min(ratio)))
+        fw, fh = width, round(width / min(ratio))
     elif in_ratio > max(ratio):
-        fw, fh = int(round(height * max(ratio))), height
+        fw, fh = round(height * max(ratio)), height
     else:
         fw, fh = width, height
     fallback = torch.tensor([(height - fh) // 2, (width - fw) // 2, fh, fw], device=u.device)
@@ -291,9 +291,23 @@ def color_jitter(
     `order` (B,) bool forces it (True: brightness first), for tests."""
     b = images.shape[0]
     u = _uniform(generator, 3, b).to(images.device)
-    brightness = (1 - strength + 2 * strength * u[0]).view(b, 1, 1, 1)
-    contrast = (1 - strength + 2 * strength * u[1]).view(b, 1, 1, 1)
+    brightness = 1 - strength + 2 * strength * u[0]
+    contrast = 1 - strength + 2 * strength * u[1]
     brightness_first = (u[2] < 0.5) if order is None else order.to(images.device)
+    pixels = jitter_pixels(images * std + mean, brightness, contrast, brightness_first)
+    return (pixels - mean) / std
+
+
+def jitter_pixels(
+    pixels: torch.Tensor,
+    brightness: torch.Tensor,
+    contrast: torch.Tensor,
+    brightness_first: torch.Tensor,
+) -> torch.Tensor:
+    """Brightness and contrast factors (B,) applied to (B, C, H, W) pixels in [0, 1] in the order
+    `brightness_first` (B,) picks, clamping after each as torchvision does."""
+    b = pixels.shape[0]
+    brightness, contrast = brightness.view(b, 1, 1, 1), contrast.view(b, 1, 1, 1)
 
     def bright(x: torch.Tensor) -> torch.Tensor:
         return (x * brightness).clamp(0, 1)
@@ -302,11 +316,8 @@ def color_jitter(
         grey = x.mean(dim=(1, 2, 3), keepdim=True)
         return (contrast * x + (1 - contrast) * grey).clamp(0, 1)
 
-    pixels = images * std + mean
-    out = torch.where(
-        brightness_first.view(b, 1, 1, 1), contrasted(bright(pixels)), bright(contrasted(pixels))
-    )
-    return (out - mean) / std
+    first = brightness_first.view(b, 1, 1, 1)
+    return torch.where(first, contrasted(bright(pixels)), bright(contrasted(pixels)))
 
 
 def study_d_torchvision(

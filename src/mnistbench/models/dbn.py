@@ -6,8 +6,8 @@ reconstructions), then a Linear(512, 10) on the top layer's hidden probabilities
 with everything else (Adam 1e-3, no gradient clipping); 671,002 parameters, 98.44%.
 `--model-option variant=improved` is mnistbench's earlier recipe: mean-field visible
 reconstructions and a 5-epoch linear probe of the head before fine-tuning (it was run with
---grad-clip 1.0). References: Hinton, Osindero & Teh (2006), "A fast learning algorithm for deep belief
-nets"; Hinton (2010), "A practical guide to training RBMs" (UTML TR 2010-003).
+--grad-clip 1.0). References: Hinton, Osindero & Teh (2006), "A fast learning algorithm for
+deep belief nets"; Hinton (2010), "A practical guide to training RBMs" (UTML TR 2010-003).
 """
 
 from __future__ import annotations

@@ -120,6 +120,10 @@ def _stages(group: RunGroup) -> list[Mapping[str, Any]]:
     return list((group.card.get("recipe") or {}).get("stages") or [])
 
 
+def _stage_names(group: RunGroup) -> list[str]:
+    return [str(s.get("name")) for s in _stages(group)]
+
+
 def _options(group: RunGroup) -> dict[str, Any]:
     return {str(k): v for k, v in group.config.get("model_options") or []}
 
@@ -139,9 +143,8 @@ EARLIER_RECIPES: tuple[tuple[str, Any], ...] = (
     ),
     (
         "one-resample bilinear views, a linear probe's epochs in its maximum",
-        lambda g: g.model == "simsiam_lgbm" and any(s.get("name") == "linear_probe"
-                                                    for s in _stages(g)),
-    ),  # fmt: skip
+        lambda g: g.model == "simsiam_lgbm" and "linear_probe" in _stage_names(g),
+    ),
     ("bilinear augmentation, brightness first", lambda g: g.config.get("augment") == "study_d"),
     (
         "the first 10,000 of a seed-dependent 55,000",
