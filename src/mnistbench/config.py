@@ -403,9 +403,12 @@ def make_config(
 
 
 def scale_changes(config: RunConfig) -> dict[str, tuple[Any, Any]]:
-    """The scale settings (epochs, subset, val_size) where `config` departs from its recipe,
-    as {field: (recipe value, run value)}: such a run is smaller or larger than the recipe."""
-    recipe = make_config(config.model, config.device, recipe_of=config.recipe_of)
+    """The scale settings (epochs, subset, val_size) where `config` departs from its recipe
+    under its protocol, as {field: (recipe value, run value)}: such a run is smaller or larger
+    than the recipe (protocol "study"'s own split is not a departure)."""
+    recipe = make_config(
+        config.model, config.device, recipe_of=config.recipe_of, protocol=config.protocol
+    )
     return {
         name: (getattr(recipe, name), getattr(config, name))
         for name, role in field_roles().items()

@@ -312,6 +312,7 @@ SHORTFALL_NOTES: dict[str, str] = {
 SPLIT_NOTES = {"simsiam_lgbm"}  # notes about the heldout split, moot under protocol "study"
 FULL_DATA = "val_size=0"  # the studies' own split: every training image, no validation
 FULL_DATA_SUITE = "study-a-60k"
+STUDY_PROTOCOL_SUITE = "study-protocol"
 
 
 def full_data_group(row: Row, groups: Sequence[RunGroup]) -> RunGroup | None:
@@ -409,8 +410,8 @@ def notes(
         elif row.figure.study == "A" and held_out and not study_protocol:
             parts.append(
                 f"the recipe holds {held_out:,} training images out for the honest figure; the "
-                f"study trained on all of them: `mnistbench suite {FULL_DATA_SUITE}` measures "
-                "the difference."
+                f"study trained on all of them: `mnistbench suite {STUDY_PROTOCOL_SUITE}` trains "
+                "it at the study's protocol."
             )
         if parts:
             sentences = " ".join(
