@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistbench.config import RunConfig, hash_view, make_config
+from mnistbench.config import RunConfig, hash_view
 from mnistbench.data.augment import (
     jitter_pixels,
     nearest_affine,
@@ -24,6 +24,7 @@ from mnistbench.data.augment import (
     study_d_torchvision,
 )
 from mnistbench.errors import ConfigError
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model, get_model_info
 from mnistbench.protocols import STUDY_LIKE, protocol_label
 from mnistbench.recipes.probe_stages import probe_config
