@@ -108,9 +108,16 @@ def setting_text(trial: Trial) -> str:
 
     changes = scale_changes(trial.config)
     scaled = ", ".join(f"{name}={value}" for name, (_, value) in changes.items())
+    label = trial.label
+    if trial.config.protocol != "heldout":  # the protocol decides the split: said by name
+        label = (
+            f"{label}, protocol {trial.config.protocol}"
+            if label
+            else f"protocol {trial.config.protocol}"
+        )
     if not scaled:
-        return trial.label or "recipe"
-    return f"{trial.label} ({scaled})" if trial.label else f"scaled: {scaled}"
+        return label or "recipe"
+    return f"{label} ({scaled})" if label else f"scaled: {scaled}"
 
 
 def batch_table(summary: BatchSummary) -> str:
