@@ -72,8 +72,9 @@ def _normalise(images: torch.Tensor) -> torch.Tensor:
     return ((images.to(torch.float32) / 255.0 - MEAN) / STD).unsqueeze(1).contiguous()
 
 
-def prepare(raw, seed: int, val_size: int = 0) -> PublicData:
-    """The notebook's in-memory tensors from a mnistbench RawDataset (uint8 IDX arrays)."""
+def prepare(raw, seed: int, val_size: int = 0, device: str = "cpu") -> PublicData:
+    """The notebook's in-memory tensors from a mnistbench RawDataset (uint8 IDX arrays), on
+    `device` (the notebook's `map_location`)."""
     from mnistbench.data.device import split_indices
 
     train_idx, val_idx = split_indices(len(raw.train_labels), val_size, seed)
@@ -85,10 +86,10 @@ def prepare(raw, seed: int, val_size: int = 0) -> PublicData:
     else:
         eval_images, eval_labels, split = raw.test_images, raw.test_labels, "test"
     return PublicData(
-        train_images=_normalise(images[train_idx]),
-        train_labels=labels[train_idx],
-        eval_images=_normalise(eval_images),
-        eval_labels=eval_labels.to(torch.int64),
+        train_images=_normalise(images[train_idx]).to(device),
+        train_labels=labels[train_idx].to(device),
+        eval_images=_normalise(eval_images).to(device),
+        eval_labels=eval_labels.to(device, torch.int64),
         eval_split=split,
     )
 
@@ -101,7 +102,11 @@ def train(model: nn.Module, data: PublicData, batch_size: int = BATCH_SIZE) -> t
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, max_lr=LR, total_steps=total_steps, cycle_momentum=False
     )
+    from mnistbench.engine.device import synchronize
+
+    device = data.train_images.device
     model.train()
+    synchronize(device)  # on a GPU, clock reads wait for queued kernels, as the engine's do
     started = time.perf_counter()
     for i in range(total_steps):
         i %= batches
@@ -112,6 +117,7 @@ def train(model: nn.Module, data: PublicData, batch_size: int = BATCH_SIZE) -> t
         loss.backward()
         optimizer.step()
         scheduler.step()
+    synchronize(device)
     return time.perf_counter() - started, total_steps
 
 
@@ -134,16 +140,17 @@ class PublicRun:
     train_steps: int
     train_images: int
     torch_threads: int
+    device: str = "cpu"
 
 
-def run_seed(raw, seed: int, val_size: int = 0) -> PublicRun:
-    data = prepare(raw, seed, val_size)
+def run_seed(raw, seed: int, val_size: int = 0, device: str = "cpu") -> PublicRun:
+    data = prepare(raw, seed, val_size, device)
     torch.manual_seed(seed)
-    model = PublicNet()
+    model = PublicNet().to(device)
     train_time_s, steps = train(model, data)
     acc = accuracy(model, data.eval_images, data.eval_labels)
     return PublicRun(seed, data.eval_split, acc, train_time_s, steps, len(data.train_labels),
-                     torch.get_num_threads())  # fmt: skip
+                     torch.get_num_threads(), str(device))  # fmt: skip
 
 
 def main() -> None:
@@ -151,6 +158,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--val-size", type=int, default=0, help="hold out N (validation)")
     parser.add_argument("--json", help="append one JSON line per seed")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     args = parser.parse_args()
     from mnistbench.data import load_dataset
     from mnistbench.engine.device import flush_denormals
@@ -158,7 +166,7 @@ def main() -> None:
     flush_denormals()
     raw = load_dataset("mnist")
     for seed in args.seeds:
-        row = json.dumps(asdict(run_seed(raw, seed, args.val_size)))
+        row = json.dumps(asdict(run_seed(raw, seed, args.val_size, args.device)))
         print(row, flush=True)
         if args.json:
             with open(args.json, "a") as out:

@@ -6,8 +6,8 @@ equivalent command, the final validation accuracy, and the work it did: optimize
 training images seen, forward FLOPs per image and training FLOPs (3 x forward x images; docs/
 measurements.md). The sealed test set is scored once at the end of every speedrun run, as the
 rules require; its figure is written beside the others for completeness and plays no part in
-the choice. Wall and CPU times are written too, labelled as taken on a shared machine: they
-are not results (benchmarks/quiet_window.sh takes the timings).
+the choice. No time is written: the exploration ran on a shared machine, where clocks say
+nothing (benchmarks/quiet_window.py takes the timings).
 
     nice -n 10 python benchmarks/speedrun_explore.py --only lean-b128 --out rows.jsonl
     python benchmarks/speedrun_explore.py --list
@@ -128,7 +128,6 @@ def run_candidate(c: Candidate, store_path: Path, which: int = 0) -> dict[str, o
         "forward_mflops_per_image": forward / 1e6,
         "train_tflops": 3 * forward * images / 1e12 if images else None,
         "test_accuracy_not_used": seed.test_accuracy,
-        "shared_machine_train_s_not_a_result": seed.train_time_s,
         "torch_threads": metrics.get("torch_threads") or os.environ.get("OMP_NUM_THREADS"),
     }
 
