@@ -48,9 +48,15 @@ CHANNELS_LAST_VARIANTS = ("small_cnn_bn", "resnet18")  # NCHW on the CPU by thei
 ACCURACY_MODELS = ("resnet18", "resnet50")
 WARM_UP_IMAGES = 2560  # each recipe's untimed warm-up before seed 0 (speedrun part)
 ACCURACY_IMAGES = 1024  # training images of the short run (and test images it is scored on)
-# Expected wall seconds per part on the 2-core AVX2 EPYC, from the work counts of the
-# exploration (benchmarks/results/speedrun-explore.md has the reasoning): an estimate.
-ESTIMATE_S = {"speedrun": 260, "fashion": 170, "roofline": 150, "accuracy": 200}
+# Expected wall seconds per part on the 2-core AVX2 EPYC: an estimate from work counts, not a
+# measurement. speedrun: the public epoch ~14 s there (8.7 s on the AVX-512 EPYC, issue 29,
+# x1.6 for AVX2 as speedrun_fast measured), ours ~0.35x of it by FLOPs and the interleaved
+# step ratio, plus ~5 s a seed of data preparation, evaluation and latency probes, the
+# warm-up and one peak measurement: ~5 x 25 + 30 s. fashion: 5 seeds of the listed recipe
+# (speedrun-explore-29.md: its epochs x images x FLOPs at the public net's rate). roofline:
+# 8 child runs (3 models x 2 trees, 2 channels-last rows) of ~15-20 s each. accuracy: 4 short
+# runs, ResNet-50's ~55 s (64 steps of ~0.5 s, evaluation, latency probes), ResNet-18's ~30 s.
+ESTIMATE_S = {"speedrun": 160, "fashion": 240, "roofline": 160, "accuracy": 180}
 
 
 def machine_line(threads: int) -> str:

@@ -82,7 +82,10 @@ def test_the_grey_stem_is_the_rgb_stem_on_a_repeated_image() -> None:
     """Forward and weight gradient of the summed 1-channel stem match the 3-channel stem on
     the repeated image (models/resnet.py `_grey_stem`), and its arithmetic is a third."""
     torch.manual_seed(0)
-    grey_path, rgb_path = create_model("resnet18").train(), create_model("resnet18").train()
+    # eval mode: batch norm is then affine, so rounding differences are not amplified through
+    # 20 layers of batch statistics (in train mode the two weight gradients agree to 0.4% of
+    # their norm, as two fp32 summation orders do there)
+    grey_path, rgb_path = create_model("resnet18").eval(), create_model("resnet18").eval()
     rgb_path.load_state_dict(grey_path.state_dict())
     x = torch.randn(4, 1, 64, 64)
     out = grey_path(x)
@@ -92,7 +95,7 @@ def test_the_grey_stem_is_the_rgb_stem_on_a_repeated_image() -> None:
     out.square().sum().backward()
     reference.square().sum().backward()
     grad, expected = grey_path.stem[0].weight.grad, rgb_path.stem[0].weight.grad
-    torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-3)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-4)
     assert torch.equal(grad[:, 0], grad[:, 1]) and torch.equal(grad[:, 1], grad[:, 2])
     model = _meta_model("resnet18")
     saved = flops_per_sample(model, (3, 64, 64), "meta") - flops_per_sample(
