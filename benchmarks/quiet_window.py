@@ -115,14 +115,16 @@ def part_speedrun(args, store, out: Path, command: str) -> dict:
         from mnistbench.store import Store
 
         with Store(str(Path(scratch) / "warm-up.sqlite")) as scratch_store:
-            run_speedrun(warm, scratch_store, Session(False))
+            run_speedrun(warm, scratch_store, Session(progress=False))
     publics, ours = [], []
     for seed in range(args.seeds):
         row = public.run_seed(raw, seed)
         publics.append(row)
         print(f"public seed {seed}: test {row.accuracy:.2%}, train {row.train_time_s:.2f} s",
               flush=True)  # fmt: skip
-        one = run_speedrun(replace(plan, trials=(plan.trials[seed],)), store, Session(False))
+        one = run_speedrun(
+            replace(plan, trials=(plan.trials[seed],)), store, Session(progress=False)
+        )
         ours.append(one)
         s = one.seeds[0]
         print(f"ours   seed {seed}: {s.status}, test {s.counted_accuracy:.2%}, "
@@ -185,7 +187,7 @@ def part_fashion(args, store, out: Path, command: str) -> dict:
     from mnistbench.experiments.speedrun import plan_speedrun, run_speedrun
 
     plan = plan_speedrun(dataset="fashion-mnist", target=0.92, seeds=args.seeds, device="cpu")
-    result = run_speedrun(plan, store, Session(False))
+    result = run_speedrun(plan, store, Session(progress=False))
     lines = header("Fashion-MNIST >= 92%: the listed recipe, every seed", command, args.threads)
     lines += ["```", *summary_lines(result), "```", ""]
     (out / "speedrun-fashion.md").write_text("\n".join(lines))

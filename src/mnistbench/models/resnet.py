@@ -131,7 +131,9 @@ class ImageNetResNet(nn.Module):
     Kept in NCHW on the CPU (engine.place_model reads `channels_last_cpu`): a channels-last
     ResNet-18 training step at 64x64, batch 16, took 2.08 s against 0.25 s in NCHW on the
     2-core dev machine (benchmarks/zoo_large.py, since replaced by suites; see git history);
-    CUDA still gets channels-last.
+    CUDA still gets channels-last. Since the grey stem (`_grey_stem`) an interleaved A/B on a
+    shared CPU put channels-last at about 1.04x NCHW's step, not 8x; the quiet window measures
+    both (docs/speed.md), `MNISTBENCH_CHANNELS_LAST=on` forces it.
 
     `in_channels=3` is the study's setting: the grey image is repeated to three channels inside
     the model (the data stays one channel), so the stem and the parameter count are the
