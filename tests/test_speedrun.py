@@ -308,6 +308,10 @@ def test_the_mnist_99_recipe_is_the_lean_net_chosen_on_validation() -> None:
     assert (config.optimizer, config.lr, config.batch_size, config.epochs) == ("adam", 0.01, 128, 1)
     assert config.precision == "fp32" and config.val_size == 0 and config.scheduler == "onecycle"
     assert "validation accuracy" in plan.recipe.chosen_on and "test" not in plan.recipe.chosen_on
+    from mnistbench.cli.speedrun import settings_text
+
+    text = settings_text(config)  # the summary line says the widths, not only the model name
+    assert text.startswith("epochs=1, batch=128, adam lr=0.01") and "model c1=12 c2=24" in text
     # by hand: conv5x5 1*12*25 = 300; BN 2*12; conv3x3 12*24*9 = 2,592; BN 2*24;
     # fc 24*5*5*128 + 128 = 76,928; head 128*10 + 10 = 1,290 -> 81,182 parameters, plus BN
     # running mean and var (2 * (12 + 24)) and two batch counters: 81,256 stored numbers

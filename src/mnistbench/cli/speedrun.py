@@ -121,6 +121,10 @@ def settings_text(config: RunConfig) -> str:
         f"ls={config.label_smoothing:g}", f"aug={config.augment}", f"prec={config.precision}",
         f"val={config.val_size}",
     ]  # fmt: skip
+    if config.train_images is not None:
+        parts.append(f"images={config.train_images}")
+    if config.model_options:  # e.g. speedrun_lean's widths
+        parts.append("model " + " ".join(f"{k}={v}" for k, v in config.model_options))
     return ", ".join([*parts, "compile"] if config.compile else parts)
 
 
