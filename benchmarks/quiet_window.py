@@ -52,11 +52,12 @@ ACCURACY_IMAGES = 1024  # training images of the short run (and test images it i
 # measurement. speedrun: the public epoch ~14 s there (8.7 s on the AVX-512 EPYC, issue 29,
 # x1.6 for AVX2 as speedrun_fast measured), ours ~0.35x of it by FLOPs and the interleaved
 # step ratio, plus ~5 s a seed of data preparation, evaluation and latency probes, the
-# warm-up and one peak measurement: ~5 x 25 + 30 s. fashion: 5 seeds of the listed recipe
-# (speedrun-explore-29.md: its epochs x images x FLOPs at the public net's rate). roofline:
+# warm-up and one peak measurement: ~5 x 25 + 30 s. fashion: 5 seeds of the listed recipe,
+# 5 epochs of a net at 1.36x the public net's FLOPs, ~1.06x its per-image cost (scaled from
+# the interleaved step ratio of speedrun-explore-29.md): ~5 x 75 + 25 s. roofline:
 # 8 child runs (3 models x 2 trees, 2 channels-last rows) of ~15-20 s each. accuracy: 4 short
 # runs, ResNet-50's ~55 s (64 steps of ~0.5 s, evaluation, latency probes), ResNet-18's ~30 s.
-ESTIMATE_S = {"speedrun": 160, "fashion": 240, "roofline": 160, "accuracy": 180}
+ESTIMATE_S = {"speedrun": 160, "fashion": 400, "roofline": 160, "accuracy": 180}
 
 
 def machine_line(threads: int) -> str:

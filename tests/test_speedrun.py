@@ -318,4 +318,7 @@ def test_the_mnist_99_recipe_is_the_lean_net_chosen_on_validation() -> None:
     assert model_parameters("speedrun_lean", c1=12, c2=24, hidden=128) == 81_182 + 72 + 2
     model = create_model("speedrun_lean", c1=12, c2=24, hidden=128)
     assert sum(p.numel() for p in model.parameters()) == 81_182
+    fashion = plan_speedrun(dataset="fashion-mnist", target=0.92, seeds=1, device="cpu").config
+    assert (fashion.model, fashion.epochs, fashion.optimizer) == ("speedrun_lean", 5, "adam")
+    assert fashion.options() == {"c1": 24, "c2": 48, "hidden": 256}
     assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
