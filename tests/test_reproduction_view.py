@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import view_markdown
 from mnistbench.report.format import Stat
 from mnistbench.report.reproduction import solver_cap_note, verdict
