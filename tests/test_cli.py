@@ -17,6 +17,7 @@ import pytest
 from conftest import real_data_root
 from mnistbench.cli import main
 from mnistbench.store import Store
+from run_configs import real_config
 
 REQUIRED_JSON_KEYS = {
     "run_id", "config_hash", "model", "dataset", "status", "epochs", "test_accuracy",
@@ -42,7 +43,7 @@ def store_path(tmp_path: Path) -> Path:
     """A store that already holds one finished run."""
     path = tmp_path / "results.sqlite"
     with Store(path) as store:
-        run_id = store.start_run({"model": "mlp", "dataset": "mnist"}, "0" * 16, {"device": "cpu"})
+        run_id = store.start_run(*real_config("mlp"), {"device": "cpu"})
         store.log_epoch(run_id, 1, {"train_loss": 0.3, "test_accuracy": 0.97})
         store.finish_run(run_id, "finished", {"test_accuracy": 0.97, "params": 535_818})
     return path

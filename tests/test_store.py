@@ -27,6 +27,8 @@ from mnistbench.store import (
     default_store_path,
     open_existing_store,
 )
+from mnistbench.store.schema_records import RecordError
+from run_configs import real_config
 from unwritable import unwritable
 
 CONFIG = {"model": "mlp", "dataset": "mnist", "epochs": 3, "lr": 0.01}
@@ -547,7 +549,8 @@ def test_mark_stale_runs_treats_reused_pid_as_dead(store: Store, store_path: Pat
 def test_import_from_copies_ended_runs_once_with_epochs_artefacts_and_times(tmp_path) -> None:
     with Store(tmp_path / "gpu.sqlite") as source:
         card = {"card_version": 1, "model": "mlp", "fingerprint": "abcdabcdabcdabcd"}
-        done = source.start_run({**CONFIG, "device": "cuda"}, "hash-gpu", ENV, card)
+        config, hash_gpu = real_config("mlp", device="cuda")
+        done = source.start_run(config, hash_gpu, ENV, card)
         source.log_epoch(done, 1, {"train_loss": 0.5, "test_accuracy": 0.98})
         source.add_artefact(done, "samples", "png", b"\x89PNG fake bytes")
         source.finish_run(done, "finished", {"test_accuracy": 0.98, "params": 1234})
@@ -557,10 +560,10 @@ def test_import_from_copies_ended_runs_once_with_epochs_artefacts_and_times(tmp_
         mine = _start(target, "hash-cpu")
         target.finish_run(mine, "finished", {"test_accuracy": 0.97})
         with Store(tmp_path / "gpu.sqlite") as source:
-            assert target.import_from(source) == (1, 0)
-            assert target.import_from(source) == (0, 1)  # merging again adds nothing
+            assert target.import_from(source)[:2] == (1, 0)
+            assert target.import_from(source)[:2] == (0, 1)  # merging again adds nothing
         runs = target.list_runs()
-        assert [r.config_hash for r in runs] == ["hash-cpu", "hash-gpu"]
+        assert [r.config_hash for r in runs] == ["hash-cpu", hash_gpu]
         copied = runs[1]
         assert copied.metrics == original.metrics and copied.config == original.config
         assert (copied.started_at, copied.finished_at) == (
@@ -574,14 +577,15 @@ def test_import_from_copies_ended_runs_once_with_epochs_artefacts_and_times(tmp_
         ]
         assert [a.content for a in target.artefacts(copied.run_id)] == [b"\x89PNG fake bytes"]
         assert target.list_runs(status="finished")[1].metrics["params"] == 1234
-        assert target.find_completed("hash-gpu") is not None  # its config is not trained again
-        assert target.find_completed("hash-gpu", fingerprint="abcdabcdabcdabcd") is not None
+        assert target.find_completed(hash_gpu) is not None  # its config is not trained again
+        assert target.find_completed(hash_gpu, fingerprint="abcdabcdabcdabcd") is not None
 
 
-def test_a_bug_in_the_caller_is_not_reported_as_a_damaged_disk(store: Store) -> None:
-    run = store.get_run(_start(store))
+def test_a_record_of_the_wrong_shape_is_refused_before_anything_is_written(store: Store) -> None:
+    config, config_hash = real_config("mlp")
+    run = store.get_run(store.start_run(config, config_hash, ENV))
     store.finish_run(run.run_id, "finished")
     broken = replace(store.get_run(run.run_id), hostname={"not": "a host name"})
-    with pytest.raises(sqlite3.ProgrammingError):
+    with pytest.raises(RecordError, match="hostname: Input should be a valid string"):
         store.import_run(broken, [], [])
     assert len(store.list_runs()) == 1

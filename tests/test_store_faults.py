@@ -14,6 +14,7 @@ import pytest
 from mnistbench.errors import StoreCorruptError, StoreError, StoreFullError
 from mnistbench.store import RunRecord, Store, check_store, recover_store
 from mnistbench.store.records import Artefact
+from run_configs import real_config
 from unwritable import unwritable
 
 PAGE = 4096
@@ -24,13 +25,17 @@ def card(config: dict) -> dict:
     return {"card_version": 1, "model": config["model"], "source": {"kind": "test"}}
 
 
+REAL, HASH = real_config("mlp")
+
+
 def make_store(path: Path, runs: int, epochs: int) -> Path:
     """A store of finished runs, each with `epochs` epochs and one small artefact."""
     with Store(path, card_builder=card) as store:
         for i in range(runs):
+            config, config_hash = real_config("mlp", epochs=3, seed=i)
             run = RunRecord(
-                run_id=0, config_hash=f"hash-{i}", model="mlp", dataset="mnist",
-                status="finished", config={**CONFIG, "seed": i}, environment={"device": "cpu"},
+                run_id=0, config_hash=config_hash, model="mlp", dataset="mnist",
+                status="finished", config=config, environment={"device": "cpu"},
                 metrics={"test_accuracy": 0.9 + i / 1000}, error=None,
                 started_at=f"2026-01-01T00:00:{i:02d}.000+00:00",
                 finished_at=f"2026-01-01T00:01:{i:02d}.000+00:00", hostname="vm",
@@ -200,7 +205,7 @@ def test_recover_never_overwrites(big_store: Path, tmp_path: Path) -> None:
 def test_check_store_of_a_healthy_store(tmp_path: Path) -> None:
     path = make_store(tmp_path / "s.sqlite", runs=2, epochs=3)
     with Store(path) as store:  # open: recent commits sit in the write-ahead log
-        store.finish_run(store.start_run(CONFIG, "h", {}), "failed")
+        store.finish_run(store.start_run(REAL, HASH, {}), "failed")
         report = check_store(path)
         assert report.wal_bytes is not None and report.wal_bytes > 0
     assert report.ok and report.problems == []
@@ -292,7 +297,7 @@ def test_disk_full_rolls_back_each_write_and_writing_resumes_with_space(tmp_path
     expected = everything(path)
     with Store(path, card_builder=card) as store:
         conn = store._connection()  # max_page_count is a setting of this one connection
-        run_id = store.start_run(CONFIG, "h-new", {})
+        run_id = store.start_run(REAL, HASH, {})
         store.log_epoch(run_id, 1, {"train_loss": 0.5})
         (pages,) = conn.execute("PRAGMA page_count").fetchone()
         conn.execute(f"PRAGMA max_page_count = {pages}")
@@ -314,7 +319,7 @@ def test_disk_full_rolls_back_each_write_and_writing_resumes_with_space(tmp_path
         assert len(stored) == 4 and stored[:3] == expected
         with pytest.raises(StoreFullError):  # several rows, one transaction: none of them kept
             store.import_run(
-                RunRecord(0, "h-imp", "mlp", "mnist", "finished", CONFIG, {}, {}, None, "t", "t"),
+                RunRecord(0, HASH, "mlp", "mnist", "finished", REAL, {}, {}, None, "t", "t"),
                 [{"epoch": 1, "train_loss": 0.1}],
                 [Artefact(0, "big", "bin", big, "t")],
             )

@@ -19,6 +19,7 @@ from mnistbench.store import (
     read_runs,
     write_jsonl,
 )
+from run_configs import real_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v1_5ae60b7.sql"
 
@@ -36,13 +37,13 @@ def source(tmp_path: Path) -> Path:
     conn.close()
     with Store(path, card_builder=fake_card) as store:
         card = {**fake_card({"model": "cnn"}), "fingerprint": "00ff00ff00ff00ff", "tags": ["ü"]}
-        config = {"model": "cnn", "dataset": "mnist", "lr": 0.1 + 0.2, "name": "naïve ☃"}
-        run_id = store.start_run(config, "hash-cnn", {"cpu": "x86"}, card)
+        config, config_hash = real_config("cnn", lr=0.1 + 0.2)
+        run_id = store.start_run(config, config_hash, {"cpu": "x86", "name": "naïve ☃"}, card)
         store.log_epoch(run_id, 1, {"train_loss": float("nan"), "val_accuracy": 1 / 3})
         store.add_artefact(run_id, "binary", "bin", bytes(range(256)))
         store.add_artefact(run_id, "too_big", "json", "[" + "1," * ARTEFACT_LIMIT_BYTES + "1]")
         store.finish_run(run_id, "finished", {"test_accuracy": 0.987654321012345, "ok": True})
-        store.start_run({"model": "mlp", "dataset": "mnist"}, "hash-running", {})
+        store.start_run(*real_config("mlp"), {})
     return path
 
 
@@ -56,7 +57,7 @@ def test_store_to_jsonl_to_store_to_jsonl_gives_the_same_bytes(source, tmp_path)
     assert "left out: 2 artefact(s)" in summary.describe()
 
     with Store(tmp_path / "copy.sqlite") as copy:
-        assert copy.import_runs(read_jsonl(export)) == (10, 0)
+        assert copy.import_runs(read_jsonl(export))[:2] == (10, 0)
         again = "".join(export_jsonl(copy))
     assert again == export.read_text(encoding="utf-8")
     assert again.count("\n") == 10
@@ -68,11 +69,11 @@ def test_a_line_holds_the_whole_run(source: Path, tmp_path: Path) -> None:
         original = store.list_runs()[9]
     line = lines[9]
     assert list(line)[:4] == ["format", "format_version", "config_hash", "model"]
-    assert line["config"] == original.config and line["config"]["name"] == "naïve ☃"
+    assert line["config"] == original.config and line["config"]["lr"] == 0.1 + 0.2
     assert line["metrics"] == {"test_accuracy": 0.987654321012345, "ok": True}
     assert line["model_card"] == original.model_card
     assert line["fingerprint"] == "00ff00ff00ff00ff" == original.fingerprint
-    assert line["environment"] == {"cpu": "x86"}
+    assert line["environment"] == {"cpu": "x86", "name": "naïve ☃"}
     assert line["epochs"] == [{"epoch": 1, "train_loss": None, "val_accuracy": 1 / 3}]
     assert [a["name"] for a in line["artefacts"]] == ["binary"]
     assert base64.b64decode(line["artefacts"][0]["base64"]) == bytes(range(256))
@@ -98,25 +99,26 @@ def test_merge_reads_an_export_exactly_as_it_reads_the_store(source, tmp_path) -
     from_store, from_export = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
     for target, merged in ((from_store, source), (from_export, export)):
         with Store(target) as store:
-            assert store.import_runs(read_runs(merged)) == (10, 0)
-            assert store.import_runs(read_runs(merged)) == (0, 10)  # same duplicate rule
+            assert store.import_runs(read_runs(merged))[:2] == (10, 0)
+            assert store.import_runs(read_runs(merged))[:2] == (0, 10)  # same duplicate rule
     with Store(from_store) as a, Store(from_export) as b:
         assert [replace(r, run_id=0) for r in a.list_runs()] == [
             replace(r, run_id=0) for r in b.list_runs()
         ]
-        assert a.find_completed("hash-cnn", fingerprint="00ff00ff00ff00ff") is not None
+        config_hash = real_config("cnn", lr=0.1 + 0.2)[1]
+        assert a.find_completed(config_hash, fingerprint="00ff00ff00ff00ff") is not None
 
 
 @pytest.mark.parametrize(
     ("text", "phrase"),
     [
-        ("not json\n", "line 2 is not a run of an mnistbench export: it is not JSON"),
+        ("not json\n", "line 2: it is not JSON"),
         ('{"format": "other"}\n', 'no "format": "mnistbench-run"'),
-        ('{"format": "mnistbench-run", "format_version": 1}\n', "lacks the field"),
+        ('{"format": "mnistbench-run", "format_version": 1}\n', "config_hash: Field required"),
         ('{"format": "mnistbench-run", "format_version": 99}\n', "newer than this mnistbench"),
     ],
 )
-def test_a_bad_line_is_a_clear_error_and_earlier_runs_are_kept(
+def test_a_bad_line_is_a_clear_error_and_nothing_of_the_file_is_merged(
     source: Path, tmp_path: Path, text: str, phrase: str
 ) -> None:
     export = tmp_path / "runs.jsonl"
@@ -126,8 +128,12 @@ def test_a_bad_line_is_a_clear_error_and_earlier_runs_are_kept(
     with Store(tmp_path / "target.sqlite") as target:
         with pytest.raises(StoreError, match=phrase) as info:
             target.import_runs(read_runs(export))
-        assert str(export) in str(info.value)
-        assert len(target.list_runs()) == 1  # the good line before it was merged
+        assert str(export) in str(info.value) and "--skip-invalid" in str(info.value)
+        assert target.list_runs() == []  # all or nothing: the good line before it is not kept
+        counts = target.import_runs(read_runs(export), skip_invalid=True)
+        assert (counts.copied, len(counts.invalid)) == (1, 1)
+        assert counts.invalid[0].where == f"{export}, line 2"
+        assert len(target.list_runs()) == 1
 
 
 def test_an_export_of_a_running_run_is_refused(source: Path, tmp_path: Path) -> None:
@@ -135,8 +141,8 @@ def test_an_export_of_a_running_run_is_refused(source: Path, tmp_path: Path) -> 
         line = json.loads(next(export_jsonl(store)))
     export = tmp_path / "runs.jsonl"
     export.write_text(json.dumps({**line, "status": "running"}) + "\n", encoding="utf-8")
-    with pytest.raises(StoreError, match="status 'running'"):
-        list(read_jsonl(export))
+    (invalid,) = list(read_jsonl(export))
+    assert "status: Input should be 'finished', 'diverged', 'failed'" in invalid.problem
 
 
 def test_write_jsonl_replaces_the_file_only_when_complete(source, tmp_path, monkeypatch) -> None:

@@ -68,7 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         eprint(f"mnistbench: error: {error}")
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        eprint("mnistbench: interrupted; a run in progress was recorded as 'interrupted'.")
+        eprint(
+            "mnistbench: interrupted; a run that had started was recorded as 'interrupted' "
+            "(nothing is recorded for one that had not)."
+        )
         return EXIT_INTERRUPTED
     except BrokenPipeError:  # `mnistbench list | head`: the reader left; nothing to report
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (so the exit flush cannot fail again)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from mnistbench import settings as declared
 from mnistbench.config import parse_model_option, settings
+from mnistbench.escape import terminal
 from mnistbench.experiments.plan import EXECUTORS
 from mnistbench.store import default_store_path
 
@@ -32,7 +33,8 @@ STORE_HELP = f"results store (default {default_store_path()})"
 
 
 def eprint(message: str) -> None:
-    print(message, file=sys.stderr)
+    """A message on stderr; escape sequences and control characters from data are removed."""
+    print(terminal(message), file=sys.stderr)
 
 
 def silent(message: str) -> None:
@@ -118,7 +120,13 @@ def add_executor_options(parser: argparse.ArgumentParser) -> None:
         type=whole_number,
         help="worker processes of the process pool (alone, N > 1 implies --executor process)",
     )
-    parser.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (HOST:PORT)")
+    parser.add_argument(
+        "--ray-address",
+        metavar="ADDR",
+        help="Ray cluster to join (HOST:PORT), or auto: the cluster RAY_ADDRESS or the latest "
+        "`ray start` on this machine names. Without it mnistbench starts its own local Ray "
+        "instance bound to 127.0.0.1 and ignores RAY_ADDRESS",
+    )
     parser.add_argument(
         "--cpus-per-trial",
         type=whole_number,

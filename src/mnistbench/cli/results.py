@@ -5,7 +5,6 @@ results (results/*.jsonl) turned back into every committed table. Nothing here t
 from __future__ import annotations
 
 import argparse
-import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,13 +58,22 @@ def register(verbs: argparse._SubParsersAction) -> None:
         description="Copy every ended run (with its epochs and artefacts) of the SOURCE stores "
         "or exports (`export --format jsonl`, e.g. results/*.jsonl) into --store, e.g. runs "
         "made on a GPU machine next to this machine's, so one report compares them. Runs "
-        "already there are skipped, so merging again adds nothing; the sources are only read.",
+        "already there are skipped, so merging again adds nothing; the sources are only read. "
+        "Each source is checked against the run format and merged all or nothing; a record "
+        "whose config_hash is not the hash of its config is refused. Nothing in a source is "
+        "ever run: a model named in it is shown, never imported.",
     )
     p.add_argument(
         "sources", nargs="+", metavar="SOURCE", help="results.sqlite or runs.jsonl to copy"
     )
     p.add_argument(
         "--store", help=f"store to merge into, created if missing (default {default_store_path()})"
+    )
+    p.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="merge the valid records of a source and list the others by line and reason "
+        "(default: a source with one invalid record is refused whole, nothing merged from it)",
     )
     p.set_defaults(handler=cmd_merge)
 
@@ -90,20 +98,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def open_existing_store(path: str | None) -> Store:
-    from mnistbench.errors import StoreError
-    from mnistbench.store import Store
+    """The one opener of the reading verbs (report, export, list, compare): read-only where the
+    store or its folder is not writable (store/runs.py)."""
+    from mnistbench.store import open_existing_store as open_for_reading
 
-    store_path = Path(path) if path else default_store_path()
-    if not store_path.exists():
-        raise MnistbenchError(
-            f"No results store at {store_path}. Run something first (`mnistbench run mlp`), "
-            "or point --store at an existing results.sqlite."
-        )
-    store = Store(store_path)
-    # a killed run shows as interrupted, not as still running; a read-only store as it is
-    with contextlib.suppress(StoreError):
-        store.mark_stale_runs()
-    return store
+    return open_for_reading(path)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -207,8 +206,16 @@ def cmd_merge(args: argparse.Namespace) -> int:
             )
     with Store(target) as store:
         for source in sources:
-            copied, present = store.import_runs(read_runs(source))
-            eprint(f"{source}: {copied} run(s) copied, {present} already in {target}")
+            counts = store.import_runs(read_runs(source), skip_invalid=args.skip_invalid)
+            left_out = (
+                f", {len(counts.invalid)} invalid record(s) left out:" if counts.invalid else ""
+            )
+            eprint(
+                f"{source}: {counts.copied} run(s) copied, {counts.present} already in "
+                f"{target}{left_out}"
+            )
+            for bad in counts.invalid:  # eprint strips escape sequences from the data
+                eprint(f"  {bad.where}: {bad.problem}")
     return 0
 
 

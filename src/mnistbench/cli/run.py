@@ -21,6 +21,7 @@ from mnistbench.cli.common import (
     start_training,
 )
 from mnistbench.config import RunConfig, check_overrides
+from mnistbench.escape import terminal
 
 if TYPE_CHECKING:
     from mnistbench.experiments.plan import TrialResult
@@ -74,13 +75,18 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = _retarget(store, result, config.target_accuracy)
     status = result.record.status if result.record else result.state
     if args.dry_run:
-        print(f"dry run of {config.model} on {config.dataset}: {status}; nothing recorded")
+        reason = f": {result.error}" if status != "finished" and result.error else ""
+        print(
+            terminal(
+                f"dry run of {config.model} on {config.dataset}: {status}{reason}; nothing recorded"
+            )
+        )
         return 0 if status == "finished" else 1
     if args.json:
         # the store already turned NaN/inf into null, so strict JSON cannot fail here
         print(json.dumps(run_json(result), allow_nan=False))
     else:
-        print("\n".join(summary_lines(result)))
+        print(terminal("\n".join(summary_lines(result, config))))
     if status not in ("finished", "diverged") and result.error:
         eprint(f"mnistbench: the run {status}: {result.error}")
     return 0 if status in ("finished", "diverged") else 1
@@ -118,8 +124,12 @@ def run_json(result: TrialResult) -> dict[str, object]:
     return payload
 
 
-def _scale_lines(record: RunRecord) -> list[str]:
-    """What makes this run smaller or larger than its recipe, and what --subset trims."""
+def _scale_lines(record: RunRecord, config: RunConfig | None = None) -> list[str]:
+    """What makes this run smaller or larger than its recipe, and what --subset trims.
+
+    The recipe is looked up for ``config``, the configuration the user named on this command
+    line, never for the stored record's: a stored config names a model that must not be
+    imported (a merged record's model may be any file). Without ``config``, no recipe line."""
     from mnistbench.errors import MnistbenchError
     from mnistbench.experiments.configure import scale_changes
     from mnistbench.report.compare import compare
@@ -132,8 +142,10 @@ def _scale_lines(record: RunRecord) -> list[str]:
             f"on at most the first {subset:,} test images, not the whole test set "
             f"(validation: {record.config.get('val_size', 0):,} images)"
         )
+    if config is None or config.config_hash() != record.config_hash:
+        return lines
     try:
-        changes = scale_changes(RunConfig.from_dict(record.config))
+        changes = scale_changes(config)
     except (MnistbenchError, TypeError):  # a model or setting this version no longer knows
         return lines
     if changes:
@@ -182,7 +194,7 @@ def _flop_rate_text(metrics: dict) -> str:
     return f"{fmt.si(rate, 'FLOP/s')} (estimate, 3 x forward), {against}"
 
 
-def summary_lines(result: TrialResult) -> list[str]:
+def summary_lines(result: TrialResult, config: RunConfig | None = None) -> list[str]:
     """The run's figures in a few lines; a reused run says when and where it was measured."""
     from mnistbench.report import format as fmt
 
@@ -224,7 +236,7 @@ def summary_lines(result: TrialResult) -> list[str]:
             f"{m['epochs_to_target']} epoch(s), "
             f"{fmt.seconds(m.get('seconds_to_target'))} of training" + elsewhere
         )
-    lines += _scale_lines(record)
+    lines += _scale_lines(record, config)
     if record.error:
         lines.append(f"  note: {record.error}")
     return lines

@@ -37,6 +37,9 @@ class DatasetSpec:
     sha256: Mapping[str, str]
     mirrors: tuple[str, ...]  # base URLs tried in order; a file's URL is base + file name
     system_dirs: tuple[str, ...] = ()  # folders a distribution package installs the files to
+    n_train_images: int = (
+        60_000  # images in the published training split (both data sets); config checks
+    )
 
     @property
     def num_classes(self) -> int:

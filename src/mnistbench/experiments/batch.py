@@ -97,6 +97,13 @@ def make_executor(
         raise ConfigError(f"Invalid --workers {workers}: give 1 or more.")
     if ray_address and kind != "ray":
         raise ConfigError("--ray-address needs --executor ray.")
+    if kind == "local" and workers is not None and workers > 1:
+        raise ConfigError(
+            f"--workers {workers} with --executor local: the local executor trains one trial at "
+            "a time in this process, so it would ignore --workers. Drop --executor local "
+            f"(--workers {workers} alone means a pool of {workers} processes), or pass "
+            "--executor process or ray."
+        )
     if kind == "local":
         return LocalExecutor()
     if kind == "process":
@@ -112,8 +119,28 @@ def _find_completed(store: Store, config: RunConfig) -> RunRecord | None:
     """The finished run of this config and this model architecture (the model card's
     fingerprint: an edited model, or an outside model's edited source, trains again)."""
     from mnistbench.cards import fingerprint_for  # imports torch and the registry
+    from mnistbench.store.schema_records import RecordError, stored_config_hash
 
-    return store.find_completed(config.config_hash(), fingerprint=fingerprint_for(config))
+    found = store.find_completed(config.config_hash(), fingerprint=fingerprint_for(config))
+    if found is None:
+        return None
+    # Only the configuration named on this command line is built or imported; a stored row is
+    # reused when its own config hashes to the hash it was found by (a row edited by hand, or
+    # one with a forged hash, is not shown as this config's result).
+    try:
+        recomputed = stored_config_hash(found.config)
+    except (TypeError, ValueError):
+        recomputed = "not computable"
+    if recomputed != found.config_hash:
+        raise RecordError(
+            f"Run {found.run_id} in the store at {store.path} is filed under config_hash "
+            f"{found.config_hash}, but its config hashes to {recomputed}: the row was edited "
+            "after the run, or its hash forged, so it is not reused as this configuration's "
+            f"result. Run `mnistbench store check --store {store.path}`, and copy the valid "
+            "runs into a new store with `mnistbench store recover --out NEW.sqlite`, or pass "
+            "--force to train again."
+        )
+    return found
 
 
 def check_runnable(config: RunConfig, checked: set[str] | None = None) -> None:

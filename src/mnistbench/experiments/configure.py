@@ -20,6 +20,7 @@ from mnistbench.config import (
 )
 from mnistbench.data import get_dataset_spec
 from mnistbench.engine.device import default_precision
+from mnistbench.errors import ConfigError
 from mnistbench.models import check_model_options, resolve_model
 
 
@@ -28,8 +29,24 @@ def validate_config(config: RunConfig) -> RunConfig:
     setting, the rule and the fix."""
     checked = validate_settings(config)
     check_model_options(config.model, config.options(), config.recipe_of)
-    get_dataset_spec(config.dataset)
+    _check_sizes(config, get_dataset_spec(config.dataset).n_train_images)
     return checked
+
+
+def _check_sizes(config: RunConfig, train_images: int) -> None:
+    """--val-size and --subset against the training split, before anything loads or trains."""
+    if config.val_size >= train_images:
+        raise ConfigError(
+            f"Invalid --val-size {config.val_size:,}: {config.dataset} has {train_images:,} "
+            "training images and validation is drawn from them, leaving some to train on. "
+            "Pass a smaller --val-size (the default is 5,000), or 0 for none."
+        )
+    if config.subset is not None and config.subset > train_images:
+        raise ConfigError(
+            f"Invalid --subset {config.subset:,}: {config.dataset} has only {train_images:,} "
+            "training images. Pass a smaller --subset, or leave it out to train on the whole "
+            "training split."
+        )
 
 
 def make_config(

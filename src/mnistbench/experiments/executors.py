@@ -19,7 +19,7 @@ from mnistbench.data import RawDataset
 from mnistbench.errors import ConfigError, StoreError
 from mnistbench.experiments.plan import Trial, TrialResult
 from mnistbench.experiments.pool import WorkerPool
-from mnistbench.experiments.ray_cluster import connect, import_ray, run_tasks
+from mnistbench.experiments.ray_cluster import LOOPBACK, connect, import_ray, run_tasks
 from mnistbench.experiments.runner import (
     StoreListener,
     TrainedRun,
@@ -200,7 +200,7 @@ class RayExecutor(Executor):
     ):
         if cpus_per_trial < 1:
             raise ConfigError(f"Invalid CPUs per trial {cpus_per_trial}: give 1 or more.")
-        self._ray = import_ray()
+        self._ray = import_ray(local=address is None)
         self.address = address
         self.cpus_per_trial = cpus_per_trial
         self.gpus_per_trial = gpus_per_trial
@@ -210,7 +210,7 @@ class RayExecutor(Executor):
         )
 
     def describe(self) -> str:
-        where = self.address or "local instance"
+        where = self.address or f"its own local instance on {LOOPBACK}"
         return f"Ray ({where}), {self.cpus_per_trial} CPU(s) per trial"
 
     def run(

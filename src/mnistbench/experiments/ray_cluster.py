@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -38,7 +39,18 @@ class VersionSkewError(ConfigError):
     """A Ray worker runs another mnistbench than the driver."""
 
 
-def import_ray() -> ModuleType:
+LOOPBACK = "127.0.0.1"
+# Ray's own switch that keeps every address of a node on loopback (on Linux Ray otherwise swaps
+# 127.0.0.1 for the machine's main address, ray-project/ray#26293); read when Ray is imported,
+# and inherited by the processes a local instance starts.
+LOOPBACK_ONLY_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def import_ray(local: bool = False) -> ModuleType:
+    """Ray; for a local instance (``local``), imported with loopback-only addresses unless the
+    user set Ray's switch themselves or Ray was already imported."""
+    if local and "ray" not in sys.modules:
+        os.environ.setdefault(LOOPBACK_ONLY_ENV, "0")
     try:
         import ray
     except ImportError:
@@ -140,19 +152,24 @@ def connect(
     ray: ModuleType, address: str | None, *, init_kwargs: Mapping | None, ship_package: bool
 ) -> bool:
     """Start or join Ray unless this process already has; returns whether it did (and so
-    should shut it down). Joining a cluster ships this mnistbench to its workers."""
+    should shut it down). Joining a cluster ships this mnistbench to its workers.
+
+    Without an address, a new local instance on loopback (``address="local"``: Ray then ignores
+    RAY_ADDRESS and the latest `ray start` on this machine, which ``None`` would join); the
+    address "auto" asks Ray to find one (RAY_ADDRESS, then the latest `ray start`)."""
     if ray.is_initialized():
         return False
     kwargs: dict = {"log_to_driver": False}
     if address is None:
-        kwargs["include_dashboard"] = False  # a local instance; a cluster keeps its settings
+        # a local instance; a cluster keeps its settings
+        kwargs.update(include_dashboard=False, _node_ip_address=LOOPBACK)
     else:
         use_cluster_token()
         if ship_package:
             kwargs["runtime_env"] = {"py_modules": [mnistbench], "excludes": ["__pycache__"]}
     kwargs.update(init_kwargs or {})
     try:
-        ray.init(address=address, **kwargs)
+        ray.init(address=address or "local", **kwargs)
     except Exception as error:  # Ray raises several kinds for an unreachable cluster
         with contextlib.suppress(Exception):
             ray.shutdown()

@@ -9,6 +9,7 @@ per process and content: the same spec with the same source reuses the loaded mo
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -103,14 +104,51 @@ def _load_file(path: Path, sha256: str) -> object:
         sys.path.append(folder)  # like running the file: its sibling modules import
     try:
         module_spec.loader.exec_module(module)
-    except Exception as error:
+    except (Exception, SystemExit, KeyboardInterrupt) as error:
         del sys.modules[name]
-        raise ConfigError(
-            f"Could not load {path}: {type(error).__name__}: {error}. Fix the file, or run it "
-            f"with `python {path}` to see the full traceback."
-        ) from None
+        raise ConfigError(_load_failure(path, error)) from None
     _FILE_MODULES[key] = module
     return module
+
+
+def _load_failure(path: Path, error: BaseException) -> str:
+    """The paragraph for a model file that failed while it ran at import; nothing was trained
+    or recorded yet. sys.exit() and KeyboardInterrupt in the file are named as what they are,
+    not passed on (they would end mnistbench without a word, or claim a run was interrupted)."""
+    after = " Nothing was trained or recorded."
+    if isinstance(error, SystemExit):
+        return (
+            f"Loading the model file {path} ended the program: it calls sys.exit({error.code!r}) "
+            "(or exit()) when imported. mnistbench imports the file to find the factory, so "
+            'code meant for `python file.py` must sit under `if __name__ == "__main__":`.' + after
+        )
+    if isinstance(error, KeyboardInterrupt):
+        return (
+            f"Loading the model file {path} was interrupted (KeyboardInterrupt while the file "
+            "ran at import: Ctrl-C, or the file raises it)." + after
+        )
+    return (
+        f"Could not load {path}: {type(error).__name__}: {error}. Fix the file, or run it "
+        f"with `python {path}` to see the full traceback." + after
+    )
+
+
+def _guarded(factory: Callable[..., nn.Module], spec: str) -> Callable[..., nn.Module]:
+    """The factory, with sys.exit() inside it turned into a ConfigError naming the model."""
+    if not callable(factory):
+        return factory  # _info says it is not a function
+
+    @functools.wraps(factory)
+    def build(*args: object, **kwargs: object) -> nn.Module:
+        try:
+            return factory(*args, **kwargs)
+        except SystemExit as error:
+            raise ConfigError(
+                f"Model {spec}: its factory called sys.exit({error.code!r}) instead of returning "
+                "an nn.Module. Return the model, or raise an exception that says what is wrong."
+            ) from None
+
+    return build
 
 
 def load_spec(spec: str, recipe: ModelInfo | None) -> ModelInfo:
@@ -131,7 +169,8 @@ def load_spec(spec: str, recipe: ModelInfo | None) -> ModelInfo:
         sha256 = _sha256(path)
         module = _load_file(path, sha256)
         source = ModelSource("file", spec, sha256)
-        return _info(spec, _factory(module, function, str(path), spec), source, recipe)
+        factory = _guarded(_factory(module, function, str(path), spec), spec)
+        return _info(spec, factory, source, recipe)
     try:
         module = importlib.import_module(where)
     except ModuleNotFoundError as error:
@@ -139,13 +178,13 @@ def load_spec(spec: str, recipe: ModelInfo | None) -> ModelInfo:
             f"No module {where!r} for model {spec} ({error}). Install its package, put its "
             "folder on PYTHONPATH, or give a file path: path/to/file.py:function."
         ) from None
-    except Exception as error:
+    except (Exception, SystemExit, KeyboardInterrupt) as error:
         raise ConfigError(
-            f"Could not import {where} (model {spec}): {type(error).__name__}: {error}"
+            _load_failure(Path(where), error).replace("the model file", "the module")
         ) from None
     file = getattr(module, "__file__", None)
     source = ModelSource("module", spec, _sha256(Path(file)) if file else None)
-    return _info(spec, _factory(module, function, where, spec), source, recipe)
+    return _info(spec, _guarded(_factory(module, function, where, spec), spec), source, recipe)
 
 
 # ------------------------------------------------------------------------------ entry points

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from mnistbench.escape import markdown_cell, markdown_inline, safe_url, terminal
+
 T = TypeVar("T")
 
 # [text](target): the one inline link syntax, the same in Markdown and (converted) in HTML
@@ -47,10 +49,11 @@ class Table:
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A GitHub-flavoured Markdown table; `|` inside cells is escaped."""
+    """A GitHub-flavoured Markdown table; each cell escaped (escape.markdown_cell: newlines,
+    `|`, tags, unsafe links), since cells carry names and notes from the store."""
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+        return "| " + " | ".join(markdown_cell(c) for c in cells) + " |"
 
     return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
 
@@ -85,35 +88,34 @@ class Document:
 
 def to_markdown(document: Document, *, figures: bool = True) -> str:
     """Markdown of the document; without `figures`, figure blocks are left out (stdout)."""
-    parts = [f"# {document.title}", ""]
+    parts = [f"# {_md_line(document.title)}", ""]
     for block in document.intro:
         parts += _markdown_block(block, figures)
     for section in document.sections:
         blocks = [b for b in section.blocks if figures or not isinstance(b, Figure)]
-        parts += ["#" * section.level + " " + section.title, ""]
+        parts += ["#" * section.level + " " + _md_line(section.title), ""]
         for block in blocks:
             parts += _markdown_block(block, figures)
     return "\n".join(parts).rstrip("\n") + "\n"
 
 
+def _md_line(text: str) -> str:
+    """Text from data on one Markdown line: a newline in a name must not start a heading."""
+    return markdown_inline(" ".join(text.splitlines()))
+
+
 def _markdown_block(block: Paragraph | Table | Figure, figures: bool) -> list[str]:
     if isinstance(block, Paragraph):
-        return [block.text, ""]
+        return [_md_line(block.text), ""]
     if isinstance(block, Table):
-        caption = [f"*{block.caption}*", ""] if block.caption else []
+        caption = [f"*{_md_line(block.caption)}*", ""] if block.caption else []
         return [*caption, markdown_table(block.header, block.rows), ""]
     if not figures:
         return []
     svg = f" ([SVG]({block.svg}))" if block.svg else ""
-    caption = f"*{block.caption}*{svg}" if block.caption else svg.strip()
-    return (
-        [f"![{block.title}]({block.png})", "", caption, ""]
-        if caption
-        else [
-            f"![{block.title}]({block.png})",
-            "",
-        ]
-    )
+    caption = f"*{_md_line(block.caption)}*{svg}" if block.caption else svg.strip()
+    image = f"![{_md_line(block.title)}]({block.png})"
+    return [image, "", caption, ""] if caption else [image, ""]
 
 
 # --------------------------------------------------------------------------------- HTML
@@ -173,9 +175,17 @@ window.addEventListener("load", function () {
 
 
 def _inline(text: str) -> str:
-    """Escape text for HTML; `backticks` become <code>, [text](target) a link."""
-    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text, quote=False))
-    return _LINK.sub(lambda m: f'<a href="{html.escape(m.group(2))}">{m.group(1)}</a>', escaped)
+    """Escape text for HTML; `backticks` become <code>, [text](target) a link when the target
+    is http(s) or relative (escape.safe_url), else the text stays text."""
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(terminal(text), quote=False))
+    return _LINK.sub(_html_link, escaped)
+
+
+def _html_link(match: re.Match[str]) -> str:
+    label, target = match.group(1), html.unescape(match.group(2))
+    if safe_url(target) is None:
+        return f"{label} ({html.escape(target)})"
+    return f'<a href="{html.escape(target)}">{label}</a>'
 
 
 def _html_block(block: Paragraph | Table | Figure) -> str:

@@ -14,6 +14,7 @@ import json
 from typing import Any
 
 from mnistbench.errors import ConfigError
+from mnistbench.escape import csv_cell
 from mnistbench.store import RECORD_KEYS, RunRecord, Store, export_jsonl
 
 FORMATS = ("csv", "json", "jsonl")
@@ -72,16 +73,18 @@ def _columns(rows: list[dict[str, Any]], first: tuple[str, ...]) -> list[str]:
 
 
 def _cell(value: Any) -> Any:
+    """A CSV cell: nested values as JSON text, text that a spreadsheet would run as a formula
+    neutralised (escape.csv_cell, OWASP's rule)."""
     if isinstance(value, (list, tuple, dict)):
-        return json.dumps(value, sort_keys=True)
-    return "" if value is None else value
+        return csv_cell(json.dumps(value, sort_keys=True))
+    return "" if value is None else csv_cell(value)
 
 
 def to_csv(rows: list[dict[str, Any]], what: str = "runs") -> str:
     columns = _columns(rows, _IDENTITY if what == "runs" else _EPOCH_IDENTITY)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
+    writer.writerow({key: csv_cell(key) for key in columns})  # metric names are data too
     for row in rows:
         writer.writerow({key: _cell(row.get(key)) for key in columns})
     return buffer.getvalue()

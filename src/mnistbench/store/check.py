@@ -19,6 +19,7 @@ from mnistbench.store.records import Artefact, StoredRun, loads
 from mnistbench.store.rows import record_from_row, run_select
 from mnistbench.store.runs import Store
 from mnistbench.store.schema import CardBuilder
+from mnistbench.store.schema_records import RecordError, stored_config_hash
 
 TABLES = ("meta", "runs", "epochs", "artefacts")
 # Past the last row id SQLite could tell us, how many more ids recovery tries one by one: rows
@@ -38,6 +39,7 @@ class StoreCheck:
     size_bytes: int
     wal_bytes: int | None  # None: no -wal file
     shm_present: bool
+    invalid_runs: list[str] = field(default_factory=list)  # "run N: problem" (run format)
 
     def lines(self) -> list[str]:
         """The report for a terminal, one finding a line."""
@@ -58,9 +60,20 @@ class StoreCheck:
             )
         if self.shm_present and not self.wal_bytes:
             out.append(f"{Path(self.path).name}-shm present, no commits in a -wal file (harmless)")
-        if self.ok:
+        if self.invalid_runs:
+            out.append(
+                f"records: {len(self.invalid_runs)} run(s) break the run format (written by "
+                "hand or by another program; report and merge refuse them):"
+            )
+            out.extend(f"  {problem}" for problem in self.invalid_runs)
+        if not self.problems:
             out.append("integrity: ok (SQLite's integrity_check found nothing wrong)")
-        else:
+        if not self.problems and self.invalid_runs:
+            out.append(
+                f"Copy every valid run into a new store with `mnistbench store recover "
+                f"--store {self.path} --out NEW.sqlite`."
+            )
+        elif self.problems:
             out.append(f"integrity: DAMAGED, {len(self.problems)} problem(s):")
             out.extend(f"  {problem}" for problem in self.problems)
             out.append(
@@ -121,8 +134,32 @@ def check_store(path: str | Path) -> StoreCheck:
             except sqlite3.Error as exc:
                 report.row_counts[table] = None
                 report.problems.append(f"{table}: {exc}")
-    report.ok = not report.problems
+        if not report.problems:
+            report.invalid_runs = _invalid_runs(conn, report.schema_version or 1)
+    report.ok = not report.problems and not report.invalid_runs
     return report
+
+
+def _invalid_runs(conn: sqlite3.Connection, schema_version: int, shown: int = 20) -> list[str]:
+    """'run N: problem' for each row that breaks the run format (store/schema_records.py)."""
+    found = []
+    with suppress(sqlite3.Error):
+        for row in conn.execute(f"SELECT {run_select(schema_version)} FROM runs ORDER BY run_id"):
+            try:
+                run = record_from_row(row, lambda config: {})
+            except RecordError as error:
+                found.append(f"run {row[0]}: {error.problem}"[:500])
+                continue
+            try:
+                recomputed = stored_config_hash(run.config)
+            except (TypeError, ValueError):
+                recomputed = "not computable"
+            if recomputed != run.config_hash:
+                found.append(
+                    f"run {row[0]}: its config_hash {run.config_hash} is not the hash of its "
+                    f"config ({recomputed}); runs are not reused from it"[:500]
+                )
+    return found[:shown] + ([f"and {len(found) - shown} more"] if len(found) > shown else [])
 
 
 @dataclass
@@ -202,6 +239,9 @@ def _read_runs(
             runs[run_id] = record_from_row(row, target._card_for)
         except (ValueError, TypeError):  # a text column damaged inside an intact page
             counts.runs_unreadable += 1
+        except RecordError as error:  # readable, but not a valid run (written by hand?)
+            counts.runs_unreadable += 1
+            counts.notes.append(f"run {run_id} left out: {error.problem}"[:300])
     epochs: dict[int, list[dict]] = defaultdict(list)
     select = "run_id, epoch, metrics_json"
     for _, (run_id, epoch, metrics) in _rows(source, "epochs", select, counts, "epochs_unreadable"):

@@ -17,11 +17,17 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from mnistbench.errors import StoreError
-from mnistbench.store.records import FINAL_STATUSES, Artefact, RunRecord, StoredRun
+from mnistbench.store.records import Artefact, InvalidRecord, RunRecord, StoredRun
 from mnistbench.store.runs import Store
+from mnistbench.store.schema_records import (
+    LINE_MAX_BYTES,
+    SCHEMA_VERSION,
+    RecordError,
+    check_export_line,
+)
 
 JSONL_FORMAT = "mnistbench-run"
-JSONL_VERSION = 1
+JSONL_VERSION = SCHEMA_VERSION  # the run format's version (store/schema_records.py)
 # Artefacts up to this size travel with their run (confusion matrices are ~350 bytes, JSON
 # summaries a few KB); larger ones and every PNG are left out and counted: the export is meant
 # for git, where binary blobs bloat every clone and never diff, and reports rebuild tables and
@@ -135,15 +141,36 @@ def write_jsonl(
     return summary
 
 
-def read_jsonl(path: str | Path) -> Iterator[StoredRun]:
-    """The runs of a JSON-lines export, in file order; StoreError names the line of a bad one."""
+def read_jsonl(path: str | Path) -> Iterator[StoredRun | InvalidRecord]:
+    """The runs of a JSON-lines export, in file order; a line that is not a valid run comes as
+    an InvalidRecord naming its line and what is wrong (``merge`` refuses the file, or skips it
+    with --skip-invalid). StoreError when the file cannot be read at all."""
     path = Path(path)
     try:
-        with path.open(encoding="utf-8") as fh:
-            for number, text in enumerate(fh, start=1):
-                if text.strip():
-                    yield parse_line(text, f"{path}, line {number}")
-    except (OSError, UnicodeDecodeError) as exc:
+        with path.open("rb") as fh:
+            number = 0
+            while True:
+                raw = fh.readline(LINE_MAX_BYTES + 1)
+                if not raw:
+                    return
+                number += 1
+                where = f"{path}, line {number}"
+                if len(raw) > LINE_MAX_BYTES and not raw.endswith(b"\n"):
+                    while raw and not raw.endswith(b"\n"):  # skip the rest of the long line
+                        raw = fh.readline(LINE_MAX_BYTES)
+                    yield InvalidRecord(
+                        where, f"the line is longer than {LINE_MAX_BYTES // 2**20} MiB"
+                    )
+                    continue
+                if not raw.strip():
+                    continue
+                try:
+                    yield parse_line(raw.decode("utf-8"), where)
+                except UnicodeDecodeError:
+                    yield InvalidRecord(where, "the line is not UTF-8 text")
+                except RecordError as error:
+                    yield InvalidRecord(where, error.problem)
+    except OSError as exc:
         raise StoreError(
             f"Cannot read the results export {path}: {exc}. Pass a results store or a file "
             "written by `mnistbench export --format jsonl`."
@@ -151,61 +178,52 @@ def read_jsonl(path: str | Path) -> Iterator[StoredRun]:
 
 
 def parse_line(text: str, where: str) -> StoredRun:
-    """One line of an export as a StoredRun (run_id 0: the importing store numbers it)."""
+    """One line of an export as a StoredRun (run_id 0: the importing store numbers it), checked
+    against the run format (store/schema_records.py); RecordError says what is wrong."""
     try:
         line = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise _bad(where, f"it is not JSON ({exc.msg} at column {exc.colno})") from exc
+        raise _bad(where, f"it is not JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit integer, 100,000 brackets
+        raise _bad(where, f"it is not JSON this reader accepts ({type(exc).__name__})") from None
     if not isinstance(line, dict) or line.get("format") != JSONL_FORMAT:
         raise _bad(where, f'it is not an mnistbench run (no "format": "{JSONL_FORMAT}")')
     version = line.get("format_version")
-    if not isinstance(version, int) or version > JSONL_VERSION:
-        raise StoreError(
-            f"{where}: the run has export format version {version!r}, newer than this "
-            f"mnistbench reads ({JSONL_VERSION}). Upgrade mnistbench to merge this export."
+    if isinstance(version, int) and not isinstance(version, bool) and version > JSONL_VERSION:
+        raise _bad(
+            where,
+            f"the run has export format version {version}, newer than this mnistbench reads "
+            f"({JSONL_VERSION}); upgrade mnistbench to merge it",
         )
-    try:
-        run = RunRecord(
-            run_id=0,
-            **{key: line[key] for key in _IDENTITY},
-            config=_dict(line, "config"),
-            environment=_dict(line, "environment"),
-            metrics=_dict(line, "metrics"),
-            hostname=line["hostname"],
-            model_card=_dict(line, "model_card"),
-            fingerprint=line.get("fingerprint"),
-        )
-        if run.status not in FINAL_STATUSES:
-            raise ValueError(f"status {run.status!r} is not one of {', '.join(FINAL_STATUSES)}")
-        epochs = [dict(epoch) for epoch in line["epochs"]]
-        if any(not isinstance(epoch.get("epoch"), int) for epoch in epochs):
-            raise ValueError("an epoch without an integer 'epoch'")
-        artefacts = [_artefact(entry) for entry in line["artefacts"]]
-    except KeyError as exc:
-        raise _bad(where, f"it lacks the field {exc.args[0]!r}") from exc
-    except (TypeError, ValueError) as exc:
-        raise _bad(where, str(exc)) from exc
+    problem = check_export_line(line)
+    if problem is not None:
+        raise _bad(where, problem)
+    run = RunRecord(
+        run_id=0,
+        **{key: line[key] for key in _IDENTITY},
+        config=line["config"],
+        environment=line["environment"],
+        metrics=line["metrics"],
+        hostname=line["hostname"],
+        model_card=line["model_card"],
+        fingerprint=line.get("fingerprint"),
+    )
+    epochs = [dict(epoch) for epoch in line["epochs"]]
+    artefacts = [_artefact(entry) for entry in line["artefacts"]]
     return StoredRun(run, epochs, artefacts)
 
 
-def _dict(line: dict, key: str) -> dict:
-    value = line[key]
-    if not isinstance(value, dict):
-        raise ValueError(f"{key!r} is not an object")
-    return value
-
-
 def _artefact(entry: dict) -> Artefact:
-    if "text" in entry:
-        content = str(entry["text"]).encode("utf-8")
+    if "text" in entry and entry["text"] is not None:
+        content = entry["text"].encode("utf-8")
     else:
-        content = base64.b64decode(entry["base64"], validate=True)
-    return Artefact(0, str(entry["name"]), str(entry["kind"]), content, entry.get("created_at"))
+        content = base64.b64decode(entry["base64"])
+    return Artefact(0, entry["name"], entry["kind"], content, entry.get("created_at"))
 
 
-def _bad(where: str, problem: str) -> StoreError:
-    return StoreError(
-        f"{where} is not a run of an mnistbench export: {problem}. Pass a results store or a "
-        "file written by `mnistbench export --format jsonl`; nothing was merged from this line "
-        "on."
+def _bad(where: str, problem: str) -> RecordError:
+    return RecordError(
+        f"{where} is not a valid run of an mnistbench export: {problem}. Pass a results store "
+        "or a file written by `mnistbench export --format jsonl`.",
+        problem=problem,
     )

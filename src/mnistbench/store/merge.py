@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from mnistbench.store.files import SQLITE_MAGIC
-from mnistbench.store.records import Artefact, StoredRun, now_iso
+from mnistbench.store.records import Artefact, InvalidRecord, StoredRun, now_iso
 from mnistbench.store.rows import insert_epoch, insert_run, run_values, upsert_artefact
 
 
@@ -47,9 +47,10 @@ def copy_into(conn: sqlite3.Connection, stored: StoredRun, *, keep_identity: boo
     return run_id
 
 
-def read_runs(path: str | Path) -> Iterator[StoredRun]:
+def read_runs(path: str | Path) -> Iterator[StoredRun | InvalidRecord]:
     """The runs of a results store or of a JSON-lines export (``mnistbench export --format
-    jsonl``), told apart by the file's first bytes; a store is opened read-only."""
+    jsonl``), told apart by the file's first bytes; a store is opened read-only. A record that
+    breaks the run format comes as an InvalidRecord (``Store.import_runs`` refuses or skips)."""
     from mnistbench.store.jsonl import read_jsonl  # here: both import the runs API
     from mnistbench.store.runs import Store
 
@@ -60,4 +61,4 @@ def read_runs(path: str | Path) -> Iterator[StoredRun]:
         yield from read_jsonl(path)
         return
     with Store(path, read_only=True) as store:
-        yield from store.stored_runs()
+        yield from store.checked_runs()

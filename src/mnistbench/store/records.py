@@ -9,7 +9,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 RUN_STATUSES = ("running", "finished", "diverged", "failed", "interrupted")
 COMPLETED_STATUSES = ("finished", "diverged")  # a config with one of these is not trained again
@@ -89,6 +89,23 @@ class StoredRun:
     run: RunRecord
     epochs: list[dict]
     artefacts: list[Artefact]
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    """A record a reader could not take (a line of an export, a row of a store): where it is
+    and what is wrong, for ``merge`` to refuse the file or, with --skip-invalid, list it."""
+
+    where: str
+    problem: str
+
+
+class MergeCounts(NamedTuple):
+    """What a merge did: runs copied, runs already there, and the records it left out."""
+
+    copied: int
+    present: int
+    invalid: tuple[InvalidRecord, ...] = ()
 
 
 def now_iso() -> str:

@@ -9,6 +9,7 @@ from typing import Any
 
 from mnistbench.store.records import Artefact, RunRecord, dumps, jsonable, loads, number
 from mnistbench.store.schema import EPOCH_METRIC_COLUMNS, RUN_METRIC_COLUMNS, V2_RUN_COLUMNS
+from mnistbench.store.schema_records import RecordError, check_row
 
 RUN_COLUMNS = (
     "run_id",
@@ -38,10 +39,38 @@ def run_select(schema_version: int) -> str:
 
 
 def record_from_row(row: tuple, card_for: Callable[[dict], dict]) -> RunRecord:
-    """A RunRecord from a row of ``run_select``; a run without a card gets ``card_for(config)``."""
+    """A RunRecord from a row of ``run_select``; a run without a card gets ``card_for(config)``.
+
+    The row is checked against the run format (store/schema_records.py) like a merged line: a
+    row written by hand or by an old version raises RecordError naming the run and the problem,
+    and its stored config is never used to build or import anything."""
     values = dict(zip(RUN_COLUMNS, row, strict=True))
-    config = loads(values["config_json"])
-    card = values["model_card_json"]
+    where = f"run {values['run_id']} of the store"
+    try:
+        config = loads(values["config_json"])
+        environment = loads(values["environment_json"])
+        metrics = loads(values["metrics_json"])
+        card = loads(values["model_card_json"]) if values["model_card_json"] else None
+    except (ValueError, RecursionError, TypeError) as exc:
+        raise _bad_row(where, f"a JSON column does not hold JSON ({type(exc).__name__})") from None
+    fields = {
+        key: values[key]
+        for key in ("config_hash", "model", "dataset", "status", "error", "started_at")
+    }
+    fields.update(
+        finished_at=values["finished_at"],
+        hostname=values["hostname"],
+        fingerprint=values["model_fingerprint"],
+        config=config,
+        environment=environment,
+        metrics=metrics,
+        model_card=card or {},
+    )
+    problem = check_row(fields)
+    if problem is not None:
+        raise _bad_row(where, problem)
+    if card is None:  # only a valid config reaches the card builder (registered names only)
+        card = card_for({"model": values["model"], **config})
     return RunRecord(
         run_id=values["run_id"],
         config_hash=values["config_hash"],
@@ -49,15 +78,24 @@ def record_from_row(row: tuple, card_for: Callable[[dict], dict]) -> RunRecord:
         dataset=values["dataset"],
         status=values["status"],
         config=config,
-        environment=loads(values["environment_json"]),
-        metrics=loads(values["metrics_json"]),
+        environment=environment,
+        metrics=metrics,
         error=values["error"],
         started_at=values["started_at"],
         finished_at=values["finished_at"],
         pid=values["pid"],
         hostname=values["hostname"],
-        model_card=loads(card) if card else card_for({"model": values["model"], **config}),
+        model_card=card,
         fingerprint=values["model_fingerprint"],
+    )
+
+
+def _bad_row(where: str, problem: str) -> RecordError:
+    return RecordError(
+        f"The results store holds an invalid record ({where}): {problem}. It was written by "
+        "hand, by a damaged copy or by another program; `mnistbench store recover --out "
+        "NEW.sqlite` copies every valid run into a new store, leaving this one out.",
+        problem=problem,
     )
 
 

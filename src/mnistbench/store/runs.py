@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from collections.abc import Iterable, Iterator
@@ -15,6 +16,8 @@ from mnistbench.store.records import (
     COMPLETED_STATUSES,
     FINAL_STATUSES,
     Artefact,
+    InvalidRecord,
+    MergeCounts,
     RunRecord,
     StoredRun,
     default_store_path,
@@ -30,6 +33,12 @@ from mnistbench.store.rows import (
     record_from_row,
     run_select,
     upsert_artefact,
+)
+from mnistbench.store.schema_records import (
+    RecordError,
+    check_epoch,
+    check_stored,
+    invalid_records_message,
 )
 from mnistbench.store.sqlite import Database
 
@@ -140,27 +149,57 @@ class Store(Database):
             raise ValueError(f"import_run: run {run.run_id} is still running")
         if not run.model_card:  # a record built by hand; runs read from a store have one
             run = replace(run, model_card=self._card_for({"model": run.model, **run.config}))
+        problem = check_stored(run, epochs, artefacts)
+        if problem is not None:
+            raise RecordError(
+                f"The run of {run.model!r} is not a valid mnistbench run: {problem}. Nothing "
+                "was imported.",
+                problem=problem,
+            )
         action = f"import the run of {run.model} started at {run.started_at}"
         with self._transaction(action) as conn:
             return merge.import_into(conn, StoredRun(run, epochs, artefacts))
 
-    def import_runs(self, runs: Iterable[StoredRun]) -> tuple[int, int]:
-        """Import every run that has ended (see ``import_run``), one transaction each; returns
-        (copied, already here). Runs still running are left out."""
+    def import_runs(
+        self, runs: Iterable[StoredRun | InvalidRecord], *, skip_invalid: bool = False
+    ) -> MergeCounts:
+        """Import every run that has ended (see ``import_run``) in one transaction: all or
+        nothing. An InvalidRecord among ``runs`` (a line or row that breaks the run format)
+        makes it RecordError, naming each bad record, with nothing written; ``skip_invalid``
+        imports the valid ones and lists the others in the counts. Runs still running are left
+        out."""
         copied = present = 0
-        for stored in runs:
-            if stored.run.status == "running":
-                continue
-            if self.import_run(stored.run, stored.epochs, stored.artefacts):
-                copied += 1
-            else:
-                present += 1
-        return copied, present
+        invalid: list[InvalidRecord] = []
+        with self._transaction("merge runs into it") as conn:
+            for stored in runs:
+                if isinstance(stored, InvalidRecord):
+                    invalid.append(stored)
+                    continue
+                if stored.run.status == "running":
+                    continue
+                run = stored.run
+                if not run.model_card:  # a record built by hand; runs read from a store have one
+                    card = self._card_for({"model": run.model, **run.config})
+                    stored = replace(stored, run=replace(run, model_card=card))
+                problem = check_stored(stored.run, stored.epochs, stored.artefacts)
+                if problem is not None:
+                    where = f"the run of {run.model!r} started at {run.started_at!r}"[:200]
+                    invalid.append(InvalidRecord(where, problem))
+                    continue
+                if invalid and not skip_invalid:
+                    continue  # it will be rolled back: only look for more bad records
+                if merge.import_into(conn, stored):
+                    copied += 1
+                else:
+                    present += 1
+            if invalid and not skip_invalid:
+                raise RecordError(invalid_records_message(invalid), problem=invalid[0].problem)
+        return MergeCounts(copied, present, tuple(invalid))
 
-    def import_from(self, other: Store) -> tuple[int, int]:
-        """Copy every run of another store that has ended and is not here yet; returns (copied,
-        already here). Runs still running are left behind."""
-        return self.import_runs(other.stored_runs())
+    def import_from(self, other: Store, *, skip_invalid: bool = False) -> MergeCounts:
+        """Copy every run of another store that has ended and is not here yet, all or nothing
+        (see ``import_runs``). Runs still running are left behind."""
+        return self.import_runs(other.checked_runs(), skip_invalid=skip_invalid)
 
     def mark_stale_runs(self) -> int:
         """Mark this host's 'running' runs whose process is gone as 'interrupted'; returns count.
@@ -259,7 +298,22 @@ class Store(Database):
                 "SELECT epoch, metrics_json FROM epochs WHERE run_id = ? ORDER BY epoch",
                 (run_id,),
             ).fetchall()
-        return [{"epoch": epoch, **loads(metrics)} for epoch, metrics in rows]
+        epochs = []
+        for epoch, metrics in rows:
+            try:
+                values = {"epoch": epoch, **loads(metrics)}
+            except (ValueError, TypeError, RecursionError):
+                values = {"epoch": epoch, "metrics_json": None}
+            problem = check_epoch(values)
+            if problem is not None:
+                raise RecordError(
+                    f"The results store at {self.path} holds an invalid epoch (run {run_id}, "
+                    f"epoch {epoch}): {problem}. `mnistbench store recover --out NEW.sqlite` "
+                    "copies every valid run into a new store.",
+                    problem=f"epoch {epoch}: {problem}",
+                )
+            epochs.append(values)
+        return epochs
 
     def artefacts(self, run_id: int) -> list[Artefact]:
         """The run's artefacts in the order they were first added; [] for an unknown run."""
@@ -279,11 +333,26 @@ class Store(Database):
                 continue
             yield StoredRun(run, self.epochs(run.run_id), self.artefacts(run.run_id))
 
+    def checked_runs(self) -> Iterator[StoredRun | InvalidRecord]:
+        """Every run that has ended, with its epochs and artefacts, as ``merge`` reads a store:
+        a row that breaks the run format comes as an InvalidRecord instead of an error."""
+        with self._reading("list runs") as conn:
+            ids = [row[0] for row in conn.execute("SELECT run_id FROM runs ORDER BY run_id")]
+        for run_id in ids:
+            try:
+                (run,) = self._select_runs(f"read run {run_id}", "WHERE run_id = ?", (run_id,))
+                if run.status == "running":
+                    continue
+                yield StoredRun(run, self.epochs(run_id), self.artefacts(run_id))
+            except RecordError as error:
+                yield InvalidRecord(f"{self.path}, run {run_id}", error.problem)
+
 
 def open_existing_store(path: str | Path | None = None, **options: Any) -> Store:
-    """The existing store at ``path`` for commands that only read it (report, export, list):
-    opened for writing where the file and its folder allow, so interrupted runs can be marked
-    and an older schema migrated; read-only where they do not. StoreError when there is none."""
+    """The existing store at ``path`` for the commands that only read it (report, export, list,
+    compare, store check): opened for writing where the file and its folder allow, so
+    interrupted runs are marked and an older schema migrated; read-only where they do not (a
+    read-only medium, a colleague's file), never written then. StoreError when there is none."""
     store_path = Path(path).expanduser() if path is not None else default_store_path()
     if not store_path.exists():
         raise StoreError(
@@ -291,4 +360,10 @@ def open_existing_store(path: str | Path | None = None, **options: Any) -> Store
             "or point --store at an existing results.sqlite."
         )
     writable = os.access(store_path, os.W_OK) and os.access(store_path.parent, os.W_OK)
-    return Store(store_path, read_only=not writable, **options)
+    store = Store(store_path, read_only=not writable, **options)
+    if writable:
+        # a killed run shows as interrupted, not as still running; a store locked by a writer
+        # right now is read as it is
+        with contextlib.suppress(StoreError):
+            store.mark_stale_runs()
+    return store
