@@ -160,6 +160,13 @@ class RunConfig:
         "images only (validation keeps --val-size); unset = the whole data set",
         check=unset_or(at_least(1, "Leave it out to train on the full training split.")),
     )
+    train_images: int | None = setting(
+        None,
+        role="scale",
+        help="training images the whole run sees, then it stops (e.g. 30000: half an epoch of "
+        "MNIST); the learning-rate schedule spans those steps; unset = every epoch in full",
+        check=unset_or(at_least(1, "Leave it out to train every epoch in full.")),
+    )
     early_stopping_patience: int | None = setting(
         None,
         flag="--patience",

@@ -378,12 +378,14 @@ def _training_metrics(result: FitResult, train_size: int, config: RunConfig) -> 
     """Summary figures of a finished fit: accuracies, times, throughput."""
     summary = summarize_epochs(result.epochs, config.target_accuracy)
     total_train_time_s = summary.get("total_train_time_s")
+    # the images the optimizer steps saw: fewer than train_size x epochs with train_images
+    trained = result.train_images_seen if config.train_images else train_size * len(result.epochs)
     return {
         **summary,
         "stopped_early": result.stopped_early,
-        "train_images_per_s": (
-            train_size * len(result.epochs) / total_train_time_s if total_train_time_s else None
-        ),
+        "train_images_per_s": (trained / total_train_time_s if total_train_time_s else None),
+        "train_images_seen": trained,
+        "train_steps": result.train_steps or None,  # None: fitted by a solver, no steps
         "train_cpu_share": cpu_share(result.train_cpu_s, total_train_time_s, config.device),
     }
 

@@ -15,6 +15,7 @@ repeated to 3 channels inside the model: 11,181,642 / 23,528,522 parameters (one
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnistbench.models.registry import register_model
@@ -157,7 +158,9 @@ class ImageNetResNet(nn.Module):
     Kept in NCHW on the CPU (engine.place_model reads `channels_last_cpu`): a channels-last
     ResNet-18 training step at 64x64, batch 16, took 2.08 s against 0.25 s in NCHW on the
     2-core dev machine (benchmarks/zoo_large.py, since replaced by suites; see git history);
-    CUDA still gets channels-last.
+    CUDA still gets channels-last. Since the grey stem (`_grey_stem`) an interleaved A/B on a
+    shared CPU put channels-last at about 1.04x NCHW's step, not 8x; the quiet window measures
+    both (docs/speed.md), `MNISTBENCH_CHANNELS_LAST=on` forces it.
 
     `in_channels=3` is the study's setting: the grey image is repeated to three channels inside
     the model (the data stays one channel), so the stem and the parameter count are the
@@ -208,10 +211,22 @@ class ImageNetResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.in_channels == 3 and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)  # (B, 1, H, W) -> (B, 3, H, W): a view, no copy
-        x = self.stages(self.stem(x))  # (B, 3, 64, 64) -> (B, C, 2, 2); C = 512 or 2048
+        grey = self.in_channels == 3 and x.shape[1] == 1  # then stem(x.expand(-1, 3, -1, -1))
+        x = self._grey_stem(x) if grey else self.stem(x)
+        x = self.stages(x)  # (B, 64, 16, 16) at 64 px -> (B, C, 2, 2); C = 512 or 2048
         return self.pool(x).flatten(1)  # (B, C, 2, 2) -> (B, C)
+
+    def _grey_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The 3-channel stem on a grey image repeated to RGB, computed as a 1-channel conv
+        with the three channel slices of its weight summed: conv(repeat(x), W) = conv(x,
+        sum_c W[:, c]) exactly (up to rounding), and autograd gives each slice the same
+        gradient as through the repeat. Same parameters, same function, a third of the stem's
+        arithmetic and no 3-channel copy of the batch (the repeated view is not contiguous,
+        so the convolution copied it every step)."""
+        conv = self.stem[0]
+        weight = conv.weight.sum(dim=1, keepdim=True)  # (64, 3, 7, 7) -> (64, 1, 7, 7)
+        x = F.conv2d(x, weight, None, conv.stride, conv.padding)
+        return self.stem[1:](x)  # BN, ReLU, max pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))

@@ -153,6 +153,8 @@ def run_recipe(ctx: RecipeContext, recipe: Recipe) -> FitResult:
             ctx.record(**stage_metrics(stage, kind, log))
         result.last_test = fitted.last_test or result.last_test
         result.train_cpu_s += fitted.train_cpu_s
+        result.train_images_seen += fitted.train_images_seen
+        result.train_steps += fitted.train_steps
         if stage.name == headline:
             result.stopped_early = fitted.stopped_early
         if fitted.status != "finished":
