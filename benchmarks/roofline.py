@@ -38,6 +38,7 @@ TIMED_SECONDS = 3.0
 MAX_STEPS = 150
 MIN_STEPS = 3
 PROFILE_STEPS = 10
+TOP_OPS = 8  # the most expensive aten ops kept per profiled row
 TRAIN_IMAGES = 55_000  # 60,000 minus the default 5,000-image validation split
 BIG_IMAGE_SIZE = 64  # runs at or above this size get few batches (see _subset)
 COMPUTE_OPS = ("conv", "mm", "matmul", "linear", "lstm", "gru", "rnn_", "dot_product", "attention")
@@ -117,8 +118,15 @@ class _Timer:
                 compute_us += event.self_cpu_time_total
             else:
                 other_us += event.self_cpu_time_total
+        aten = [e for e in self.profiler.key_averages() if e.key.startswith("aten::")]
+        aten.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
         self.figures = {
             "profiled_steps": PROFILE_STEPS,
+            # where the step goes, op by op: (op, share of the step's wall time, calls a step)
+            "top_ops": [
+                [e.key, round(e.self_cpu_time_total / wall_us, 4), e.count / PROFILE_STEPS]
+                for e in aten[:TOP_OPS]
+            ],
             "compute_share": compute_us / wall_us,
             "other_ops_share": other_us / wall_us,
             "outside_ops_share": max(0.0, 1 - (compute_us + other_us) / wall_us),
@@ -191,8 +199,10 @@ def _static(model: str) -> dict[str, object]:
     }
 
 
-def _child(tree: str, model: str, subset: int, profile: bool, extra: str = "") -> dict[str, object]:
-    env = {**os.environ, "PYTHONPATH": tree}
+def _child(
+    tree: str, model: str, subset: int, profile: bool, extra: str = "", env_extra=None
+) -> dict[str, object]:
+    env = {**os.environ, "PYTHONPATH": tree, **(env_extra or {})}
     args = [sys.executable, __file__, "measure", model, "--subset", str(subset)]
     args += ["--profile"] if profile else []
     args += [f"--extra={extra}"] if extra else []
@@ -212,14 +222,16 @@ def compare(args: argparse.Namespace) -> None:
     models = args.models or [info.name for info in list_models()]
     if args.threads:
         os.environ["ROOFLINE_THREADS"] = str(args.threads)  # this process's peak and children
+    head_env = dict(item.split("=", 1) for item in args.env)
     with open(args.out, "a") as out:
         for model in models:
             row = {"model": model, "machine": cpu_model_name(), **_static(model)}
             subset = _subset(row["image_size"], row["batch_size"])
             if args.base:
                 row["before"] = _child(args.base, model, subset, False)
-            row["after"] = _child(head, model, subset, True, args.extra)
-            row["after_settings"] = args.extra
+            row["after"] = _child(head, model, subset, True, args.extra, head_env)
+            row["after_settings"] = " ".join([args.extra, *args.env]).strip()
+            row["variant"] = " ".join(args.env)  # a row of its own in the table
             row["threads_override"] = args.threads
             out.write(json.dumps(row) + "\n")
             out.flush()
@@ -241,11 +253,15 @@ def main() -> None:
     c.add_argument("--threads", type=int, help="torch threads in both trees (default torch's)")
     c.add_argument("--out", required=True, help="JSON lines file to append rows to")
     c.add_argument("--extra", default="", help="run flags for the new tree only, e.g. --compile")
+    c.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                   help="environment of the new tree only, e.g. MNISTBENCH_CHANNELS_LAST=on; "
+                   "the row is a variant of its own")  # fmt: skip
     t = verbs.add_parser("table", help="markdown + JSON from compare's rows")
     t.add_argument("rows", nargs="+")
     t.add_argument("--out", required=True, help="path stem: writes STEM.md and STEM.json")
     t.add_argument("--command", default="", help="the command line that measured the rows")
     t.add_argument("--notes", default="", help="a paragraph printed above the table")
+    t.add_argument("--title", help="the table's heading (default: the all-models roofline)")
     args = parser.parse_args()
     if args.verb == "measure":
         import torch
@@ -257,9 +273,12 @@ def main() -> None:
     elif args.verb == "compare":
         compare(args)
     else:
-        from roofline_table import write_table  # benchmarks/, beside this file
+        from roofline_table import (
+            TITLE,
+            write_table,  # benchmarks/, beside this file
+        )
 
-        write_table(args.rows, Path(args.out), args.command, args.notes)
+        write_table(args.rows, Path(args.out), args.command, args.notes, args.title or TITLE)
 
 
 if __name__ == "__main__":

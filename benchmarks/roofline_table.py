@@ -54,7 +54,7 @@ def table_rows(rows: list[dict]) -> list[list[str]]:
         )
         rate = flop_rate(row, after)
         out.append([
-            row["model"],
+            row["model"] + (f" [{row['variant']}]" if row.get("variant") else ""),
             str(row["image_size"]),
             str(after.get("batch_size", "-")),
             _cell(before.get("step_ms"), ".2f"),
@@ -81,14 +81,20 @@ HEADER = [
 ]  # fmt: skip
 
 
-def write_table(paths: list[str], stem: Path, command: str, notes: str = "") -> None:
+TITLE = "Roofline: every registered model at its recipe, before (5ae60b7) and after"
+
+
+def write_table(
+    paths: list[str], stem: Path, command: str, notes: str = "", title: str = TITLE
+) -> None:
     rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines() if line]
-    latest = {row["model"]: row for row in rows}  # a re-measured model replaces its row
+    # a re-measured model (and variant) replaces its row
+    latest = {(row["model"], row.get("variant", "")): row for row in rows}
     rows = list(latest.values())
     first = rows[0]
     peak = first.get("peak_fp32_flops_per_s")
     lines = [
-        "# Roofline: every registered model at its recipe, before (5ae60b7) and after",
+        f"# {title}",
         "",
         notes,
         "",

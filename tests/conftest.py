@@ -26,6 +26,8 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MNISTBENCH_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("MNISTBENCH_OFFLINE", "1")
+    # a run measures a missing peak itself (seconds each); tests that check it turn it on
+    monkeypatch.setenv("MNISTBENCH_AUTO_PEAK", "off")
     for var in list(os.environ):
         if var.lower().endswith("_proxy"):
             monkeypatch.delenv(var)

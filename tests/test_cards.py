@@ -69,7 +69,7 @@ def test_card_records_the_stages_this_run_ran_with_their_options() -> None:
                                 "options": {"objective": "vae", "beta": 4.0}}  # fmt: skip
     assert vae["stages"][1]["epochs"] == 10 and vae["headline_stage"] == "pretrain"
     published = _card("simsiam_lgbm")["recipe"]["stages"]
-    assert [s["name"] for s in published] == ["pretrain", "linear_probe", "probe"]
+    assert [s["name"] for s in published] == ["pretrain", "probe"]
     assert published[-1]["options"] == {"lgbm_train_size": 0}
     linear = _card("simsiam_lgbm", model_options={"probe": "linear"})["recipe"]["stages"]
     assert [(s["name"], s["kind"]) for s in linear] == [("pretrain", "pretext"),
@@ -128,4 +128,4 @@ def test_reconstructing_never_raises_on_what_the_code_no_longer_knows() -> None:
     stale["model_options"] = [["probe", "svm"]]  # no longer a valid value
     stale["field_added_by_a_future_version"] = 1
     card = reconstruct_card(stale)
-    assert [s["name"] for s in card["recipe"]["stages"]] == ["pretrain", "linear_probe", "probe"]
+    assert [s["name"] for s in card["recipe"]["stages"]] == ["pretrain", "probe"]

@@ -1,11 +1,13 @@
-"""DBN: the RBM maths, the CD-k update rule by hand, CD-1 learning a toy distribution, and the
-DBN's recipe (a CD stage per RBM, probe, fine-tune) end to end on a tiny data set."""
+"""DBN: the RBM maths, the CD-k update rule by hand (sampled and mean-field visibles), CD-1
+learning a toy distribution, and the DBN's recipes (study A's: a CD stage per RBM, then
+fine-tune; the improved one with a probe between) end to end on a tiny data set."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import torch
 
 from mnistbench.experiments import run_config
@@ -51,23 +53,30 @@ def test_free_energy_matches_the_sum_over_hidden_states() -> None:
     torch.testing.assert_close(rbm.free_energy(v), -torch.logsumexp(-energies, dim=0).reshape(1))
 
 
-def test_cd1_step_is_the_hand_computed_update() -> None:
+@pytest.mark.parametrize("sample_visible", [True, False])
+def test_cd1_step_is_the_hand_computed_update(sample_visible: bool) -> None:
     torch.manual_seed(0)
     model = DBN(sizes=(16, 8), num_classes=4)
     rbm = model.rbms[0]
     before = [p.detach().clone() for p in (rbm.weight, rbm.visible_bias, rbm.hidden_bias)]
     images = _toy_patterns(32)
-    objective = ContrastiveDivergenceObjective(model, 0, k=1, lr=0.05, seed=7)
+    objective = ContrastiveDivergenceObjective(
+        model, 0, k=1, lr=0.05, seed=7, sample_visible=sample_visible
+    )
     objective.configure_optimizers(lambda params: None)
     out = objective.step((images, torch.zeros(32, dtype=torch.long)))
 
-    # the same chain by hand, with the same seeded draws
+    # the same chain by hand, with the same seeded draws: study A's dbn_mnist.py samples the
+    # reconstruction (v1 = bernoulli(p(v|h0)), h1 = p(h|v1)); the improved recipe keeps p(v|h0)
     w, b_v, b_h = before
     g = torch.Generator().manual_seed(7)
     v0 = images.flatten(1)
     h0 = torch.sigmoid(v0 @ w.t() + b_h)
     h = torch.bernoulli(h0, generator=g)
     v1 = torch.sigmoid(h @ w + b_v)
+    if sample_visible:
+        v1 = torch.bernoulli(v1, generator=g)
+        assert set(v1.unique().tolist()) <= {0.0, 1.0}
     h1 = torch.sigmoid(v1 @ w.t() + b_h)
     torch.testing.assert_close(rbm.weight, w + 0.05 * (h0.t() @ v0 - h1.t() @ v1) / 32)
     torch.testing.assert_close(rbm.visible_bias, b_v + 0.05 * (v0 - v1).mean(0))
@@ -108,12 +117,29 @@ def test_second_rbm_sees_the_first_ones_hidden_probabilities() -> None:
 
 
 def test_dbn_stages_are_the_published_protocol() -> None:
-    stages = get_model_info("dbn").recipe.stages
-    cd = [s for s in stages if s.kind == "contrastive_divergence"]
+    recipe = get_model_info("dbn").recipe
+    stages = recipe.stages_for({})
+    # study A: two CD-1 stages with binary visibles, then fine-tune all; no probe between
+    assert [(s.name, s.kind) for s in stages] == [
+        ("pretrain_rbm1", "contrastive_divergence"),
+        ("pretrain_rbm2", "contrastive_divergence"),
+        ("finetune", "cross_entropy"),
+    ]
+    cd = stages[:2]
     assert [(s.params["layer"], s.epochs) for s in cd] == [(0, 5), (1, 5)]
-    assert stages[-1].kind == "cross_entropy" and stages[-1].epochs is None  # fine-tune all
-    assert {(s.params["lr"], s.params["k"]) for s in cd} == {(0.05, 1)}  # CD-1 at lr 0.05
-    assert get_model_info("dbn").recipe.headline_of(stages) == "finetune"
+    assert stages[-1].epochs is None  # fine-tune for the run's epochs
+    assert {(s.params["lr"], s.params["k"], s.params["sample_visible"]) for s in cd} == {
+        (0.05, 1, True)
+    }
+    assert recipe.headline_of(stages) == "finetune"
+    config = make_config("dbn")
+    assert config.grad_clip is None  # dbn_mnist.py's fine-tune loop does not clip
+    assert config.model_options == (("variant", "study"),)
+    # the improved recipe: mean-field visibles, a 5-epoch probe clipped at 1.0 before fine-tuning
+    improved = recipe.stages_for({"variant": "improved"})
+    assert [s.name for s in improved] == ["pretrain_rbm1", "pretrain_rbm2", "probe", "finetune"]
+    assert {s.params["sample_visible"] for s in improved[:2]} == {False}
+    assert improved[2].epochs == 5 and improved[2].params["grad_clip"] == 1.0
 
 
 def test_greedy_probe_lands_every_stage_in_the_store(
@@ -121,12 +147,14 @@ def test_greedy_probe_lands_every_stage_in_the_store(
 ) -> None:
     info = get_model_info("dbn")
     short = tuple(
-        replace(s, epochs=2 if s.params.get("layer") == 0 else 1) for s in info.recipe.stages
+        replace(s, epochs=2 if s.params.get("layer") == 0 else 1)
+        for s in info.recipe.variants["improved"]
     )
-    monkeypatch.setitem(
-        registry._REGISTRY, "dbn", replace(info, recipe=replace(info.recipe, stages=short))
+    shortened = replace(info.recipe, variants={"improved": short})
+    monkeypatch.setitem(registry._REGISTRY, "dbn", replace(info, recipe=shortened))
+    config = make_config(
+        "dbn", epochs=2, val_size=100, subset=400, model_options={"variant": "improved"}
     )
-    config = make_config("dbn", epochs=2, val_size=100, subset=400)
     with Store(tmp_path / "results.sqlite") as store:
         record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record
         assert record.status == "finished"
@@ -134,6 +162,7 @@ def test_greedy_probe_lands_every_stage_in_the_store(
         stages = [e["stage"] for e in epochs]
         assert stages == ["pretrain_rbm1"] * 2 + ["pretrain_rbm2", "probe", "finetune"]
         assert [e["epoch"] for e in epochs] == [1, 2, 3, 4, 5]
+        assert record.metrics["cd_sample_visible"] is False
         rbm1 = [e["train_loss"] for e in epochs if e["stage"] == "pretrain_rbm1"]
         assert rbm1[-1] < rbm1[0]  # reconstruction error falls during pretraining
         assert all(e["test_accuracy"] is None for e in epochs[:3])  # CD has no accuracy
@@ -148,3 +177,22 @@ def test_greedy_probe_lands_every_stage_in_the_store(
         assert filters.kind == "png" and filters.content.startswith(b"\x89PNG")
         (filters,) = [a for a in store.artefacts(record.run_id) if a.name == "rbm1_filters"]
         assert filters.kind == "png" and filters.content.startswith(b"\x89PNG")
+
+
+def test_study_recipe_runs_cd_then_fine_tuning_only(
+    tmp_path: Path, learnable_data_dir, monkeypatch
+) -> None:
+    info = get_model_info("dbn")
+    short = tuple(replace(s, epochs=1) if s.epochs else s for s in info.recipe.stages)
+    monkeypatch.setitem(
+        registry._REGISTRY, "dbn", replace(info, recipe=replace(info.recipe, stages=short))
+    )
+    config = make_config("dbn", epochs=1, protocol="study", subset=300)
+    assert config.val_size == 0 and config.grad_clip is None
+    with Store(tmp_path / "results.sqlite") as store:
+        record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record
+        assert record.status == "finished"
+        stages = [e["stage"] for e in store.epochs(record.run_id)]
+        assert stages == ["pretrain_rbm1", "pretrain_rbm2", "finetune"]
+        assert record.metrics["cd_sample_visible"] is True
+        assert "probe_test_accuracy" not in record.metrics

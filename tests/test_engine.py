@@ -181,3 +181,23 @@ def test_training_cpu_share_is_cpu_seconds_over_wall_time_and_threads(monkeypatc
     assert cpu_share(3.0, 2.0, "cpu") == 0.75
     assert cpu_share(3.0, 2.0, "cuda") is None
     assert cpu_share(0.0, 0.0, "cpu") is None
+
+
+@pytest.mark.parametrize(
+    ("train_images", "epochs", "steps", "seen"),
+    [
+        # 1,000 training images, batch 64: 16 steps an epoch (the last of 40 images)
+        (1300, 2, 21, 1000 + 5 * 64),  # ceil(1300 / 64) = 21: all of epoch 1, 5 steps of 2
+        (640, 2, 10, 640),  # 10 steps, inside epoch 1: epoch 2 never starts
+        (None, 2, 32, 2000),  # unset: every epoch in full
+    ],
+)
+def test_train_images_stops_the_run_and_the_schedule_spans_it(
+    data, train_images, epochs, steps, seen
+) -> None:
+    _, result = _fit(data, epochs=epochs, train_images=train_images, scheduler="cosine")
+    assert result.status == "finished"
+    assert result.train_steps == steps and result.train_images_seen == seen
+    assert len(result.epochs) == (1 if steps <= 16 else 2)
+    # cosine annealing reaches 0 exactly at its last step: the schedule has `steps` steps
+    assert result.epochs[-1].lr == pytest.approx(0.0, abs=1e-12)

@@ -101,14 +101,16 @@ def test_sealed_test_is_opened_once_by_the_last_labelled_stage_only(
     model: str, scored: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The test policy is the runner's, for every recipe: with a sealed test (records), an
-    earlier labelled stage (the DBN's probe) sees no test at all, and the last labelled stage
-    scores the finished model once (a probe: on test features extracted only then)."""
+    earlier labelled stage (the improved DBN's probe) sees no test at all, and the last labelled
+    stage scores the finished model once (a probe: on test features extracted only then)."""
     info = get_model_info(model)
     monkeypatch.setitem(
         registry._REGISTRY, model, replace(info, recipe=_one_epoch_stages(info.recipe))
     )
     monkeypatch.setattr(measure, "inference_latency_ms", lambda *args, **kwargs: 1.0)
-    config = make_config(model, epochs=1, batch_size=BATCH, subset=2 * BATCH, val_size=BATCH)
+    options = {"variant": "improved"} if model == "dbn" else None  # the one with a probe
+    config = make_config(model, epochs=1, batch_size=BATCH, subset=2 * BATCH, val_size=BATCH,
+                         model_options=options)  # fmt: skip
     with Store(tmp_path / "results.sqlite") as store:
         record = run_config(config, store, raw=learnable_raw(64, 32), progress=False,
                             measure_energy=False, final_test_only=True).record  # fmt: skip

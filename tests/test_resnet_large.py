@@ -42,7 +42,9 @@ def test_macs_at_224_match_the_study(name: str) -> None:
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.register_forward_hook(lambda m, i, out: bn_outputs.update({m: out[0].numel()}))
-    macs = flops_per_sample(model, (1, 224, 224), "meta") / 2  # conv + linear MACs
+    # a 3-channel image: the study's count is of its RGB stem (a grey image takes the summed
+    # 1-channel stem, a third of the stem's work: test_the_grey_stem_is_the_rgb_stem)
+    macs = flops_per_sample(model, (3, 224, 224), "meta") / 2  # conv + linear MACs
     published = PUBLISHED_MACS_224[name]
     # torch's counter takes convolutions and matmuls only: 1.814 G / 4.087 G, within 1.1%.
     assert macs == pytest.approx(published, rel=0.011)
@@ -74,6 +76,33 @@ def test_input_sizes_of_the_study(side: int, grid: int) -> None:
     )
     assert stage4.shape == (2, 2048, grid, grid)
     assert model(torch.zeros(2, 1, side, side, device="meta")).shape == (2, 10)
+
+
+def test_the_grey_stem_is_the_rgb_stem_on_a_repeated_image() -> None:
+    """Forward and weight gradient of the summed 1-channel stem match the 3-channel stem on
+    the repeated image (models/resnet.py `_grey_stem`), and its arithmetic is a third."""
+    torch.manual_seed(0)
+    # eval mode: batch norm is then affine, so rounding differences are not amplified through
+    # 20 layers of batch statistics (in train mode the two weight gradients agree to 0.4% of
+    # their norm, as two fp32 summation orders do there)
+    grey_path, rgb_path = create_model("resnet18").eval(), create_model("resnet18").eval()
+    rgb_path.load_state_dict(grey_path.state_dict())
+    x = torch.randn(4, 1, 64, 64)
+    out = grey_path(x)
+    reference = rgb_path.head(rgb_path.pool(rgb_path.stages(
+        rgb_path.stem(x.expand(-1, 3, -1, -1)))).flatten(1))  # fmt: skip
+    torch.testing.assert_close(out, reference, rtol=1e-4, atol=1e-4)
+    out.square().sum().backward()
+    reference.square().sum().backward()
+    grad, expected = grey_path.stem[0].weight.grad, rgb_path.stem[0].weight.grad
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-4)
+    assert torch.equal(grad[:, 0], grad[:, 1]) and torch.equal(grad[:, 1], grad[:, 2])
+    model = _meta_model("resnet18")
+    saved = flops_per_sample(model, (3, 64, 64), "meta") - flops_per_sample(
+        model, (1, 64, 64), "meta"
+    )
+    # by hand: 64 filters x 32 x 32 outputs x 7 x 7 taps x 2 FLOPs, for 2 of the 3 channels
+    assert saved == 64 * 32 * 32 * 49 * 2 * 2
 
 
 def test_bad_channel_option() -> None:

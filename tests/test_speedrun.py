@@ -129,14 +129,14 @@ def test_cli_speedrun_on_tiny_data_records_every_seed(
                  "--set", "epochs=2", "--json", str(json_path)])  # fmt: skip
     out = capsys.readouterr().out
     assert code == 0, out
-    assert "speedrun time track: speedrun_fast on mnist" in out and "2/2 seeds" in out
+    assert "speedrun time track: speedrun_lean on mnist" in out and "2/2 seeds" in out
     assert "one-time costs: dataset load" in out and "| time | mnist |" in out
     figures = json.loads(json_path.read_text())
     accuracies = [t["test_accuracy"] for t in figures["trials"]]
     assert figures["seeds"] == 2 and figures["reached"] == 2 and figures["target_met"]
     assert figures["accuracy_mean"] == pytest.approx(sum(accuracies) / 2)
     assert all(t["train_time_s"] > 0 for t in figures["trials"])
-    assert figures["table_row"][0] == "time" and figures["model"] == "speedrun_fast"
+    assert figures["table_row"][0] == "time" and figures["model"] == "speedrun_lean"
     with Store(store_path) as store:
         runs = store.list_runs()
         assert sorted(r.config["seed"] for r in runs) == [0, 1]
@@ -186,10 +186,13 @@ def test_a_bf16_recipe_trains_in_fp32_where_bf16_is_emulated(
     emulates bf16 it would be several times slower, so it trains in fp32 there and each run's
     record says so. GPUs and recipes without bf16 are left alone."""
     from mnistbench.engine import environment
-    from mnistbench.experiments.speedrun import TIME_RECIPES, plan_speedrun
+    from mnistbench.experiments import speedrun
+    from mnistbench.experiments.speedrun import TIME_RECIPES, Recipe, plan_speedrun
 
     monkeypatch.setattr(environment, "cpu_native_bf16", lambda: native)
-    assert TIME_RECIPES[("mnist", 0.99)].settings["precision"] == "bf16"
+    # issue 17's record (speedrun_fast in bf16), listed again to check the substitution
+    bf16 = Recipe("speedrun_fast", {"epochs": 1, "batch_size": 64, "precision": "bf16"}, "x")
+    monkeypatch.setitem(speedrun.TIME_RECIPES, ("mnist", 0.99), bf16)
     plan = plan_speedrun(dataset="mnist", target=0.99, seeds=1, device="cpu")
     assert plan.config.precision == ("bf16" if native else "fp32")
     assert ("in fp32 here: this CPU has no native bf16" in plan.recipe.chosen_on) is not native
@@ -323,3 +326,31 @@ def test_success_rate_interval_and_time_to_target_quartiles() -> None:
         "success 3/5 = 60% (95% CI, Wilson 23.1–88.2%); time-to-target mean 14.00 s, "
         "median 12.00 s, IQR 11.00 s–16.00 s (3 seeds)"
     )
+
+
+def test_the_mnist_99_recipe_is_the_lean_net_chosen_on_validation() -> None:
+    from mnistbench.experiments.speedrun import plan_speedrun
+
+    plan = plan_speedrun(dataset="mnist", target=0.99, seeds=2, device="cpu")
+    config = plan.config
+    assert (config.model, config.options()) == (
+        "speedrun_lean",
+        {"c1": 12, "c2": 24, "hidden": 128},
+    )
+    assert (config.optimizer, config.lr, config.batch_size, config.epochs) == ("adam", 0.01, 128, 1)
+    assert config.precision == "fp32" and config.val_size == 0 and config.scheduler == "onecycle"
+    assert "validation accuracy" in plan.recipe.chosen_on and "test" not in plan.recipe.chosen_on
+    from mnistbench.cli.speedrun import settings_text
+
+    text = settings_text(config)  # the summary line says the widths, not only the model name
+    assert text.startswith("epochs=1, batch=128, adam lr=0.01") and "model c1=12 c2=24" in text
+    # by hand: conv5x5 1*12*25 = 300; BN 2*12; conv3x3 12*24*9 = 2,592; BN 2*24;
+    # fc 24*5*5*128 + 128 = 76,928; head 128*10 + 10 = 1,290 -> 81,182 parameters, plus BN
+    # running mean and var (2 * (12 + 24)) and two batch counters: 81,256 stored numbers
+    assert model_parameters("speedrun_lean", c1=12, c2=24, hidden=128) == 81_182 + 72 + 2
+    model = create_model("speedrun_lean", c1=12, c2=24, hidden=128)
+    assert sum(p.numel() for p in model.parameters()) == 81_182
+    fashion = plan_speedrun(dataset="fashion-mnist", target=0.92, seeds=1, device="cpu").config
+    assert (fashion.model, fashion.epochs, fashion.optimizer) == ("speedrun_lean", 5, "adam")
+    assert fashion.options() == {"c1": 24, "c2": 48, "hidden": 256}
+    assert model(torch.zeros(3, 1, 28, 28)).shape == (3, 10)

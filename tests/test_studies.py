@@ -21,8 +21,9 @@ from mnistbench.studies import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-# Setting keys a study varied that have no RunConfig field (what the figure's note explains).
-EXTRA_SETTING_KEYS = {"pin_memory"}
+# Setting keys a study states that have no RunConfig field (what the figure's note explains):
+# study C's pin_memory, and its SVCs' 10,000 images (the sklearn_fit stage's fit_size option).
+EXTRA_SETTING_KEYS = {"pin_memory", "fit_images"}
 
 
 def test_resnet50_carries_study_c_ten_grid_figures():
@@ -118,7 +119,7 @@ def test_setting_text_reads_like_the_studies_tables():
 
 def test_card_entries_serialise():
     figure = published_figures("small_cnn_bn")[0].to_dict()
-    assert figure["setting"]["augment"] == "study_d" and figure["best_epoch"] == 15
+    assert figure["setting"]["augment"] == "study_d_torchvision" and figure["best_epoch"] == 15
     assert figure["setting_text"].startswith("20 epochs, Adam lr 1e-3")
     assert STUDIES["D"].card_entry()["doc"] == "docs/studies.md#study-d"
 

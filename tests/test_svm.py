@@ -41,7 +41,10 @@ def test_registration_is_study_c(name: str) -> None:
         1000,
     )
     assert [s.kind for s in info.recipe.stages] == ["sklearn_fit"] and info.input_scaling == "unit"
-    assert info.recipe.defaults["subset"] == 10_000
+    # 10,000 training images, drawn by the fitting stage (a random 10,000 per seed), not a subset
+    assert "subset" not in info.recipe.defaults
+    assert make_config(name).subset is None
+    assert make_config(name, model_options={"fit_size": 10_000}).options() == {"fit_size": 10_000}
     assert {f.study for f in published_figures("svm_rbf")} == {"C"}
 
 
@@ -74,7 +77,7 @@ def test_torch_prediction_equals_libsvm(name: str) -> None:
 
 
 def test_sklearn_fit_records_one_fit(store: Store, learnable_data_dir: Path) -> None:
-    config = make_config("svm_rbf", val_size=200)  # the recipe's subset (10,000) > 1,000 here
+    config = make_config("svm_rbf", val_size=200)  # the recipe's 10,000 > the 1,000 here
     record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record
     m = record.metrics
     assert record.status == "finished"
@@ -102,11 +105,20 @@ def test_sklearn_fit_records_one_fit(store: Store, learnable_data_dir: Path) -> 
 
 
 def test_full_training_set_option(store: Store, learnable_data_dir: Path) -> None:
-    # What the docs tell users for all 60,000 images: --subset 60000 --val-size 0.
-    config = make_config("svm_poly", subset=60_000, val_size=0)
+    # What the docs tell users for all 60,000 images: --model-option fit_size=0 --val-size 0.
+    config = make_config("svm_poly", model_options={"fit_size": 0}, val_size=0)
     record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record
     assert record.metrics["train_images"] == 1200  # every training image of the tiny set
     assert record.metrics.get("best_val_accuracy") is None  # no validation split
+
+
+@pytest.mark.parametrize("sample", ["random", "first"])
+def test_fits_the_drawn_sample(store: Store, learnable_data_dir: Path, sample: str) -> None:
+    options = {"fit_size": 300, "fit_sample": sample}
+    config = make_config("svm_poly", model_options=options, protocol="study", seed=4)
+    record = run_config(config, store, data_dir=learnable_data_dir, progress=False).record
+    assert record.metrics["train_images"] == 300 and record.metrics["fit_sample"] == sample
+    assert record.config["val_size"] == 0  # protocol study: drawn from every training image
 
 
 @pytest.mark.parametrize(

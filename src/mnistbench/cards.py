@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnistbench.config import RunConfig
+from mnistbench.config import RunConfig, normalize_options
 from mnistbench.engine.device import default_precision
 from mnistbench.errors import ConfigError, MnistbenchError
 from mnistbench.models import (
@@ -117,6 +117,8 @@ def recipe_defaults(info: ModelInfo, device: str) -> dict[str, Any]:
     values = RunConfig(model=info.name).to_dict()
     values["precision"] = default_precision(device)
     values.update(info.recipe.defaults)
+    # a recipe may state options as a dict; stored as the config stores them (sorted pairs)
+    values["model_options"] = normalize_options(values.get("model_options", ()))
     values = {k: v for k, v in values.items() if k not in _NOT_RECIPE}
     return json.loads(json.dumps(values))  # tuples -> lists, as stored
 

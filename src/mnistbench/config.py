@@ -21,11 +21,17 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULERS = ("none", "step", "cosine", "onecycle")
 PRECISIONS = ("fp32", "bf16", "fp16")
 # Batched training-time augmentations (data/augment.py): "affine" is the generic policy,
-# "study_d" and "rotate7" are the published recipes of studies D and E.
-AUGMENTATIONS = ("none", "affine", "study_d", "rotate7")
+# "study_d_torchvision" and "rotate7" are the published recipes of studies D and E; "study_d"
+# is mnistbench's earlier reading of D's (bilinear, brightness before contrast).
+AUGMENTATIONS = ("none", "affine", "study_d", "study_d_torchvision", "rotate7")
 # When the test set is scored: after every epoch (curves, best-epoch figures), or once, at the
 # end, with the split sealed until then (records, `mnistbench speedrun`; data/sealed.py).
 TEST_POLICIES = ("every_epoch", "final_only")
+# What a run trains on and how its headline is scored: "heldout" holds `val_size` training
+# images out and reads the test set at the best validation epoch; "study" trains on what the
+# model's study trained on and scores as it scored (max test accuracy over epochs for A and D;
+# mnistbench/protocols.py says which split each study gets).
+PROTOCOLS = ("heldout", "study")
 OptionValue = str | int | float | bool
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 DEVICES = ("cpu", "cuda", "mps")  # what "auto" resolves to (engine.device.resolve_device)
@@ -107,8 +113,9 @@ class RunConfig:
     grad_clip: float | None = setting(
         None,
         role="training",
-        help="max global gradient L2 norm; unset = the recipe's (cnn's and dbn's clip at 1.0, "
-        "others do not); 0 = no clipping, also where the recipe clips",
+        help="max global gradient L2 norm; unset = the recipe's (study A's supervised models "
+        "clip at 1.0; pretraining, probes and the DBN's fine-tuning do not); 0 = no clipping, "
+        "also where the recipe clips",
         check=unset_or(interval("[0, inf)", "Give 0 to turn clipping off.")),
     )
     label_smoothing: float = setting(
@@ -121,7 +128,8 @@ class RunConfig:
         "none",
         role="training",
         choices=AUGMENTATIONS,
-        help="batched augmentation of training batches (study_d, rotate7: studies D and E)",
+        help="batched augmentation of training batches (study_d_torchvision, rotate7: studies "
+        "D and E as published; study_d: the earlier bilinear reading of D's)",
     )
     image_size: int = setting(
         28,
@@ -151,6 +159,13 @@ class RunConfig:
         help="quick looks: train on the first N training images AND score on the first N test "
         "images only (validation keeps --val-size); unset = the whole data set",
         check=unset_or(at_least(1, "Leave it out to train on the full training split.")),
+    )
+    train_images: int | None = setting(
+        None,
+        role="scale",
+        help="training images the whole run sees, then it stops (e.g. 30000: half an epoch of "
+        "MNIST); the learning-rate schedule spans those steps; unset = every epoch in full",
+        check=unset_or(at_least(1, "Leave it out to train every epoch in full.")),
     )
     early_stopping_patience: int | None = setting(
         None,
@@ -216,6 +231,14 @@ class RunConfig:
         choices=TEST_POLICIES,
         help="when the test set is scored: every_epoch, or final_only (sealed until one score "
         "of the finished model, as records require; docs/speedrun.md)",
+    )
+    protocol: str = setting(
+        "heldout",
+        role="training",
+        choices=PROTOCOLS,
+        help="heldout: --val-size images held out, test read at the best validation epoch; "
+        "study: train on what the model's study trained on (studies A and D: all 60,000, no "
+        "validation) and score as it scored (max test accuracy over epochs)",
     )
     recipe_of: str | None = setting(
         None,

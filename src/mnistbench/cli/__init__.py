@@ -22,8 +22,17 @@ from mnistbench.store.schema import install_card_builder
 
 # The verb modules, in the order `mnistbench --help` lists their verbs.
 VERB_MODULES = (
-    "listing", "run", "plans", "speedrun", "bench", "results", "compare", "store", "data",
-)  # fmt: skip
+    "listing",
+    "run",
+    "plans",
+    "speedrun",
+    "bench",
+    "results",
+    "compare",
+    "evaluate",
+    "store",
+    "data",
+)
 
 EPILOG = """Examples:
   mnistbench list

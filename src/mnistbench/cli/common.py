@@ -103,6 +103,12 @@ def add_io_options(parser: argparse.ArgumentParser, dry_run_help: str | None = N
     parser.add_argument("--no-download", action="store_true", help="never download missing data")
     parser.add_argument("--store", help=STORE_HELP)
     parser.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
+    parser.add_argument(
+        "--no-weights",
+        action="store_true",
+        help="keep no trained weights (default: each finished run's model is kept beside the "
+        "store, in a file named by its SHA-256, for `mnistbench evaluate`)",
+    )
     if dry_run_help is not None:
         parser.add_argument("--force", action="store_true", help="train even if already recorded")
         parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
@@ -174,7 +180,7 @@ def start_training() -> None:
     signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
 
 
-def open_store(path: str | None) -> Store:
+def open_store(path: str | None, keep_weights: bool = True) -> Store:
     from mnistbench.store import Store
 
-    return Store(path)
+    return Store(path, keep_weights=keep_weights)

@@ -108,9 +108,16 @@ def setting_text(trial: Trial) -> str:
 
     changes = scale_changes(trial.config)
     scaled = ", ".join(f"{name}={value}" for name, (_, value) in changes.items())
+    label = trial.label
+    if trial.config.protocol != "heldout":  # the protocol decides the split: said by name
+        label = (
+            f"{label}, protocol {trial.config.protocol}"
+            if label
+            else f"protocol {trial.config.protocol}"
+        )
     if not scaled:
-        return trial.label or "recipe"
-    return f"{trial.label} ({scaled})" if trial.label else f"scaled: {scaled}"
+        return label or "recipe"
+    return f"{label} ({scaled})" if label else f"scaled: {scaled}"
 
 
 def batch_table(summary: BatchSummary) -> str:
@@ -178,20 +185,29 @@ def _print_plan(trials: list[Trial]) -> None:
     print(markdown_table(header, rows))
 
 
-def _run_batch(trials: list[Trial], args: argparse.Namespace, desc: str) -> int:
-    """Run trials with the chosen executor; one line per trial, then a summary table."""
+def _run_batch(
+    trials: list[Trial], args: argparse.Namespace, desc: str, evaluate: tuple[str, ...] = ()
+) -> int:
+    """Run trials with the chosen executor; one line per trial, then a summary table. A plan
+    that says `evaluate = [...]` then evaluates each finished run not evaluated yet."""
     from mnistbench.experiments.batch import run_trials
 
     executor = executor_of(args)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(executor.close)
-        store = None if args.dry_run else cleanup.enter_context(open_store(args.store))
+        store = (
+            None
+            if args.dry_run
+            else cleanup.enter_context(open_store(args.store, keep_weights=not args.no_weights))
+        )
         where = "a throw-away store (dry run)" if store is None else f"store {store.path}"
         eprint(f"{desc}: {len(trials)} trial(s) on {executor.describe()}, {where}")
         summary = run_trials(
             trials, store, session_of(args), executor=executor, force=args.force,
             dry_run=args.dry_run, echo=print, desc=desc,
         )  # fmt: skip
+        if evaluate and store is not None:
+            _evaluate_finished(store, summary, evaluate, args)
     if summary.merged:
         print(f"{summary.merged} trial(s) merged: identical configs after the scale knobs")
     print()
@@ -205,6 +221,28 @@ def _run_batch(trials: list[Trial], args: argparse.Namespace, desc: str) -> int:
     note = "; nothing recorded (dry run)" if args.dry_run else ""
     print(f"\n{desc}: {counts or 'nothing to run'}{note}")
     return 1 if failed else 0
+
+
+def _evaluate_finished(store, summary, evaluate: tuple[str, ...], args) -> None:
+    """`mnistbench evaluate` on each finished run of the batch that kept weights and lacks
+    one of the plan's evaluations (so a resumed suite evaluates only what is missing)."""
+    from mnistbench.cli.evaluate import summary_lines
+    from mnistbench.experiments.evaluate import evaluate_run
+
+    for result in summary.results:
+        record = result.record
+        if record is None or record.status != "finished":
+            continue
+        if "weights_sha256" not in record.metrics:
+            eprint(f"run {record.run_id}: kept no weights (--no-weights?), not evaluated")
+            continue
+        done = {a.name for a in store.artefacts(record.run_id) if a.kind == "evaluation"}
+        todo = [w for w in evaluate if f"evaluation_{w}" not in done]
+        if todo:
+            evaluated = evaluate_run(
+                record.run_id, store, todo, data_dir=args.data_dir, download=not args.no_download
+            )
+            print("\n".join(summary_lines(evaluated)))
 
 
 def cmd_suite(args: argparse.Namespace) -> int:
@@ -256,4 +294,4 @@ def _run_plan(plan: SweepPlan, args: argparse.Namespace, desc: str, skipping: st
     if args.plan:
         _print_plan(plan.trials)
         return 0
-    return _run_batch(plan.trials, args, desc)
+    return _run_batch(plan.trials, args, desc, evaluate=plan.sweep.evaluate)

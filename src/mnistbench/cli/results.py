@@ -35,7 +35,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "--view",
         metavar="NAME",
         help="one named results table instead of the whole report: reproduction, improved, "
-        "studies, architecture-showdown, zoo-small, zoo-large or zoo-speed",
+        "studies, architecture-showdown, zoo-small, zoo-large, zoo-speed or robustness",
     )
     p.set_defaults(handler=cmd_report)
 
@@ -50,6 +50,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="csv", help="csv, json or jsonl (default csv)")
     p.add_argument("--what", default="runs", help="runs or epochs (default runs)")
     p.add_argument("--out", required=True, metavar="PATH", help="file to write, - = stdout")
+    p.add_argument(
+        "--with-weights",
+        action="store_true",
+        help="jsonl: also copy the runs' kept weights into a weights/ folder beside --out "
+        "(verified by SHA-256; without it the records name their weights but carry no file)",
+    )
     p.set_defaults(handler=cmd_export)
 
     p = verbs.add_parser(
@@ -74,6 +80,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
         action="store_true",
         help="merge the valid records of a source and list the others by line and reason "
         "(default: a source with one invalid record is refused whole, nothing merged from it)",
+    )
+    p.add_argument(
+        "--with-weights",
+        action="store_true",
+        help="also copy the runs' kept weights from the weights/ folder beside each SOURCE "
+        "(each verified by SHA-256; a changed file stops the merge before any run is copied)",
     )
     p.set_defaults(handler=cmd_merge)
 
@@ -159,6 +171,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.format == "jsonl" and args.out != "-" and args.what == "runs":
         return _export_jsonl(args)
+    if args.with_weights:
+        raise MnistbenchError(
+            "--with-weights goes with `--format jsonl --out FILE` (whole runs): the weights "
+            "are copied into a weights/ folder beside FILE. Flat CSV/JSON rows carry none."
+        )
     with open_existing_store(args.store) as store:
         text = export(store, args.format, args.what)
     if args.out == "-":
@@ -178,6 +195,11 @@ def _export_jsonl(args: argparse.Namespace) -> int:
         try:
             out.parent.mkdir(parents=True, exist_ok=True)
             summary = write_jsonl(store, out)
+            if args.with_weights:
+                copied, missing = _carry_weights(store.path, out, store.stored_runs())
+                eprint(f"weights: {copied} file(s) in {out.parent / 'weights'}")
+                for line in missing:
+                    eprint(f"weights not in the store, not exported: {line}")
         except OSError as error:
             raise MnistbenchError(
                 f"Cannot write the export to {out}: {error.strerror or error}. "
@@ -206,7 +228,13 @@ def cmd_merge(args: argparse.Namespace) -> int:
             )
     with Store(target) as store:
         for source in sources:
-            counts = store.import_runs(read_runs(source), skip_invalid=args.skip_invalid)
+            runs = list(read_runs(source))
+            if args.with_weights:  # verified and copied first: a changed file stops it here
+                files, missing = _carry_weights(source, target, runs)
+                eprint(f"{source}: {files} weights file(s) verified and kept beside {target}")
+                for line in missing:
+                    eprint(f"{source}: weights not there, record merged without: {line}")
+            counts = store.import_runs(runs, skip_invalid=args.skip_invalid)
             left_out = (
                 f", {len(counts.invalid)} invalid record(s) left out:" if counts.invalid else ""
             )
@@ -217,6 +245,21 @@ def cmd_merge(args: argparse.Namespace) -> int:
             for bad in counts.invalid:  # eprint strips escape sequences from the data
                 eprint(f"  {bad.where}: {bad.problem}")
     return 0
+
+
+def _carry_weights(source: Path, target: Path, runs) -> tuple[int, list[str]]:
+    """Copy the weights files of `runs` (StoredRuns) from beside `source` to beside `target`."""
+    from mnistbench.store.weights import WeightsRef, copy_weights
+
+    refs = []
+    for stored in runs:
+        run = getattr(stored, "run", None)  # an InvalidRecord has none: import_runs reports it
+        if run is None:
+            continue
+        ref = WeightsRef.of_metrics(run.metrics, run.run_id)
+        if ref is not None:
+            refs.append((run.run_id, ref))
+    return copy_weights(source, target, refs)
 
 
 def cmd_results(args: argparse.Namespace) -> int:

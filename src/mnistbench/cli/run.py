@@ -61,7 +61,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = executor_of(args)
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(executor.close)
-        store = None if args.dry_run else cleanup.enter_context(open_store(args.store))
+        store = (
+            None
+            if args.dry_run
+            else cleanup.enter_context(open_store(args.store, keep_weights=not args.no_weights))
+        )
         summary = run_trials(
             [Trial(config)],
             store,

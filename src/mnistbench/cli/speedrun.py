@@ -65,6 +65,14 @@ def register(verbs: argparse._SubParsersAction) -> None:
         type=parse_model_option,
         help="explore: override a run setting of the recipe (e.g. epochs=3), repeatable",
     )
+    p.add_argument(
+        "--model-option",
+        dest="model_options",
+        action="append",
+        metavar="KEY=VALUE",
+        type=parse_model_option,
+        help="explore: an option of the model's entrypoint (e.g. c1=12), repeatable",
+    )
     p.add_argument("--compile", action="store_true", help="torch.compile (warm-up timed apart)")
     p.add_argument("--json", help="also write the figures (every seed) to this JSON file")
     add_io_options(p)
@@ -80,12 +88,14 @@ def cmd_speedrun(args: argparse.Namespace) -> int:
     settings = dict(args.settings or [])
     if args.compile:
         settings["compile"] = True
+    if args.model_options:
+        settings["model_options"] = dict(args.model_options)
     plan = plan_speedrun(
         track=args.track, dataset=args.dataset, target=args.target, seeds=args.seeds,
         device=resolve_device(args.device), budget=args.budget_params, model=args.model,
         settings=settings, recipe_of=args.recipe_of,
     )  # fmt: skip
-    with open_store(args.store) as store:
+    with open_store(args.store, keep_weights=not args.no_weights) as store:
         result = run_speedrun(plan, store, session_of(args))
     print("\n".join(summary_lines(result)))
     print()
@@ -112,6 +122,10 @@ def settings_text(config: RunConfig) -> str:
         f"ls={config.label_smoothing:g}", f"aug={config.augment}", f"prec={config.precision}",
         f"val={config.val_size}",
     ]  # fmt: skip
+    if config.train_images is not None:
+        parts.append(f"images={config.train_images}")
+    if config.model_options:  # e.g. speedrun_lean's widths
+        parts.append("model " + " ".join(f"{k}={v}" for k, v in config.model_options))
     return ", ".join([*parts, "compile"] if config.compile else parts)
 
 

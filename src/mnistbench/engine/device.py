@@ -82,11 +82,32 @@ def place_model(model: torch.nn.Module, device: str) -> torch.nn.Module:
     """
     model = model.to(device)
     # A model can opt out on the CPU, where channels-last measured slower for it
-    # (`channels_last_cpu = False`: study C's ResNet-18/50, see models/resnet.py).
+    # (`channels_last_cpu = False`: study D's small_cnn_bn, see models/small_cnn.py);
+    # $MNISTBENCH_CHANNELS_LAST=on/off overrides that choice, to measure both layouts.
+    setting = channels_last_setting()
     wanted = torch.device(device).type != "cpu" or getattr(model, "channels_last_cpu", True)
+    if setting != "auto":
+        wanted = setting == "on"
     if wanted and any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
         model = model.to(memory_format=torch.channels_last)
     return model
+
+
+CHANNELS_LAST_ENV = "MNISTBENCH_CHANNELS_LAST"  # auto (the model's choice) / on / off
+CHANNELS_LAST_CHOICES = ("auto", "on", "off")
+
+
+def channels_last_setting() -> str:
+    """The memory-format choice for conv nets, from $MNISTBENCH_CHANNELS_LAST (default auto:
+    channels-last unless the model opts out on the CPU). Recorded in every run's environment."""
+    value = os.environ.get(CHANNELS_LAST_ENV, "auto").strip().lower() or "auto"
+    if value not in CHANNELS_LAST_CHOICES:
+        raise ConfigError(
+            f"${CHANNELS_LAST_ENV} is {value!r}; it takes one of "
+            f"{', '.join(CHANNELS_LAST_CHOICES)}: 'on' trains every conv net channels-last, "
+            "'off' keeps them NCHW, 'auto' leaves the choice to each model."
+        )
+    return value
 
 
 # ------------------------------------------------------------------------------ CUDA maths

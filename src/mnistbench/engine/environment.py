@@ -12,6 +12,7 @@ import torch
 
 from mnistbench.engine.device import (
     apply_tf32,
+    channels_last_setting,
     cuda_determinism,
     cuda_native_bf16,
     denormal_flush_state,
@@ -127,6 +128,7 @@ def collect_environment(device: str) -> dict[str, object]:
         "cpu_flush_denormal": denormal_flush_state(),  # engine.device.flush_denormals
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "channels_last_setting": channels_last_setting(),  # engine.device.place_model
     }
     if kind == "cuda":
         environment.update(cuda_environment(device))

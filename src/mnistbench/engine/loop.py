@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 from mnistbench.config import RunConfig
 from mnistbench.data import DeviceData, SealedSplit, Split, augment_batch, iterate_batches
 from mnistbench.engine.device import synchronize
-from mnistbench.engine.optim import build_optimizer, build_scheduler
+from mnistbench.engine.optim import build_optimizer, build_scheduler, total_train_steps
 from mnistbench.objectives import Objective
 
 # eval_step outputs that are per image (concatenated), not sums over the batch
@@ -72,6 +72,8 @@ class FitResult:
     # CPU seconds this process (all its threads) spent in the training loops: against their wall
     # time x threads it tells a run that had the cores from one that shared them
     train_cpu_s: float = 0.0
+    train_images_seen: int = 0  # images through optimizer steps, all epochs (train_images)
+    train_steps: int = 0  # optimizer steps, all epochs
 
 
 def evaluate(objective: Objective, split: Split, batch_size: int = 1000) -> EvalResult:
@@ -155,12 +157,15 @@ def fit(
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
     optimizers = objective.configure_optimizers(lambda params: build_optimizer(params, config))
     schedules = [build_scheduler(opt, config, steps_per_epoch) for opt in optimizers]
+    steps_left = total_train_steps(config, steps_per_epoch)  # fewer with config.train_images
     batch_generator = torch.Generator(device=device).manual_seed(config.seed)
     augment_generator = torch.Generator(device=device).manual_seed(config.seed + 1)
     result = FitResult(status="finished")
     best_val, epochs_without_gain = -math.inf, 0
 
     for epoch in range(1, config.epochs + 1):
+        if steps_left <= 0:  # train_images reached at the end of the previous epoch
+            break
         objective.model.train()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
@@ -174,6 +179,7 @@ def fit(
         )
         synchronize(device)
         started, cpu_started = time.perf_counter(), time.process_time()
+        step = 0
         for step, (images, labels) in enumerate(
             iterate_batches(data.train, config.batch_size, shuffle=True, generator=batch_generator),
             start=1,
@@ -189,15 +195,20 @@ def fit(
             loss_sum += out["loss"] * len(labels)
             correct += out.get("correct", 0)
             seen += len(labels)
-            if step % LOSS_CHECK_EVERY == 0 or step == steps_per_epoch:
+            if step % LOSS_CHECK_EVERY == 0 or step == steps_per_epoch or steps_left == 1:
                 mean_loss = loss_sum.item() / seen  # one host sync per LOSS_CHECK_EVERY steps
                 bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
                 if not math.isfinite(mean_loss):
                     break
             bar.update()
+            steps_left -= 1
+            if steps_left <= 0:  # train_images reached: the run ends with this step
+                break
         synchronize(device)
         train_time_s = time.perf_counter() - started
         result.train_cpu_s += time.process_time() - cpu_started
+        result.train_images_seen += seen
+        result.train_steps += step
         bar.close()
         for scheduler, when in schedules:
             if scheduler is not None and when == "epoch":

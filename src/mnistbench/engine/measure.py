@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
@@ -41,7 +42,7 @@ from mnistbench.engine.memory import (
     out_of_memory_error,
     release_cached_memory,
 )
-from mnistbench.engine.peaks import load_peaks, training_flop_rate
+from mnistbench.engine.peaks import ensure_peak, read_peak, training_flop_rate
 from mnistbench.engine.summary import confusion_matrix
 
 if TYPE_CHECKING:
@@ -341,11 +342,18 @@ def measure_after_training(
             device=device,
             precision=config.precision,
             batch_size=config.batch_size,
-            peaks=load_peaks(device),
+            # only a finished run with a rate to place measures a missing peak
+            peaks=(ensure_peak if result.status == "finished" else read_peak)(
+                device, config.precision, progress=_progress_line
+            ),
             gradient_trained=getattr(model, "fitted_counts", None) is None,
         ),
     )
     return measured, errors
+
+
+def _progress_line(text: str) -> None:
+    print(f"mnistbench: {text}", file=sys.stderr, flush=True)
 
 
 def _data_mb(data: DeviceData) -> float:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from mnistbench.config import RunConfig
@@ -34,11 +36,20 @@ def build_optimizer(params: list[torch.nn.Parameter], config: RunConfig) -> torc
     return optimizer_class(params, lr=config.lr, weight_decay=config.weight_decay, **implementation)
 
 
+def total_train_steps(config: RunConfig, steps_per_epoch: int) -> int:
+    """Optimizer steps of the whole run: every epoch, or fewer with `train_images` (the run
+    stops once that many images were trained on, in the last batch that reaches it)."""
+    total_steps = config.epochs * steps_per_epoch
+    if config.train_images is not None:
+        total_steps = min(total_steps, math.ceil(config.train_images / config.batch_size))
+    return total_steps
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer, config: RunConfig, steps_per_epoch: int
 ) -> tuple[torch.optim.lr_scheduler.LRScheduler | None, str]:
     """The scheduler and when to step it: "epoch" or "step" (ignored when the scheduler is None)."""
-    total_steps = config.epochs * steps_per_epoch
+    total_steps = total_train_steps(config, steps_per_epoch)
     if config.scheduler == "none":
         return None, "epoch"
     if config.scheduler == "step":

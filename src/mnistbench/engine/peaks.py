@@ -1,6 +1,10 @@
-"""The machine's peak arithmetic rate, measured once (`mnistbench bench peak`) and cached, so
-every run can say what fraction of it its training reached. A run only reads the cache: it
-never measures a peak itself (that would cost time and disturb the run's own timings).
+"""The machine's peak arithmetic rate, measured once and cached, so every run can say what
+fraction of it its training reached. `mnistbench bench peak` measures every precision; a run
+whose machine, thread count and precision have no cached peak measures that one precision
+itself, after its training and evaluation (`ensure_peak`: a few seconds, one progress line),
+so its timings are not disturbed and the first run on a machine already reports its fraction.
+A pool worker never does (it shares the cores with its siblings, whose steps it would slow and
+whose steps would lower its figure): `AUTO_PEAK_ENV=off`.
 
 The cache is `${XDG_CACHE_HOME:-~/.cache}/mnistbench/peaks.json`, one entry per machine
 fingerprint (CPU model, SIMD level, native bf16, torch threads, torch version, device name):
@@ -175,15 +179,19 @@ def _conv_rate(dtype: torch.dtype, device: str, repeats: int) -> float:
 
 
 def measure_peaks(
-    device: str, sizes: tuple[int, ...] | None = None, repeats: int = REPEATS
+    device: str,
+    sizes: tuple[int, ...] | None = None,
+    repeats: int = REPEATS,
+    keys: tuple[str, ...] | None = None,
 ) -> Peaks:
     """Measure the best matmul rate over `sizes` (square) and the CONV_SHAPE conv rate, per
-    precision: fp32 and bf16; on CUDA also TF32 and fp16 (fp32 there with TF32 off). Takes
-    seconds to a couple of minutes (bf16 is slow where the CPU emulates it); run it on a quiet
-    machine, since anything else running lowers the figures."""
+    precision: fp32 and bf16; on CUDA also TF32 and fp16 (fp32 there with TF32 off); `keys`
+    limits it to some of them. Takes seconds to a couple of minutes (bf16 is slow where the
+    CPU emulates it); run it on a quiet machine, since anything else running lowers the
+    figures."""
     kind = torch.device(device).type
     sizes = sizes or (CUDA_MATMUL_SIZES if kind == "cuda" else CPU_MATMUL_SIZES)
-    keys = ("fp32", "tf32", "bf16", "fp16") if kind == "cuda" else ("fp32", "bf16")
+    keys = keys or (("fp32", "tf32", "bf16", "fp16") if kind == "cuda" else ("fp32", "bf16"))
     matmul: dict[str, float] = {}
     conv: dict[str, float] = {}
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
@@ -231,9 +239,49 @@ def describe_peaks(peaks: Peaks, path: Path | None = None) -> str:
     return "\n".join(lines)
 
 
+def read_peak(
+    device: str, precision: str, progress: Callable[[str], None] | None = None
+) -> Peaks | None:
+    """`ensure_peak`'s signature, reading the cache only (a run that did not finish)."""
+    return load_peaks(device)
+
+
+AUTO_PEAK_ENV = "MNISTBENCH_AUTO_PEAK"  # "off": a run never measures a missing peak itself
+
+
+def ensure_peak(
+    device: str, precision: str, progress: Callable[[str], None] | None = None
+) -> Peaks | None:
+    """This machine's cached peaks, after measuring the run's precision once if the cache has
+    no peak for it (machine, threads and precision; see `precision_key`). The new rate joins
+    the machine's entry (other precisions kept) and is saved for every later run. `progress`
+    gets one line before the measurement. With $MNISTBENCH_AUTO_PEAK=off (pool workers) it
+    only reads the cache."""
+    key = precision_key(device, precision)
+    peaks = load_peaks(device)
+    if peaks is not None and peaks.peak_for(key) is not None:
+        return peaks
+    if os.environ.get(AUTO_PEAK_ENV, "").strip().lower() == "off":
+        return peaks
+    if progress is not None:
+        progress(
+            f"measuring this machine's {key} peak once ({torch.get_num_threads()} torch "
+            f"threads, a few seconds; cached in {peaks_path()} for later runs) ..."
+        )
+    fresh = measure_peaks(device, keys=(key,))
+    if peaks is not None:  # the same fingerprint: keep its other precisions
+        fresh.matmul_flops_per_s = {**peaks.matmul_flops_per_s, **fresh.matmul_flops_per_s}
+        fresh.conv_flops_per_s = {**peaks.conv_flops_per_s, **fresh.conv_flops_per_s}
+    save_peaks(fresh)
+    return fresh
+
+
 # --------------------------------------------------------------------- a run's flop rate
 
-BENCH_PEAK_HINT = "run `mnistbench bench peak` once on this machine"
+BENCH_PEAK_HINT = (
+    "run `mnistbench bench peak` once on this machine (runs measure a missing peak "
+    f"themselves unless ${AUTO_PEAK_ENV}=off, as in pool workers)"
+)
 
 
 def training_flop_rate(

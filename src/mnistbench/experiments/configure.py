@@ -22,6 +22,7 @@ from mnistbench.data import get_dataset_spec
 from mnistbench.engine.device import default_precision
 from mnistbench.errors import ConfigError
 from mnistbench.models import check_model_options, resolve_model
+from mnistbench.protocols import study_settings
 
 
 def validate_config(config: RunConfig) -> RunConfig:
@@ -63,15 +64,20 @@ def make_config(
     values: dict[str, Any] = {"precision": default_precision(device)}
     values.update(info.recipe.defaults)
     values.update(given)
+    if values.get("protocol") == "study":  # the study's own split wins over the recipe's
+        values.update(study_settings(recipe_of or model, given))
     values.update(model=model, device=device, recipe_of=recipe_of)
     values["model_options"] = normalize_options(values.get("model_options", ()))
     return validate_config(RunConfig(**values))
 
 
 def scale_changes(config: RunConfig) -> dict[str, tuple[Any, Any]]:
-    """The scale settings (epochs, subset, val_size) where `config` departs from its recipe,
-    as {field: (recipe value, run value)}: such a run is smaller or larger than the recipe."""
-    recipe = make_config(config.model, config.device, recipe_of=config.recipe_of)
+    """The scale settings (epochs, subset, val_size) where `config` departs from its recipe
+    under its protocol, as {field: (recipe value, run value)}: such a run is smaller or larger
+    than the recipe (protocol "study"'s own split is not a departure)."""
+    recipe = make_config(
+        config.model, config.device, recipe_of=config.recipe_of, protocol=config.protocol
+    )
     return {
         name: (getattr(recipe, name), getattr(config, name))
         for name, role in field_roles().items()

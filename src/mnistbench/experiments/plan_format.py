@@ -50,7 +50,11 @@ except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
 
 HEADERS = ("sweep", "suite")
 HEADER_KEYS = ("name", "description", "method", "trials", "seed", "seeds", "label",
-               "missing_models", "per_device", "version", "study", "title")  # fmt: skip
+               "missing_models", "per_device", "version", "study", "title",
+               "evaluate")  # fmt: skip
+# what `evaluate = [...]` may name: experiments/evaluate.py's EVALUATIONS (kept here as text so
+# parsing a plan imports no torch)
+PLAN_EVALUATIONS = ("corruptions", "calibration", "adversarial")
 TABLES = (*HEADERS, "fixed", "space", "entries")
 METHODS = ("grid", "random")
 DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int_uniform")
@@ -90,6 +94,8 @@ class Sweep:
     version: str = ""
     study: str = ""
     title: str = ""
+    # evaluations run on each finished run after the batch (`mnistbench evaluate`); weights kept
+    evaluate: tuple[str, ...] = ()
 
     def points(self, entry: Entry | None = None) -> list[dict[str, Any]]:
         """The varying part of each trial of `entry` (default: the first), in order: grid
@@ -287,6 +293,12 @@ def parse_plan(document: dict[str, Any], path: Path) -> Sweep:
     for key, value in {**texts, "label": head.get("label", "")}.items():
         if not isinstance(value, str):
             raise ConfigError(f"{_where(path, kind, key)}: {value!r} is not text; quote it.")
+    evaluate = head.get("evaluate", [])
+    if not isinstance(evaluate, list) or any(e not in PLAN_EVALUATIONS for e in evaluate):
+        raise ConfigError(
+            f"{_where(path, kind, 'evaluate')}: write a list of evaluations from "
+            f'{", ".join(PLAN_EVALUATIONS)}, e.g. evaluate = ["corruptions", "calibration"].'
+        )
     if not isinstance(head.get("per_device", False), bool):
         raise ConfigError(f"{_where(path, kind, 'per_device')}: write true or false.")
 
@@ -314,7 +326,7 @@ def parse_plan(document: dict[str, Any], path: Path) -> Sweep:
     plan = Sweep(
         name=name, path=path, method=method, fixed=fixed, space=space, trials=trials, seed=seed,
         kind=kind, entries=entries, seeds=seeds, label=head.get("label"), missing_models=missing,
-        per_device=bool(head.get("per_device", False)), **texts,
+        per_device=bool(head.get("per_device", False)), evaluate=tuple(evaluate), **texts,
     )  # fmt: skip
     if method == "grid" and plan.size() > MAX_TRIALS:
         raise ConfigError(

@@ -264,6 +264,8 @@ def execute(
             )
             metrics.update({**after, **errors, **meter.stop()})
             metrics["wall_time_s"] = time.perf_counter() - wall_started
+            if result.status == "finished":
+                metrics.update(_send_weights(model, context, listener))
             listener.ended(result.status, metrics, result.message)
         except KeyboardInterrupt:
             listener.ended("interrupted", metrics, "interrupted (Ctrl-C or SIGTERM)")
@@ -280,6 +282,24 @@ def execute(
             if oom is not None:
                 raise oom from error
             raise
+
+
+def _send_weights(
+    model: torch.nn.Module, context: RecipeContext, listener: RunListener
+) -> dict[str, object]:
+    """The trained model's weights to the listener, as an artefact of kind "weights" that the
+    store keeps as a content-addressed file (store/runs.py). A model that will not serialise
+    costs the run nothing but its kept weights: the reason is recorded as `weights_error`."""
+    from mnistbench.models.weights import serialize_model
+    from mnistbench.recipes.probe_stages import LIGHTGBM_PROBE_KEY
+    from mnistbench.store.runs import WEIGHTS_KIND
+
+    try:
+        weights = serialize_model(model, context.shared.get(LIGHTGBM_PROBE_KEY))
+    except Exception as error:  # e.g. an outside model with non-tensor state
+        return {"weights_error": f"{type(error).__name__}: {error}"}
+    listener.artefact(weights.format, WEIGHTS_KIND, weights.content)
+    return {}
 
 
 def train_config(
@@ -358,12 +378,14 @@ def _training_metrics(result: FitResult, train_size: int, config: RunConfig) -> 
     """Summary figures of a finished fit: accuracies, times, throughput."""
     summary = summarize_epochs(result.epochs, config.target_accuracy)
     total_train_time_s = summary.get("total_train_time_s")
+    # the images the optimizer steps saw: fewer than train_size x epochs with train_images
+    trained = result.train_images_seen if config.train_images else train_size * len(result.epochs)
     return {
         **summary,
         "stopped_early": result.stopped_early,
-        "train_images_per_s": (
-            train_size * len(result.epochs) / total_train_time_s if total_train_time_s else None
-        ),
+        "train_images_per_s": (trained / total_train_time_s if total_train_time_s else None),
+        "train_images_seen": trained,
+        "train_steps": result.train_steps or None,  # None: fitted by a solver, no steps
         "train_cpu_share": cpu_share(result.train_cpu_s, total_train_time_s, config.device),
     }
 

@@ -51,12 +51,22 @@ class Recipe:
     chosen_on: str = ""  # how the recipe was chosen, said with every run it makes
 
 
-# How the MNIST 99% recipe was chosen (issue 17): 1-epoch candidates, seed 0, 5,000 training
-# images held out; the best validation accuracy among those training in <= 9.0 s.
-_CHOSEN_ON_VALIDATION = (
-    "validation accuracy (5,000 held-out training images, seed 0) of 1-epoch candidates "
-    "(batch 64/128/256, fp32/bf16, compile) on the 2-core AVX-512 EPYC: the best among those "
-    "training in <= 9.0 s (benchmarks/results/speedrun-10s.md)"
+# How the MNIST 99% recipe was chosen (issue 29), on the 2-core AVX2 EPYC while it was shared
+# (so on work, not on clocks): benchmarks/results/speedrun-explore-29.md.
+_CHOSEN_ON_VALIDATION_29 = (
+    "validation accuracy (5,000 held-out training images, seeds 0 and 1) and training work "
+    "(FLOPs, steps) of 1-epoch candidates against the public recipe tuomaso/train_mnist_fast "
+    "on the same splits (98.70%): the least work among those at least 0.3 points above it on "
+    "the two seeds' mean, about two standard errors of the difference "
+    "(benchmarks/results/speedrun-explore-29.md)"
+)
+
+# The Fashion-MNIST 92% recipe (issue 29): the only candidate at >= 92% on validation, one seed.
+_CHOSEN_ON_VALIDATION_FASHION = (
+    "validation accuracy (5,000 held-out training images, seed 0) of three Adam candidates "
+    "(speedrun_lean 16/32 for 3 epochs 91.16%, 24/48/256 for 3 epochs 91.66% and for 5 epochs "
+    "92.20%): the only one at >= 92.0%, by 0.2 points on one seed "
+    "(benchmarks/results/speedrun-explore-29.md)"
 )
 
 # Why a bf16 recipe trains in fp32 on a CPU without native bf16 (`native_precision`).
@@ -68,18 +78,31 @@ _NO_NATIVE_BF16 = (
 
 # Time track: (dataset, target) -> recipe. A request picks the recipe of the lowest listed
 # target at or above it. No validation split: each seed trains on all 60,000 images and
-# nothing is selected during a run; the recipes were picked on exploration runs' test scores
-# (said in `chosen_on`), which is why records show every seed. Measured on the 2-core AMD EPYC
+# nothing is selected during a run; each recipe says how it was picked (`chosen_on`: the
+# 99.5% one on exploration runs' test scores, the others on validation), and records show
+# every seed. Measured on the 2-core AMD EPYC
 # (fp32, 1-seed exploration; benchmarks/results/speedrun.md has the seeds): speedrun_fast
 # 13.6 s/epoch, 99.10% after 2 epochs; speedrun_fast_small 6.9 s/epoch but 98.73%; bf16
 # autocast 9x slower (this CPU has no bf16 instructions); speedrun_fast_wide 88 s/epoch, so its
-# 8 epochs (~700 s) were never run. The 99.5% and Fashion 92% entries are the best attempts
-# the benchmark's CPU budget allowed, not recipes known to reach those targets.
+# 8 epochs (~700 s) were never run. The 99.5% entry is the best attempt the benchmark's CPU
+# budget allowed, not a recipe known to reach its target; the Fashion 92% entry (issue 29)
+# reached it on validation once, by 0.2 points.
+# Since issue 29 the MNIST 99% recipe is the lean net in fp32 (Adam, batch 128, one epoch):
+# 1.02 MFLOP forward per image, 0.41x the public recipe's 2.49, where issue 17's bf16
+# speedrun_fast (1 epoch, batch 64; benchmarks/results/speedrun-10s.md) does 3.85. Its fp32
+# suits CPUs without native bf16; on those with it, precision=bf16 is untried for this net.
 TIME_RECIPES: dict[tuple[str, float], Recipe] = {
     ("mnist", 0.99): Recipe(
-        "speedrun_fast",
-        {"epochs": 1, "batch_size": 64, "lr": 0.1, "precision": "bf16"},
-        _CHOSEN_ON_VALIDATION,
+        "speedrun_lean",
+        {
+            "epochs": 1,
+            "batch_size": 128,
+            "optimizer": "adam",
+            "lr": 0.01,
+            "nesterov": False,
+            "model_options": {"c1": 12, "c2": 24, "hidden": 128},
+        },
+        _CHOSEN_ON_VALIDATION_29,
     ),
     ("mnist", 0.995): Recipe(
         "speedrun_fast",
@@ -87,7 +110,16 @@ TIME_RECIPES: dict[tuple[str, float], Recipe] = {
         _CHOSEN_ON_TEST,
     ),
     ("fashion-mnist", 0.92): Recipe(
-        "speedrun_fast", {"epochs": 6, "batch_size": 256, "lr": 0.1}, _CHOSEN_ON_TEST
+        "speedrun_lean",
+        {
+            "epochs": 5,
+            "batch_size": 128,
+            "optimizer": "adam",
+            "lr": 0.01,
+            "nesterov": False,
+            "model_options": {"c1": 24, "c2": 48, "hidden": 256},
+        },
+        _CHOSEN_ON_VALIDATION_FASHION,
     ),
 }
 

@@ -163,6 +163,9 @@ def worker_main(
 ) -> None:
     """A worker: train each config the driver sends, stream its rows back; None means exit."""
     die_with_parent(driver_pid)
+    # a worker shares the cores with its siblings: a peak it measured would be low and would
+    # slow their steps, so it only reads the cache (engine/peaks.py ensure_peak)
+    os.environ["MNISTBENCH_AUTO_PEAK"] = "off"
     if gpu is not None:  # before anything initialises CUDA in this process
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu.device
     # Ctrl-C reaches the whole process group; only the driver acts on it (and tells the

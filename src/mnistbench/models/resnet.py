@@ -3,6 +3,8 @@
 Study A `microresnet`: a 3x3 stem (16 ch) and three stages of two BasicBlocks (16, 32, 64 ch,
 stride 2 at stages 2 and 3, 1x1 conv+BN shortcuts), global average pooling, Linear(64, 10); all
 convs bias-free; 174,970 parameters, 99.31% after 5 epochs (He et al. 2016, CIFAR-style ResNet).
+Its convs keep PyTorch's default initialisation, as the study's `resnet_micro.py` does
+(`init="kaiming"`: Kaiming-normal fan_out, mnistbench's earlier recipe, 1.7-2.45x larger).
 
 Study C `resnet18` / `resnet50`: torchvision's ImageNet ResNets with a 10-class head, grey images
 repeated to 3 channels inside the model: 11,181,642 / 23,528,522 parameters (one-channel stem:
@@ -13,6 +15,7 @@ repeated to 3 channels inside the model: 11,181,642 / 23,528,522 parameters (one
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mnistbench.models.registry import register_model
@@ -59,8 +62,16 @@ class SmallResNet(nn.Module):
         blocks_per_stage: int = 2,
         num_classes: int = 10,
         in_channels: int = 1,
+        init: str = "pytorch",
     ):
         super().__init__()
+        if init not in MICRO_INITS:
+            from mnistbench.errors import ConfigError  # model files import little else
+
+            raise ConfigError(
+                f"Invalid model option init={init!r}: use 'pytorch' (PyTorch's default, the "
+                "study's) or 'kaiming' (Kaiming-normal fan_out convs)."
+            )
         self.stem = nn.Sequential(
             conv3x3(in_channels, widths[0]), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
         )
@@ -75,9 +86,10 @@ class SmallResNet(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.num_features = c_in
         self.head = nn.Linear(c_in, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if init == "kaiming":
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stages(self.stem(x))  # (B, 1, 28, 28) -> (B, 64, 7, 7)
@@ -87,13 +99,27 @@ class SmallResNet(nn.Module):
         return self.head(self.forward_features(x))
 
 
+# The conv initialisations MicroResNet offers: PyTorch's default (nn.Conv2d's own
+# kaiming_uniform_(a=sqrt(5)), the study's) and Kaiming-normal fan_out (the earlier recipe here).
+MICRO_INITS = ("pytorch", "kaiming")
+
+
 @register_model(
     family="resnet",
     architecture="MicroResNet: stem 16, 3 stages x 2 BasicBlocks (16/32/64), GAP, FC 64-10",
-    recipe={"epochs": 5, "batch_size": 128, "optimizer": "adam", "lr": 1e-3, "grad_clip": 1.0},
+    recipe={
+        "epochs": 5,
+        "batch_size": 128,
+        "optimizer": "adam",
+        "lr": 1e-3,
+        "grad_clip": 1.0,
+        # Stated, not left to the entrypoint's default: runs recorded before it existed have no
+        # options and Kaiming-initialised convs, so today's runs must hash apart from them.
+        "model_options": {"init": "pytorch"},
+    },
 )
-def microresnet(num_classes: int = 10) -> SmallResNet:
-    return SmallResNet(widths=(16, 32, 64), blocks_per_stage=2, num_classes=num_classes)
+def microresnet(num_classes: int = 10, init: str = "pytorch") -> SmallResNet:
+    return SmallResNet(widths=(16, 32, 64), blocks_per_stage=2, num_classes=num_classes, init=init)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -132,7 +158,9 @@ class ImageNetResNet(nn.Module):
     Kept in NCHW on the CPU (engine.place_model reads `channels_last_cpu`): a channels-last
     ResNet-18 training step at 64x64, batch 16, took 2.08 s against 0.25 s in NCHW on the
     2-core dev machine (benchmarks/zoo_large.py, since replaced by suites; see git history);
-    CUDA still gets channels-last.
+    CUDA still gets channels-last. Since the grey stem (`_grey_stem`) an interleaved A/B on a
+    shared CPU put channels-last at about 1.04x NCHW's step, not 8x; the quiet window measures
+    both (docs/speed.md), `MNISTBENCH_CHANNELS_LAST=on` forces it.
 
     `in_channels=3` is the study's setting: the grey image is repeated to three channels inside
     the model (the data stays one channel), so the stem and the parameter count are the
@@ -183,10 +211,22 @@ class ImageNetResNet(nn.Module):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        if self.in_channels == 3 and x.shape[1] == 1:
-            x = x.expand(-1, 3, -1, -1)  # (B, 1, H, W) -> (B, 3, H, W): a view, no copy
-        x = self.stages(self.stem(x))  # (B, 3, 64, 64) -> (B, C, 2, 2); C = 512 or 2048
+        grey = self.in_channels == 3 and x.shape[1] == 1  # then stem(x.expand(-1, 3, -1, -1))
+        x = self._grey_stem(x) if grey else self.stem(x)
+        x = self.stages(x)  # (B, 64, 16, 16) at 64 px -> (B, C, 2, 2); C = 512 or 2048
         return self.pool(x).flatten(1)  # (B, C, 2, 2) -> (B, C)
+
+    def _grey_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The 3-channel stem on a grey image repeated to RGB, computed as a 1-channel conv
+        with the three channel slices of its weight summed: conv(repeat(x), W) = conv(x,
+        sum_c W[:, c]) exactly (up to rounding), and autograd gives each slice the same
+        gradient as through the repeat. Same parameters, same function, a third of the stem's
+        arithmetic and no 3-channel copy of the batch (the repeated view is not contiguous,
+        so the convolution copied it every step)."""
+        conv = self.stem[0]
+        weight = conv.weight.sum(dim=1, keepdim=True)  # (64, 3, 7, 7) -> (64, 1, 7, 7)
+        x = F.conv2d(x, weight, None, conv.stride, conv.padding)
+        return self.stem[1:](x)  # BN, ReLU, max pool
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))

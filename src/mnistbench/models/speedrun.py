@@ -4,6 +4,9 @@
   stages, widths doubling, one linear head); the recipes live in `mnistbench.speedrun`.
 - `speedrun_tiny`: a <= 5,000-parameter BN convnet for the parameter track (four bias-free
   3x3 convs, global average pooling), 4,806 parameters.
+- `speedrun_lean`: the time track's MNIST 99% net since issue 29: the shape of the best public
+  speed recipe (tuomaso/train_mnist_fast: unpadded conv5x5, pool, conv3x3, pool, two linear
+  layers; benchmarks/public_mnist_fast.py) made leaner, with BN after each pool.
 - `examples_cnn`: the pytorch/examples MNIST network (conv 1->32, 32->64, maxpool, dropout,
   fc 9216->128->10; 1,199,882 parameters), the reference row every record is compared with.
 """
@@ -89,6 +92,35 @@ class TinyNet(nn.Module):
         return self.head(self.forward_features(x))
 
 
+class LeanNet(nn.Module):
+    """conv5x5 1->c1 (28 -> 24), pool (12), BN, ReLU, conv3x3 c1->c2 (12 -> 10), pool (5), BN,
+    ReLU, Linear(c2 * 25, hidden), ReLU, Linear(hidden, classes).
+
+    Unpadded convs and pooling before the normalisation and ReLU (which commute with max
+    pooling) keep the element-wise work at a quarter of the conv outputs: on 2 CPU cores a
+    small net's BN and ReLU cost as much as its convolutions (benchmarks/results/roofline.md).
+    Bias-free convs: the BN shift replaces the bias.
+    """
+
+    def __init__(self, c1: int = 16, c2: int = 32, hidden: int = 128, num_classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(1, c1, 5, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c1),
+            nn.ReLU(inplace=True),  # 28 -> 24 -> 12
+            nn.Conv2d(c1, c2, 3, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(c2),
+            nn.ReLU(inplace=True),  # 12 -> 10 -> 5
+        )  # fmt: skip
+        self.hidden = nn.Sequential(nn.Linear(c2 * 25, hidden), nn.ReLU(inplace=True))
+        self.num_features = hidden
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.hidden(self.features(x).flatten(1))  # (B, c2, 5, 5) -> (B, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
 class ExamplesNet(nn.Module):
     """pytorch/examples mnist/main.py `Net`, returning logits (its log_softmax + nll_loss is
     cross-entropy on logits)."""
@@ -154,6 +186,16 @@ def speedrun_fast_small(
 )
 def speedrun_fast_wide(num_classes: int = 10) -> SpeedNet:
     return SpeedNet((32, 64, 128), extra=True, num_classes=num_classes)
+
+
+@register_model(
+    family="speedrun",
+    architecture="conv5x5 1-16, pool, BN, conv3x3 16-32, pool, BN (ReLU, no pad), FC 800-128-10",
+    recipe={**_FAST_RECIPE, "epochs": 1, "batch_size": 128, "lr": 0.1},
+    tags=("speedrun",),
+)
+def speedrun_lean(num_classes: int = 10, c1: int = 16, c2: int = 32, hidden: int = 128) -> LeanNet:
+    return LeanNet(c1, c2, hidden, num_classes=num_classes)
 
 
 @register_model(

@@ -3,8 +3,10 @@
 The CD-k estimate of the log-likelihood gradient (Hinton 2002; the practical recipe of Hinton
 2010, UTML TR 2010-003, sections 3-4): positive statistics <v h> under the data, negative
 statistics after k steps of block Gibbs sampling started at the data. Hidden states are
-sampled while the chain runs; the visible reconstruction and the last hidden update use
-probabilities, which lowers sampling noise without biasing the rule much (Hinton 2010, 3.2-3.3).
+sampled while the chain runs and the last hidden update uses probabilities. The visible
+reconstruction is sampled to binary states (`sample_visible=True`, study A's DBN:
+`v1 = rbm.sample_v_given_h(h0)`) or kept as probabilities, which lowers sampling noise without
+biasing the rule much (Hinton 2010, 3.2-3.3; mnistbench's earlier recipe, the "improved" DBN).
 The update is the plain one, p += lr * (positive - negative) / batch: an SGD step without
 momentum or weight decay on the negated estimate, so the engine sees an optimizer and logs lr.
 """
@@ -38,6 +40,7 @@ class ContrastiveDivergenceObjective(Objective):
         k: int = 1,  # Gibbs steps per update (CD-1 in study A)
         lr: float = 0.05,  # plain CD learning rate (study A)
         seed: int = 0,
+        sample_visible: bool = True,  # binary visible reconstruction (study A)
     ):
         super().__init__(model)  # no autocast: 0/1 samples and small updates want fp32
         if k < 1:
@@ -47,6 +50,7 @@ class ContrastiveDivergenceObjective(Objective):
         self.k = k
         self.lr = lr
         self.seed = seed
+        self.sample_visible = sample_visible
         self._generator: torch.Generator | None = None
         self.extra = EpochMeans()  # per-epoch means of extra figures (epoch_figures)
 
@@ -67,7 +71,8 @@ class ContrastiveDivergenceObjective(Objective):
     def gibbs(
         self, v0: torch.Tensor, sample: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """k steps of block Gibbs from the data: (p(h|v0), v_k, p(h|v_k)), all (B, units).
+        """k steps of block Gibbs from the data: (p(h|v0), v_k, p(h|v_k)), all (B, units);
+        v_k is binary where the visibles are sampled (`sample_visible`), else p(v|h).
 
         With `sample` False the chain is mean-field (deterministic), used for evaluation.
         """
@@ -76,6 +81,8 @@ class ContrastiveDivergenceObjective(Objective):
         h = self._sample(h0) if sample else h0
         for _ in range(self.k):
             vk = rbm.visible_probabilities(h)
+            if sample and self.sample_visible:
+                vk = self._sample(vk)
             hk = rbm.hidden_probabilities(vk)
             h = self._sample(hk) if sample else hk
         return h0, vk, hk

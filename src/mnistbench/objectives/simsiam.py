@@ -2,7 +2,8 @@
 
 loss = -1/2 [cos(p1, sg(z2)) + cos(p2, sg(z1))], z = projector(encoder(view)), p = predictor(z).
 The stop-gradient on z is what keeps the two-branch network from collapsing (paper, sec. 4.1).
-Views are made on the device, batched (data.augment.simsiam_view); the encoder runs once on
+Views are made on the device, batched (data.augment.simsiam_view_torchvision: study A's
+torchvision pipeline; `views=combined` the earlier one-resample views); the encoder runs once on
 both views stacked (it has no BatchNorm, so that changes nothing), the projector and predictor
 once per view, so their BatchNorm sees each view's batch as in the original. As published
 (DataLoader drop_last=True), a last batch smaller than the run's batch size is skipped.
@@ -13,9 +14,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mnistbench.data.augment import simsiam_view
+from mnistbench.data.augment import simsiam_view, simsiam_view_torchvision
 from mnistbench.objectives.base import Batch, ImageGrid, StageInputs
 from mnistbench.objectives.pretext import EpochMeans, PretextObjective, pretext_eval_sums
+from mnistbench.options import StageOption
+
+VIEWS = StageOption(
+    "views",
+    str,
+    "torchvision",
+    help="'torchvision': study A's crop, flip, then nearest-neighbour affine; 'combined': one "
+    "bilinear resample of the three (mnistbench's earlier views)",
+    choices=("torchvision", "combined"),
+)
+_VIEW_MAKERS = {"torchvision": simsiam_view_torchvision, "combined": simsiam_view}
 
 
 def simsiam_loss(
@@ -37,6 +49,7 @@ class SimSiamObjective(PretextObjective):
 
     name = "simsiam"
     requires = ("encoder", "projector", "predictor")
+    options = (VIEWS,)
 
     def __init__(
         self,
@@ -45,9 +58,11 @@ class SimSiamObjective(PretextObjective):
         std: float = 1.0,
         seed: int = 0,
         min_batch: int = 2,
+        views: str = "torchvision",
         **kwargs,
     ):
         super().__init__(*args, **kwargs)
+        self.view = _VIEW_MAKERS[views]
         self.mean, self.std = mean, std
         self.fill = -mean / std  # the scaled value of a black pixel
         self.seed = seed
@@ -78,8 +93,8 @@ class SimSiamObjective(PretextObjective):
             )
         generator = self._generators[key]
         return (
-            simsiam_view(images, generator, fill=self.fill),
-            simsiam_view(images, generator, fill=self.fill),
+            self.view(images, generator, fill=self.fill),
+            self.view(images, generator, fill=self.fill),
         )
 
     def losses(self, images: torch.Tensor, train: bool = True) -> torch.Tensor:

@@ -22,6 +22,9 @@ from mnistbench.recipes.kinds import StageKind, StageRun, register_stage_kind
 
 LIGHTGBM_SEED = 42  # the published probe's random_state
 LIGHTGBM_LEARNING_RATE = 0.1  # LightGBM's default shrinkage, recorded as the epoch's lr
+# where the fitted LightGBM classifier is left in RecipeContext.shared, for the run's kept
+# weights (models/weights.py writes its text model beside the encoder's state dict)
+LIGHTGBM_PROBE_KEY = "lightgbm_probe"
 
 LGBM_TRAIN_SIZE = StageOption(
     "lgbm_train_size",
@@ -34,17 +37,18 @@ LGBM_TRAIN_SIZE = StageOption(
 )
 
 
-def probe_config(config: RunConfig, epochs: int) -> RunConfig:
-    """The linear probe's settings: the run's seed, device and batch size, study A's
-    classifier recipe (Adam 1e-3, gradient clipping 1.0), no schedule, no augmentation (the
-    inputs are feature vectors), no early stopping, fp32 (a Linear on features gains nothing
-    from bf16)."""
+def probe_config(config: RunConfig, epochs: int, grad_clip: float | None = None) -> RunConfig:
+    """The linear probe's settings: the run's seed, device and batch size, study A's probe
+    recipe (Adam 1e-3 without gradient clipping: its probe loops, unlike its supervised
+    scripts, do not clip; `grad_clip` is the stage's, None unless a recipe sets it), no
+    schedule, no augmentation (the inputs are feature vectors), no
+    early stopping, fp32 (a Linear on features gains nothing from bf16)."""
     return replace(
         config,
         epochs=epochs,
         lr=1e-3,
         optimizer="adam",
-        grad_clip=1.0,
+        grad_clip=grad_clip,
         scheduler="none",
         augment="none",
         early_stopping_patience=None,
@@ -66,7 +70,7 @@ def shared_features(run: StageRun) -> DeviceData:
 
 def _linear_probe(run: StageRun) -> FitResult:
     features = shared_features(run)
-    config = probe_config(run.config, run.config.epochs)
+    config = probe_config(run.config, run.config.epochs, run.stage.params.get("grad_clip"))
     objective = CrossEntropyObjective(run.model.head, grad_clip=config.grad_clip)
     fitted = run.fit(objective, data=features, config=config)
     run.record(probe="linear", probe_train_images=len(features.train))
@@ -79,6 +83,7 @@ def _lightgbm_probe(run: StageRun) -> FitResult:
     if size and size < len(train):
         train = Split(train.images[:size], train.labels[:size])
     probe = fit_lightgbm_probe(train, features.val, seed=LIGHTGBM_SEED)
+    run.ctx.shared[LIGHTGBM_PROBE_KEY] = probe.booster
     test = None
     if run.test != "none":  # "final": the sealed test's features, opened for this one score
         split = features.test

@@ -157,6 +157,8 @@ def run_recipe(ctx: RecipeContext, recipe: Recipe) -> FitResult:
             result.best_val_test = fitted.best_val_test
             result.best_val_accuracy = fitted.best_val_accuracy
         result.train_cpu_s += fitted.train_cpu_s
+        result.train_images_seen += fitted.train_images_seen
+        result.train_steps += fitted.train_steps
         if stage.name == headline:
             result.stopped_early = fitted.stopped_early
         if fitted.status != "finished":

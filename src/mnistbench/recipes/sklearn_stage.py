@@ -1,16 +1,50 @@
 """The sklearn_fit stage kind: a scikit-learn estimator fitted once and scored like one epoch
-(study C's SVMs)."""
+(study C's SVMs), on a sample of the training split drawn with the run's seed."""
 
 from __future__ import annotations
 
 import time
+
+import torch
 
 from mnistbench.config import RunConfig
 from mnistbench.data import SealedSplit, Split
 from mnistbench.engine import FitResult
 from mnistbench.engine.loop import EpochRecord, EvalResult
 from mnistbench.errors import ConfigError
+from mnistbench.options import StageOption
 from mnistbench.recipes.kinds import StageKind, StageRun, register_stage_kind
+
+# Study C fit its SVCs on 10,000 training images without saying which (its code is not
+# public): by default a random 10,000 per seed; "first" takes the training split's first ones
+# (with --protocol study, or --val-size 0, exactly images 0-9,999 of the training file).
+FIT_SIZE = StageOption(
+    "fit_size",
+    int,
+    10_000,
+    help="training images the estimator is fitted on (0: the whole training split)",
+    check=lambda size: size >= 0,
+    rule="must be a whole number, 0 or more",
+)
+FIT_SAMPLE = StageOption(
+    "fit_sample",
+    str,
+    "random",
+    help="which: 'random' (drawn with the seed from the training split) or 'first'",
+    choices=("random", "first"),
+)
+
+
+def fit_indices(n: int, size: int, sample: str, seed: int) -> torch.Tensor:
+    """Indices of the `size` images (0: all `n`) of an `n`-image training split to fit on:
+    the first ones, or a random set drawn with `seed` on a CPU generator (the same on every
+    device), in ascending order."""
+    if not size or size >= n:
+        return torch.arange(n)
+    if sample == "first":
+        return torch.arange(size)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.randperm(n, generator=generator)[:size].sort().values
 
 
 def check_sklearn_config(config: RunConfig) -> None:
@@ -43,8 +77,12 @@ def _sklearn_fit(run: StageRun) -> FitResult:
     SVM minimises a hinge loss, not cross-entropy, so there is no cross-entropy to report.
     """
     model, data = run.model, run.data
+    chosen = fit_indices(
+        len(data.train), run.options["fit_size"], run.options["fit_sample"], run.config.seed
+    ).to(data.train.images.device)
+    fitted_on = Split(data.train.images[chosen], data.train.labels[chosen])
     started = time.perf_counter()
-    model.fit_estimator(data.train.images, data.train.labels)
+    model.fit_estimator(fitted_on.images, fitted_on.labels)
     fit_s = time.perf_counter() - started
 
     def score(split: Split) -> EvalResult:
@@ -58,7 +96,7 @@ def _sklearn_fit(run: StageRun) -> FitResult:
         )
 
     eval_started = time.perf_counter()
-    train = score(data.train)
+    train = score(fitted_on)
     val = score(data.val) if data.val is not None else None
     test = None
     if run.test != "none":  # "final": the sealed test opened for its one score
@@ -76,7 +114,12 @@ def _sklearn_fit(run: StageRun) -> FitResult:
         lr=0.0,  # no learning rate
     )
     run.log.add(record, run.stage.name)
-    run.record(fit_time_s=fit_s, train_images=len(data.train), **model.fit_summary())
+    run.record(
+        fit_time_s=fit_s,
+        train_images=len(fitted_on),
+        fit_sample=run.options["fit_sample"],
+        **model.fit_summary(),
+    )
     return FitResult(status="finished", epochs=[record], last_test=test)
 
 
@@ -87,6 +130,7 @@ register_stage_kind(
         labelled=True,
         fits_before_forward=True,
         requires=("fit_estimator", "predict", "fit_summary"),
+        options=(FIT_SIZE, FIT_SAMPLE),
         check=check_sklearn_config,
     )
 )

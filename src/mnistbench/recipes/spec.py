@@ -56,17 +56,18 @@ def pretext(objective: type[Objective], name: str = "pretrain", epochs: int | No
 
 
 def contrastive_divergence(
-    layer: int, name: str, epochs: int, lr: float, gibbs_steps: int
+    layer: int, name: str, epochs: int, lr: float, gibbs_steps: int, sample_visible: bool = True
 ) -> Stage:
-    """CD-k on RBM `layer` of a DBN-like model (objectives.contrastive_divergence)."""
-    return Stage(
-        name, "contrastive_divergence", epochs, {"layer": layer, "lr": lr, "k": gibbs_steps}
-    )
+    """CD-k on RBM `layer` of a DBN-like model (objectives.contrastive_divergence); the visible
+    reconstruction binary (`sample_visible`) or its probabilities."""
+    params = {"layer": layer, "lr": lr, "k": gibbs_steps, "sample_visible": sample_visible}
+    return Stage(name, "contrastive_divergence", epochs, params)
 
 
-def linear_probe(name: str = "probe", epochs: int = 10) -> Stage:
-    """`model.head` trained on features extracted once from the frozen model."""
-    return Stage(name, "linear_probe", epochs)
+def linear_probe(name: str = "probe", epochs: int = 10, grad_clip: float | None = None) -> Stage:
+    """`model.head` trained on features extracted once from the frozen model; study A's probes
+    do not clip gradients (`grad_clip` None, recorded in the model card's stages)."""
+    return Stage(name, "linear_probe", epochs, {"grad_clip": grad_clip})
 
 
 def lightgbm_probe(name: str = "probe") -> Stage:

@@ -83,12 +83,13 @@ def _pretext(run: StageRun) -> FitResult:
 def _contrastive_divergence(run: StageRun) -> FitResult:
     """CD-k on one RBM (its plain rule: constant rate, no accuracy to stop on)."""
     layer, lr, k = (run.stage.params[key] for key in ("layer", "lr", "k"))
+    sample_visible = bool(run.stage.params.get("sample_visible", True))
     config = stage_config(run.ctx.config, run.stage, scheduler="none", early_stopping_patience=None)
     objective = ContrastiveDivergenceObjective(
-        run.model, layer, k=k, lr=lr, seed=config.seed + 10 * layer
+        run.model, layer, k=k, lr=lr, seed=config.seed + 10 * layer, sample_visible=sample_visible
     )
     fitted = run.fit(objective, config=config)
-    run.record(cd_lr=lr, cd_gibbs_steps=k)
+    run.record(cd_lr=lr, cd_gibbs_steps=k, cd_sample_visible=sample_visible)
     if fitted.status == "finished":
         store_pictures(run, objective)
     return fitted

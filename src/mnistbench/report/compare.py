@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mnistbench.protocols import STUDY, STUDY_SETTINGS, protocol_label, study_of
 from mnistbench.report import cards
 from mnistbench.report import format as fmt
 from mnistbench.studies import FIGURES, PublishedFigure, closest_figure
@@ -36,6 +37,15 @@ _PROTOCOL_METRICS = {
 _UNKNOWN_PROTOCOL = ("test_accuracy", "final; the study's protocol is not known")
 
 
+def protocol_fixed(config: Mapping[str, Any]) -> set[str]:
+    """The settings a run's protocol decided (under "study": its study's split), so they are
+    not differences from the recipe; "protocol" itself is shown by name, never as one."""
+    if config.get("protocol") != STUDY:
+        return {"protocol"}
+    study = study_of(str(config.get("recipe_of") or config.get("model")))
+    return {"protocol", *STUDY_SETTINGS.get(study or "", {})}
+
+
 def settings_vs_recipe(config: Mapping[str, Any], card: Mapping[str, Any]) -> str:
     """The run's settings that differ from the recipe it was resolved with, or "recipe".
 
@@ -46,14 +56,18 @@ def settings_vs_recipe(config: Mapping[str, Any], card: Mapping[str, Any]) -> st
     if defaults is None:
         return "— (recipe not recorded)"
     roles = cards.setting_roles(card)
+    fixed = protocol_fixed(config)
     changed = [
         fmt.setting(key, value)
         for key, value in config.items()
         if key not in _OWN_COLUMNS
+        and key not in fixed
         and roles.get(key) != "analysis"
         and key in defaults
         and not same(defaults[key], value)
     ]
+    if config.get("protocol") == STUDY:  # said first: it decides what the rest means
+        changed.insert(0, fmt.setting("protocol", protocol_label(config)))
     return ", ".join(changed) or "recipe"
 
 
@@ -91,12 +105,15 @@ def compare(config: Mapping[str, Any], card: Mapping[str, Any]) -> Comparison:
     differences = [f"{fmt.setting(k, config[k])} (study: {setting[k]})" for k in differing]
     defaults = cards.recipe_defaults(card) or {}
     roles = cards.setting_roles(card)
-    # beyond what the figure states, the study trained at the recipe
+    # beyond what the figure states, the study trained at the recipe (and under protocol
+    # "study" on its own split, which is then no difference)
+    fixed = protocol_fixed(config)
     differences += [
         fmt.setting(key, value)
         for key, value in config.items()
         if key not in setting
         and key not in _OWN_COLUMNS
+        and key not in fixed
         and roles.get(key) != "analysis"
         and key in defaults
         and not same(defaults[key], value)

@@ -17,13 +17,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from mnistbench.protocols import STUDY, STUDY_LIKE, protocol_label
 from mnistbench.report import format as fmt
 from mnistbench.report import uncertainty
 from mnistbench.report.collect import HONEST_PROTOCOL, PUBLISHED_PROTOCOL, RunGroup
 from mnistbench.report.columns import group_protocol, protocol_stat
-from mnistbench.report.compare import accuracy_text, setting_text, settings_vs_recipe
+from mnistbench.report.compare import (
+    accuracy_text,
+    protocol_fixed,
+    setting_text,
+    settings_vs_recipe,
+)
 from mnistbench.statistics import Verdict
 from mnistbench.studies import FIGURES, PublishedFigure
+from mnistbench.studies.catalog import current_setting
 
 SEEDS_NEEDED = uncertainty.SEEDS_NEEDED
 RULES = (
@@ -37,10 +44,13 @@ RULES = (
 
 @dataclass(frozen=True)
 class Row:
-    """One published figure and the configuration run at its setting (None: not run)."""
+    """One published figure, the configuration run at its setting (None: not run) and the one
+    that gives its honest figure: the same configuration when it held images out, else the
+    heldout twin of a protocol "study" configuration (None: not run)."""
 
     figure: PublishedFigure
     group: RunGroup | None
+    honest: RunGroup | None = None
 
     @property
     def needed(self) -> int:
@@ -58,7 +68,7 @@ def _is_figure(card_figure: Mapping[str, Any] | None, figure: PublishedFigure) -
         card_figure.get("study") == figure.study
         and card_figure.get("model") == figure.model
         and card_figure.get("dataset") == figure.dataset
-        and _same(card_figure.get("setting") or {}, dict(figure.setting))
+        and _same(current_setting(dict(card_figure.get("setting") or {})), dict(figure.setting))
     )
 
 
@@ -73,12 +83,96 @@ def _most_seeds(groups: Sequence[RunGroup]) -> RunGroup | None:
     return max(groups, key=lambda g: len(g.runs), default=None)  # max keeps the first of equals
 
 
+def under_study_protocol(group: RunGroup) -> bool:
+    return group.config.get("protocol") == STUDY
+
+
+def same_recipe(a: RunGroup, b: RunGroup) -> bool:
+    """Whether two configurations differ only in what a protocol decides (its name, the
+    validation split, early stopping on it) and the seed: the settings both recorded (a run
+    recorded before a setting existed has no key for it) are equal."""
+    skip = protocol_fixed({**a.config, "protocol": STUDY}) | {"seed", "early_stopping_patience"}
+    keys = (set(a.config) & set(b.config)) - skip
+    return all(_same(a.config[k], b.config[k]) for k in keys)
+
+
+def row_for(figure: PublishedFigure, groups: Sequence[RunGroup]) -> Row:
+    """The figure's row: its protocol "study" configuration with the most seeds, beside the
+    heldout configuration of the same recipe; without one, the heldout configuration alone
+    (its honest figure from the same runs)."""
+    at = [g for g in groups if at_study_setting(g, figure)]
+    study = _most_seeds([g for g in at if under_study_protocol(g)])
+    if study is None:
+        group = _most_seeds(at)
+        return Row(figure, group, group)
+    heldout = [g for g in at if not under_study_protocol(g) and g.config.get("val_size")]
+    return Row(figure, study, _most_seeds([g for g in heldout if same_recipe(g, study)]))
+
+
 def reproduction_rows(groups: Sequence[RunGroup]) -> list[Row]:
     """One row per published figure, in the studies' order."""
-    return [
-        Row(figure, _most_seeds([g for g in groups if at_study_setting(g, figure)]))
-        for figure in FIGURES
-    ]
+    return [row_for(figure, groups) for figure in FIGURES]
+
+
+# What an earlier recipe did, as its run's model card and config show it (the card records the
+# recipe a run was resolved with): runs recorded before a recipe took the study's code's way
+# stay in the table, named by what they ran. (Probes recorded before their stage stated its
+# clipping clipped at 1.0; the DBN's and SimSiam's earlier stages and views; MicroResNet's
+# earlier init; study D's earlier augmentation; the SVCs' earlier images.)
+def _stages(group: RunGroup) -> list[Mapping[str, Any]]:
+    return list((group.card.get("recipe") or {}).get("stages") or [])
+
+
+def _stage_names(group: RunGroup) -> list[str]:
+    return [str(s.get("name")) for s in _stages(group)]
+
+
+def _options(group: RunGroup) -> dict[str, Any]:
+    return {str(k): v for k, v in group.config.get("model_options") or []}
+
+
+EARLIER_RECIPES: tuple[tuple[str, Any], ...] = (
+    (
+        "linear probe clipped at 1.0",
+        lambda g: any(
+            s.get("kind") == "linear_probe" and "grad_clip" not in (s.get("options") or {})
+            for s in _stages(g)
+        ),
+    ),
+    ("Kaiming-normal conv init", lambda g: g.model == "microresnet" and not _options(g)),
+    (
+        "mean-field CD-1 visibles, a probe before fine-tuning, fine-tuning clipped at 1.0",
+        lambda g: g.model == "dbn" and not _options(g),
+    ),
+    (
+        "one-resample bilinear views, a linear probe's epochs in its maximum",
+        lambda g: g.model == "simsiam_lgbm" and "linear_probe" in _stage_names(g),
+    ),
+    ("bilinear augmentation, brightness first", lambda g: g.config.get("augment") == "study_d"),
+    (
+        "the first 10,000 of a seed-dependent 55,000",
+        lambda g: g.model.startswith("svm_") and g.config.get("subset") == 10_000,
+    ),
+)
+
+
+def earlier_recipe(group: RunGroup) -> list[str]:
+    """What the configuration ran that today's recipe no longer does (empty: today's)."""
+    return [text for text, ran in EARLIER_RECIPES if ran(group)]
+
+
+def trained_on(group: RunGroup | None) -> str:
+    """The 'Protocol' cell: the configuration's protocol, its split, and an earlier recipe."""
+    if group is None:
+        return "—"
+    label = protocol_label(group.config)
+    held_out = int(group.config.get("val_size") or 0)
+    text = {
+        STUDY: "study: every training image",
+        STUDY_LIKE: "heldout setting, no validation split (the study's data)",
+    }.get(label, f"heldout: {held_out:,} held out")
+    earlier = earlier_recipe(group)
+    return text + (f"; earlier recipe: {', '.join(earlier)}" if earlier else "")
 
 
 def improved_groups(groups: Sequence[RunGroup]) -> list[RunGroup]:
@@ -130,6 +224,18 @@ def row_verdict(row: Row) -> str:
     return row_verdict_of(row).text
 
 
+def _honest_cell(row: Row) -> str:
+    honest = row.honest
+    if honest is None:
+        return "—" if row.group is None else "not run (heldout)"
+    text = uncertainty.accuracy_cell(honest, HONEST_PROTOCOL)
+    if honest is not row.group:  # its own configuration: say how many seeds and what it ran
+        earlier = earlier_recipe(honest)
+        text += f" ({len(honest.runs)} seeds, heldout"
+        text += f"; earlier recipe: {', '.join(earlier)})" if earlier else ")"
+    return text
+
+
 def row_cells(row: Row) -> list[str]:
     figure, group = row.figure, row.group
     seeds = 0 if group is None else len(group.runs)
@@ -145,8 +251,9 @@ def row_cells(row: Row) -> list[str]:
         figure.dataset,
         figure.setting_text,
         f"{seeds} of {row.needed}" if seeds else "not run",
+        trained_on(group),
         ours,
-        uncertainty.accuracy_cell(group, HONEST_PROTOCOL) if group is not None else "—",
+        _honest_cell(row),
         figure.accuracy_text,
         row_verdict(row),
     ]
@@ -154,6 +261,7 @@ def row_cells(row: Row) -> list[str]:
 
 ROW_HEADER = [
     "Study", "Model", "Dataset", "Published setting", "Seeds (have of need)",
+    "Our runs: protocol, recipe",
     f"Ours, study's protocol (mean ± std {uncertainty.CI_HEADER})",
     f"Ours, honest: test @ best val (mean ± std {uncertainty.CI_HEADER})", "Published",
     "Verdict (rule above; PI = 95% prediction interval for one run)",
@@ -214,8 +322,10 @@ SHORTFALL_NOTES: dict[str, str] = {
     "epochs of one run depends on its seed; the improved view shows the same network with a "
     "OneCycle schedule.",
 }
+SPLIT_NOTES = {"simsiam_lgbm"}  # notes about the heldout split, moot under protocol "study"
 FULL_DATA = "val_size=0"  # the studies' own split: every training image, no validation
 FULL_DATA_SUITE = "study-a-60k"
+STUDY_PROTOCOL_SUITE = "study-protocol"
 
 
 def full_data_group(row: Row, groups: Sequence[RunGroup]) -> RunGroup | None:
@@ -350,9 +460,11 @@ def notes(
     for row in rows:
         if row.group is None or row_verdict_of(row).label != "below":
             continue
-        parts = [SHORTFALL_NOTES[row.figure.model]] if row.figure.model in SHORTFALL_NOTES else []
+        study_protocol = under_study_protocol(row.group)
+        note = SHORTFALL_NOTES.get(row.figure.model)
+        parts = [note] if note and not (study_protocol and row.figure.model in SPLIT_NOTES) else []
         parts += _evidence(row, epochs or {})
-        full = full_data_group(row, groups)
+        full = None if study_protocol else full_data_group(row, groups)
         held_out = int(row.group.config.get("val_size") or 0)
         if full is not None:
             stat, protocol = protocol_stat(full)
@@ -363,11 +475,11 @@ def notes(
                 f"the honest figure), {len(full.runs)} seed(s) reach {fmt.percent_stat(stat)} "
                 f"({protocol}): " + verdict(full, metric, row.figure.to_dict(), row.needed).text
             )
-        elif row.figure.study == "A" and held_out:
+        elif row.figure.study == "A" and held_out and not study_protocol:
             parts.append(
                 f"the recipe holds {held_out:,} training images out for the honest figure; the "
-                f"study trained on all of them: `mnistbench suite {FULL_DATA_SUITE}` measures "
-                "the difference."
+                f"study trained on all of them: `mnistbench suite {STUDY_PROTOCOL_SUITE}` trains "
+                "it at the study's protocol."
             )
         if parts:
             sentences = " ".join(

@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass
 
 from mnistbench.errors import ConfigError
-from mnistbench.report import cards, columns, reproduction, uncertainty
+from mnistbench.report import cards, columns, reproduction, robustness, uncertainty
 from mnistbench.report.collect import ReportData, RunGroup, load
 from mnistbench.report.document import Document, Paragraph, Section, Table, to_markdown
 from mnistbench.report.sections.overview import (
@@ -36,7 +36,8 @@ class View:
     models: tuple[str, ...] = ()  # ...and these models; both empty: every model
     datasets: tuple[str, ...] = ()  # only these datasets; empty: every dataset
     comparable_only: bool = False  # leave out runs smaller than their recipe (quick looks)
-    rows: str = "groups"  # a row per configuration; "reproduction"/"improved": reproduction.py
+    rows: str = "groups"  # a row per configuration; "reproduction"/"improved": reproduction.py;
+    # "robustness": report/robustness.py
 
     def shows(self, group: RunGroup) -> bool:
         if self.datasets and group.dataset not in self.datasets:
@@ -127,6 +128,15 @@ VIEWS: dict[str, View] = {
             comparable_only=True,
         ),
         View(
+            "robustness",
+            "Beyond clean accuracy: corruptions, calibration and attacks",
+            "Every evaluated configuration (`mnistbench evaluate`, e.g. after `mnistbench suite "
+            "robustness`): clean accuracy, MNIST-C's 15 corruptions (mean and worst), "
+            "calibration and L-inf attacks (docs/robustness.md).",
+            (),
+            rows="robustness",
+        ),
+        View(
             "architecture-showdown",
             "Study A's ten architectures at their recipes",
             "The architecture-showdown suite: every study A model at its recipe. "
@@ -173,9 +183,12 @@ def build_view(store: Store, name: str) -> Document:
         if groups:
             cells = [reproduction.improved_cells(g) for g in groups]
             blocks.append(Table(reproduction.IMPROVED_HEADER, cells))
+    elif view.rows == "robustness":
+        groups = [r.group for r in robustness.robustness_rows(groups, data.artefacts)]
+        blocks += robustness.robustness_blocks(groups, data)
     elif groups:
         blocks.append(Table.of(columns.pick(*view.columns), groups))
-    if not groups:
+    if not groups and view.rows != "robustness":
         blocks.append(Paragraph("No finished run in the store belongs to this view yet."))
     missing = _not_run(view, groups) if view.rows == "groups" else ""
     if missing:

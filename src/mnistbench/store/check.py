@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections import defaultdict
@@ -20,6 +21,7 @@ from mnistbench.store.rows import record_from_row, run_select
 from mnistbench.store.runs import Store
 from mnistbench.store.schema import CardBuilder
 from mnistbench.store.schema_records import RecordError, stored_config_hash
+from mnistbench.store.weights import WeightsRef, check_weights
 
 TABLES = ("meta", "runs", "epochs", "artefacts")
 # Past the last row id SQLite could tell us, how many more ids recovery tries one by one: rows
@@ -39,6 +41,10 @@ class StoreCheck:
     size_bytes: int
     wal_bytes: int | None  # None: no -wal file
     shm_present: bool
+    # kept weights (store/weights.py): files verified by hash, and those missing or changed
+    weights_verified: int = 0
+    weights_missing: list[str] = field(default_factory=list)
+    weights_changed: list[str] = field(default_factory=list)
     invalid_runs: list[str] = field(default_factory=list)  # "run N: problem" (run format)
 
     def lines(self) -> list[str]:
@@ -60,6 +66,14 @@ class StoreCheck:
             )
         if self.shm_present and not self.wal_bytes:
             out.append(f"{Path(self.path).name}-shm present, no commits in a -wal file (harmless)")
+        out.append(f"weights: {self.weights_verified} file(s) match their SHA-256")
+        out.extend(
+            f"weights missing (merged or copied without --with-weights?): {m}"
+            for m in self.weights_missing
+        )
+        out.extend(
+            f"weights CHANGED since written (refused on load): {c}" for c in self.weights_changed
+        )
         if self.invalid_runs:
             out.append(
                 f"records: {len(self.invalid_runs)} run(s) break the run format (written by "
@@ -136,7 +150,8 @@ def check_store(path: str | Path) -> StoreCheck:
                 report.problems.append(f"{table}: {exc}")
         if not report.problems:
             report.invalid_runs = _invalid_runs(conn, report.schema_version or 1)
-    report.ok = not report.problems and not report.invalid_runs
+        _check_kept_weights(conn, path, report)
+    report.ok = not report.problems and not report.invalid_runs and not report.weights_changed
     return report
 
 
@@ -160,6 +175,25 @@ def _invalid_runs(conn: sqlite3.Connection, schema_version: int, shown: int = 20
                     f"config ({recomputed}); runs are not reused from it"[:500]
                 )
     return found[:shown] + ([f"and {len(found) - shown} more"] if len(found) > shown else [])
+
+
+def _check_kept_weights(conn: sqlite3.Connection, path: Path, report: StoreCheck) -> None:
+    """Hash every weights file a run's metrics name (a changed file makes the store not ok;
+    a missing one is listed: merges carry weights only when asked)."""
+    refs = []
+    with suppress(sqlite3.Error):
+        for run_id, metrics_json in conn.execute("SELECT run_id, metrics_json FROM runs"):
+            try:
+                ref = WeightsRef.of_metrics(json.loads(metrics_json or "{}"), run_id)
+            except (ValueError, StoreError) as error:
+                report.problems.append(f"run {run_id}: {error}")
+                continue
+            if ref is not None:
+                refs.append((run_id, ref))
+    found = check_weights(path, refs)
+    report.weights_verified = found.verified
+    report.weights_missing = list(found.missing or [])
+    report.weights_changed = list(found.changed or [])
 
 
 @dataclass

@@ -41,6 +41,9 @@ from mnistbench.store.schema_records import (
     invalid_records_message,
 )
 from mnistbench.store.sqlite import Database
+from mnistbench.store.weights import WeightsRef, write_weights
+
+WEIGHTS_KIND = "weights"  # an artefact of this kind is kept as a file beside the store, not a row
 
 
 class Store(Database):
@@ -51,7 +54,18 @@ class Store(Database):
     ``card_builder(config) -> dict`` builds the model card of runs recorded without one
     (default: the one installed with ``install_card_builder``, which the CLI sets to
     ``mnistbench.cards.reconstruct_card``; else a minimal card).
+
+    A run's trained weights arrive as an artefact of kind "weights" (named by their format),
+    from any executor's path (in-process, pool worker, Ray): the store writes them to a file
+    beside itself named by their SHA-256 (store/weights.py) instead of a row, and adds
+    `weights_sha256`, `weights_format` and `weights_bytes` to the run's metrics when it
+    finishes. ``keep_weights=False`` (`--no-weights`) drops them.
     """
+
+    def __init__(self, path: str | Path | None = None, *, keep_weights: bool = True, **options):
+        self.keep_weights = keep_weights
+        self._pending_weights: dict[int, WeightsRef] = {}  # written, not yet in the metrics
+        super().__init__(path, **options)
 
     # ----------------------------------------------------------------- writing
 
@@ -115,6 +129,14 @@ class Store(Database):
             raise ValueError(
                 f"finish_run: status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}"
             )
+        weights = self._pending_weights.pop(run_id, None)
+        if metrics is not None and weights is not None and status == "finished":
+            metrics = {
+                **metrics,
+                "weights_sha256": weights.sha256,
+                "weights_format": weights.format,
+                "weights_bytes": weights.bytes,
+            }
         assignments = ["status = ?", "error = ?", "finished_at = ?"]
         values: list[Any] = [status, error, now_iso()]
         if metrics is not None:
@@ -131,11 +153,21 @@ class Store(Database):
             )
 
     def add_artefact(self, run_id: int, name: str, kind: str, content: bytes | str) -> None:
-        """Store a named artefact for a run; adding the same name again replaces it."""
+        """Store a named artefact for a run; adding the same name again replaces it. Kind
+        "weights" is kept as a file (see the class), its name being the weights' format."""
         data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        if kind == WEIGHTS_KIND:
+            self._keep_weights(run_id, name, data)
+            return
         with self._transaction(f"store artefact {name!r} of run {run_id}") as conn:
             self._require_run(conn, run_id)
             upsert_artefact(conn, run_id, Artefact(run_id, name, kind, data, now_iso()))
+
+    def _keep_weights(self, run_id: int, form: str, content: bytes) -> None:
+        if not self.keep_weights:
+            return
+        self._require_writable(f"keep the weights of run {run_id}")
+        self._pending_weights[run_id] = write_weights(self.path, form, content)
 
     def import_run(self, run: RunRecord, epochs: list[dict], artefacts: list[Artefact]) -> bool:
         """Copy a run that has ended, from another store or an export, here with its epochs and

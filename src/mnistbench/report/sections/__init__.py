@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from mnistbench.report import robustness
 from mnistbench.report.collect import ReportData
 from mnistbench.report.document import Section
 from mnistbench.report.sections import (
@@ -31,6 +32,7 @@ SECTIONS: list[SectionBuilder] = [
     curves.learning_curves,
     curves.confusion,
     sensitivity.section,
+    robustness.section,
     speed.speedup,
     speed.speedruns,
     energy.section,

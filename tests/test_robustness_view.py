@@ -1,0 +1,103 @@
+"""The robustness view and section (report/robustness.py), from stored evaluations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mnistbench.experiments.configure import make_config
+from mnistbench.report import view_markdown, write_report
+from mnistbench.statistics import seeds_images_interval
+from mnistbench.store import Store
+from report_store import write_run
+from test_report import _row, _table
+
+
+def evaluation(clean: float, mean: float, worst: float, ece: float, fgsm: float, pgd: float):
+    return {
+        "corruptions": {
+            "clean_accuracy": clean,
+            "accuracy": {"shot_noise": mean + (mean - worst), "zigzag": worst},
+            "mean_accuracy": mean,
+            "worst": "zigzag",
+            "worst_accuracy": worst,
+            "images": 10_000,
+        },
+        "calibration": {
+            "clean_accuracy": clean,
+            "applicable": True,
+            "ece": ece,
+            "nll": 0.1,
+            "brier": 0.02,
+            "images": 10_000,
+        },
+        "adversarial": {
+            "clean_accuracy": clean,
+            "applicable": True,
+            "images": 1000,
+            "fgsm": {"0.05": 0.9, "0.1": fgsm, "0.2": 0.1, "0.3": 0.01},
+            "pgd": {"0.05": 0.8, "0.1": pgd, "0.2": 0.05, "0.3": 0.0},
+        },
+    }
+
+
+def store_evaluations(store: Store, run_id: int, evaluations: dict) -> None:
+    for name, content in evaluations.items():
+        store.add_artefact(run_id, f"evaluation_{name}", "evaluation", json.dumps(content))
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    path = tmp_path / "results.sqlite"
+    with Store(path) as store:
+        for seed, (clean, ece) in enumerate([(0.99, 0.010), (0.98, 0.020), (0.97, 0.030)]):
+            run_id = write_run(store, make_config("cnn", seed=seed), (1, 1.0, clean, clean, clean))
+            store_evaluations(store, run_id, evaluation(clean, 0.9, 0.5, ece, 0.4, 0.2))
+        run_id = write_run(store, make_config("svm_rbf"), (1, 1.0, 0.96, 0.96, 0.96))
+        store_evaluations(
+            store,
+            run_id,
+            {
+                "calibration": {"clean_accuracy": 0.96, "applicable": False,
+                                "reason": "not applicable: the SVC gives votes, not probabilities"},
+                "adversarial": {"clean_accuracy": 0.96, "applicable": False,
+                                "reason": "not applicable: no input gradient"},
+            },
+        )  # fmt: skip
+        write_run(store, make_config("mlp"), (1, 1.0, 0.97, 0.97, 0.97))  # not evaluated
+        store.add_artefact(run_id, "evaluation_broken", "evaluation", b"{not json")
+    return path
+
+
+def test_view_rows_pool_seeds_with_the_statistics_modules_interval(store_path: Path) -> None:
+    with Store(store_path) as store:
+        markdown = view_markdown(store, "robustness")
+    table = _table(markdown, "## Results")
+    assert {row[0] for row in table[1:]} == {"cnn", "svm_rbf"}  # mlp kept no evaluation
+    cnn = _row(table, Model="cnn")
+    clean = seeds_images_interval([0.99, 0.98, 0.97], 10_000)
+    assert cnn["Seeds"] == "3"
+    assert cnn["Clean"] == f"98.00% ({100 * clean.low:.2f}–{100 * clean.high:.2f})"
+    corrupted = seeds_images_interval([0.9, 0.9, 0.9], 10_000)
+    assert cnn["Corrupted (mean of 15)"].startswith("90.00% (")
+    assert f"{100 * corrupted.low:.2f}" in cnn["Corrupted (mean of 15)"]
+    assert cnn["Worst corruption"] == "zigzag 50.00%"
+    assert cnn["ECE"] == "0.0200 (range 0.0100–0.0300)"  # mean, and the seeds' range
+    pgd = seeds_images_interval([0.2, 0.2, 0.2], 1000)
+    assert cnn["PGD 0.1"] == f"20.00% ({100 * pgd.low:.2f}–{100 * pgd.high:.2f})"
+    assert cnn["PGD 0.3"].startswith("0.00%") and cnn["FGSM 0.3"].startswith("1.00%")
+    svm = _row(table, Model="svm_rbf")
+    assert svm["Seeds"] == "1" and svm["Clean"].startswith("96.00%")
+    assert (svm["ECE"], svm["NLL"], svm["PGD 0.1"]) == ("n/a", "n/a", "n/a")
+    assert "svm_rbf: not applicable: no input gradient." in markdown
+
+
+def test_report_section_draws_one_figure_per_dataset(store_path: Path, tmp_path: Path) -> None:
+    with Store(store_path) as store:
+        files = write_report(store, tmp_path / "report")
+    assert (tmp_path / "report" / "figures" / "robustness-mnist.png").is_file()
+    assert any(f.name.startswith("robustness-") for f in files.figures)
+    html = files.html.read_text()
+    assert "Robustness: corruptions, calibration, attacks" in html
