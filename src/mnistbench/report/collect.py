@@ -15,8 +15,9 @@ from typing import Any
 
 from mnistbench.report import cards
 from mnistbench.report import format as fmt
-from mnistbench.report.compare import Comparison, compare
+from mnistbench.report.compare import Comparison, compare, settings_vs_recipe
 from mnistbench.report.format import Stat
+from mnistbench.statistics import Interval, seeds_images_interval
 from mnistbench.store import Artefact, RunRecord, Store
 
 # The three accuracy protocols shown side by side (run metric names from engine/summary.py).
@@ -74,7 +75,26 @@ class RunGroup:
 
     def accuracy(self) -> Stat | None:
         """The honest accuracy, falling back to the final one for runs without validation."""
-        return self.stat(HONEST_PROTOCOL) or self.stat(FINAL_PROTOCOL)
+        return self.stat(self.accuracy_protocol())
+
+    def accuracy_protocol(self) -> str:
+        """HONEST_PROTOCOL, or FINAL_PROTOCOL for runs without a validation split."""
+        return HONEST_PROTOCOL if self.stat(HONEST_PROTOCOL) is not None else FINAL_PROTOCOL
+
+    @property
+    def n_test(self) -> int:
+        """Test images its runs were scored on (the first seed's)."""
+        return n_test(self.first)
+
+    def interval(self, metric: str | None = None) -> Interval | None:
+        """95% interval of the mean of `metric` (default: the accuracy() protocol) over the
+        seeds, counting seed spread and test sampling (statistics.seeds_images_interval)."""
+        values = [
+            float(v)
+            for v in self.values(metric or self.accuracy_protocol())
+            if isinstance(v, (int, float)) and math.isfinite(v)
+        ]
+        return seeds_images_interval(values, self.n_test) if values else None
 
 
 @dataclass
@@ -91,6 +111,35 @@ class ReportData:
 
     def groups_of(self, model: str) -> list[RunGroup]:
         return [g for g in self.groups if g.model == model]
+
+
+def n_test(run: RunRecord) -> int:
+    """Test images a run was scored on: its recorded `n_test`, else (runs made before it was
+    recorded) the official 10,000, or the first `subset` of them (a --subset run trims the
+    test set)."""
+    recorded = run.metrics.get("n_test")
+    if isinstance(recorded, int) and recorded > 0:
+        return recorded
+    subset = run.config.get("subset")
+    return min(int(subset), 10_000) if isinstance(subset, int) and subset > 0 else 10_000
+
+
+def recipe_groups(groups: Sequence[RunGroup]) -> list[RunGroup]:
+    """One configuration per model and dataset, the one closest to the model's recipe: fewest
+    settings changed from it (a CUDA run's bf16 counts as one), then most seeds, then a CPU
+    run, then the oldest. The figures that show one point per model use these."""
+    chosen: dict[tuple[str, str], RunGroup] = {}
+
+    def rank(group: RunGroup) -> tuple:
+        changed = settings_vs_recipe(group.first.config, group.card)
+        count = 0 if changed == "recipe" else changed.count("=")
+        return (count, -len(group.runs), group.device != "cpu", group.first.run_id)
+
+    for group in groups:
+        key = (group.model, group.dataset)
+        if key not in chosen or rank(group) < rank(chosen[key]):
+            chosen[key] = group
+    return [g for g in groups if chosen.get((g.model, g.dataset)) is g]
 
 
 def latest_per_config(runs: list[RunRecord]) -> list[RunRecord]:

@@ -40,12 +40,12 @@ def device(group: RunGroup) -> str:
     return f"{env.get('device', group.device)}: {env.get('device_name', '?')}"
 
 
-def _threads(group: RunGroup) -> str:
+def threads(group: RunGroup) -> str:
     threads = sorted({str(r.environment.get("torch_threads", "?")) for r in group.runs})
     return "/".join(threads)
 
 
-def _cpu_share(group: RunGroup) -> str:
+def cpu_share(group: RunGroup) -> str:
     """The lowest share of its threads' time any run of the group had the CPU while training,
     or '?' where a run did not record it: a time is the machine's only where this is near 100%."""
     shares = [r.metrics.get("train_cpu_share") for r in group.runs]
@@ -54,7 +54,7 @@ def _cpu_share(group: RunGroup) -> str:
     return f"CPU {min(shares):.0%}"
 
 
-def _gpu_sharing(group: RunGroup) -> str:
+def gpu_sharing(group: RunGroup) -> str:
     """'GPU shared: ≥6 processes' where pool workers trained side by side on one GPU (each
     records how many workers its pool put there; other processes on it are not known, hence
     '≥'), else plain 'GPU' (no claim either way)."""
@@ -69,8 +69,8 @@ def time_with_threads(group: RunGroup) -> str:
     if time == "—":
         return time
     if group.first.environment.get("device", "cpu") != "cpu":
-        return f"{time} ({_gpu_sharing(group)})"
-    return f"{time} ({_threads(group)} thr, {_cpu_share(group)})"
+        return f"{time} ({gpu_sharing(group)})"
+    return f"{time} ({threads(group)} thr, {cpu_share(group)})"
 
 
 def published_figure(group: RunGroup) -> dict[str, Any] | None:

@@ -86,28 +86,44 @@ def _std(stat: Stat | None) -> float | None:
 # ------------------------------------------------------------------------ learning curves
 
 
+@dataclass(frozen=True)
+class TimeBar:
+    """One configuration's training time per epoch on one device, and how it was measured."""
+
+    label: str  # device, precision and what it shared, e.g. "cpu fp32\n1 thread, CPU 41%"
+    time_s: Stat
+
+
 @styled
-def speedup(rows: Sequence[tuple[str, dict[str, Stat]]], out_dir: Path) -> Figure | None:
-    """Training time per epoch per device (log scale), one group of bars per configuration."""
+def speedup(
+    rows: Sequence[tuple[str, Sequence[TimeBar]]], out_dir: Path, caption: str
+) -> Figure | None:
+    """Training time per epoch per device, one group of bars per configuration, on a linear
+    axis from zero (bar heights in proportion to the times); each bar says its device,
+    precision and what it shared, and the GPU bars their speed-up over the CPU's."""
     if not rows:
         return None
-    devices = sorted({d for _, times in rows for d in times}, key=lambda d: (d != "cpu", d))
-    fig, axes = new(max(6.0, 1.4 * len(rows) + 3), 4.2)
+    width_in = max(6.0, 2.6 * sum(len(bars) for _, bars in rows) + 1.5)
+    fig, axes = new(width_in, 4.6)
     ax = axes[0][0]
-    width = 0.8 / len(devices)
-    for index, device in enumerate(devices):
-        xs = [i + index * width for i, (_, times) in enumerate(rows) if device in times]
-        ys = [times[device].mean for _, times in rows if device in times]
-        ax.bar(xs, ys, width=width, label=device, color=PALETTE[index % len(PALETTE)])
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(rows))])
-    ax.set_xticklabels([label for label, _ in rows], rotation=20, ha="right", fontsize=7)
-    ax.set_yscale("log")
-    ax.set_ylabel("training time per epoch (s)")
-    ax.legend()
-    return save(
-        fig,
-        out_dir,
-        "cpu_vs_gpu",
-        "CPU vs GPU: training time per epoch",
-        "Same configuration apart from the device (and the precision picked for it).",
-    )
+    ticks, names, x = [], [], 0.0
+    for row_index, (title, bars) in enumerate(rows):
+        start = x
+        for index, bar in enumerate(bars):
+            mean = bar.time_s.mean
+            ax.bar([x], [mean], width=0.8, color=PALETTE[index % len(PALETTE)],
+                   yerr=None if bar.time_s.std is None else [bar.time_s.std], capsize=3)  # fmt: skip
+            ratio = "" if index == 0 else f"\n{bars[0].time_s.mean / mean:.1f}× faster"
+            ax.annotate(f"{mean:.1f} s{ratio}", (x, mean), xytext=(0, 3),
+                        textcoords="offset points", ha="center", va="bottom", fontsize=8)  # fmt: skip
+            ticks.append(x)
+            names.append(bar.label)
+            x += 1.0
+        ax.text((start + x - 1.0) / 2, -0.16, title, transform=ax.get_xaxis_transform(),
+                ha="center", va="top", fontsize=8, weight="bold")  # fmt: skip
+        x += 0.6 if row_index < len(rows) - 1 else 0.0
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(names, fontsize=7)
+    ax.set_ylim(0, 1.25 * max(b.time_s.mean for _, bars in rows for b in bars))
+    ax.set_ylabel("training time per epoch (s), linear from 0")
+    return save(fig, out_dir, "cpu_vs_gpu", "CPU vs GPU: training time per epoch", caption)
