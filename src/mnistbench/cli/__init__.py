@@ -20,7 +20,9 @@ from mnistbench.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, eprint
 from mnistbench.errors import MnistbenchError
 
 # The verb modules, in the order `mnistbench --help` lists their verbs.
-VERB_MODULES = ("listing", "run", "plans", "speedrun", "bench", "results", "store", "data")
+VERB_MODULES = (
+    "listing", "run", "plans", "speedrun", "bench", "results", "compare", "store", "data",
+)  # fmt: skip
 
 EPILOG = """Examples:
   mnistbench list

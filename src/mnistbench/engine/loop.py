@@ -21,6 +21,8 @@ from mnistbench.engine.device import synchronize
 from mnistbench.engine.optim import build_optimizer, build_scheduler
 from mnistbench.objectives import Objective
 
+# eval_step outputs that are per image (concatenated), not sums over the batch
+PER_IMAGE_KEYS = ("predictions", "top_probability", "true_probability")
 LOSS_CHECK_EVERY = 50  # steps between host syncs that check for NaN/inf and refresh the bar
 
 
@@ -48,6 +50,11 @@ class EvalResult:
     loss: float
     accuracy: float
     predictions: torch.Tensor  # (N,) predicted class per image, on the device
+    # (N,) softmax probability of the predicted and of the true class; None where the model
+    # gives no probabilities (an SVC, a label-free objective)
+    top_probability: torch.Tensor | None = None
+    true_probability: torch.Tensor | None = None
+    probabilities_absent: str | None = None  # why there are none, said in the predictions
 
 
 @dataclass
@@ -57,6 +64,11 @@ class FitResult:
     stopped_early: bool = False
     message: str | None = None  # why the run diverged
     last_test: EvalResult | None = None  # the latest test evaluation (for the confusion matrix)
+    # the test evaluation of the epoch with the best validation accuracy (the earliest of
+    # equals, as summarize_epochs picks it) and that accuracy: its per-image predictions are
+    # kept beside the final model's
+    best_val_test: EvalResult | None = None
+    best_val_accuracy: float = -math.inf
     # CPU seconds this process (all its threads) spent in the training loops: against their wall
     # time x threads it tells a run that had the cores from one that shared them
     train_cpu_s: float = 0.0
@@ -68,20 +80,25 @@ def evaluate(objective: Objective, split: Split, batch_size: int = 1000) -> Eval
     was_training = model.training
     model.eval()
     totals: dict[str, torch.Tensor] = {}
-    predictions = []
+    per_image: dict[str, list[torch.Tensor]] = {key: [] for key in PER_IMAGE_KEYS}
     try:
         for batch in iterate_batches(split, batch_size, shuffle=False, generator=None):
             sums = objective.eval_step(batch)
-            predictions.append(sums.pop("predictions"))
+            for key in PER_IMAGE_KEYS:
+                if key in sums:
+                    per_image[key].append(sums.pop(key))
             for key, value in sums.items():
                 totals[key] = totals[key] + value if key in totals else value
     finally:
         model.train(was_training)
     count = int(totals["count"].item())
+    top, true = per_image["top_probability"], per_image["true_probability"]
     return EvalResult(
         loss=float(totals["loss_sum"].item()) / count,
         accuracy=int(totals["correct"].item()) / count,
-        predictions=torch.cat(predictions),
+        predictions=torch.cat(per_image["predictions"]),
+        top_probability=torch.cat(top) if top else None,
+        true_probability=torch.cat(true) if true else None,
     )
 
 
@@ -199,6 +216,8 @@ def fit(
         val = evaluate(objective, data.val, eval_batch_size) if data.val is not None else None
         test = evaluate(objective, data.test, eval_batch_size) if test_every_epoch else None
         result.last_test = test or result.last_test
+        if val is not None and test is not None and val.accuracy > result.best_val_accuracy:
+            result.best_val_test, result.best_val_accuracy = test, val.accuracy
         record = EpochRecord(
             epoch=epoch,
             train_loss=train_loss,

@@ -16,10 +16,17 @@ from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from mnistbench.artefacts import (
+    PREDICTIONS_BEST_VAL,
+    PREDICTIONS_FINAL,
+    PREDICTIONS_KIND,
+    predictions_blob,
+)
 from mnistbench.engine.device import autocast_factory, synchronize
 from mnistbench.engine.energy import EnergyMeter, disabled_reading
 from mnistbench.engine.environment import (  # re-exported: benchmarks import them from here
@@ -40,7 +47,7 @@ from mnistbench.engine.summary import confusion_matrix
 if TYPE_CHECKING:
     from mnistbench.config import RunConfig
     from mnistbench.data import DeviceData
-    from mnistbench.engine.loop import FitResult
+    from mnistbench.engine.loop import EvalResult, FitResult
 
 __all__ = [
     "MEASUREMENT_VERSION",
@@ -322,6 +329,11 @@ def measure_after_training(
         if result.last_test is not None:
             attempt(("confusion_matrix",), lambda: _confusion_artefact(data, result, add_artefact))
             measured.pop("confusion_matrix", None)  # an artefact, not a metric
+            attempt(
+                ("predictions_kept",),
+                lambda: predictions_artefacts(data, result, metrics, add_artefact),
+            )
+    measured.update(accuracy_intervals({**metrics, **measured}, len(data.test)))
     attempt(
         ("train_flops_per_s", "fraction_of_peak"),
         lambda: training_flop_rate(
@@ -347,6 +359,67 @@ def _confusion_artefact(data: DeviceData, result: FitResult, add_artefact) -> di
     matrix = confusion_matrix(data.test.labels, result.last_test.predictions, data.num_classes)
     add_artefact("confusion_matrix", "json", json.dumps(matrix))
     return {}
+
+
+def _blob(result: EvalResult, labels: torch.Tensor) -> bytes:
+    def host(values: torch.Tensor | None) -> np.ndarray | None:
+        return None if values is None else values.detach().float().cpu().numpy()
+
+    return predictions_blob(
+        result.predictions.detach().cpu().numpy(),
+        labels.detach().cpu().numpy(),
+        host(result.top_probability),
+        host(result.true_probability),
+        result.probabilities_absent,
+    )
+
+
+def predictions_artefacts(
+    data: DeviceData,
+    result: FitResult,
+    metrics: Mapping[str, object],
+    add_artefact: Callable[[str, str, bytes | str], None],
+) -> dict[str, object]:
+    """The per-image test predictions of the final model and, where validation chose another
+    epoch, of that epoch's model (artefacts predictions_final, predictions_best_val), so any
+    two runs on the same test images can be paired later (`mnistbench compare`)."""
+    final = result.last_test
+    assert final is not None
+    labels = data.test.labels  # opened already: the final score read the test set
+    if len(final.predictions) != len(labels):  # a label-free objective predicts nothing
+        return {"predictions_kept": []}
+    add_artefact(PREDICTIONS_FINAL, PREDICTIONS_KIND, _blob(final, labels))
+    kept = [PREDICTIONS_FINAL]
+    best = result.best_val_test
+    # the best-val epoch's model when it is not the final one, and only when it is the epoch
+    # whose test accuracy the run reports as test_accuracy_at_best_val
+    if (
+        best is not None
+        and best is not final
+        and best.accuracy == metrics.get("test_accuracy_at_best_val")
+        and len(best.predictions) == len(labels)
+    ):
+        add_artefact(PREDICTIONS_BEST_VAL, PREDICTIONS_KIND, _blob(best, labels))
+        kept.append(PREDICTIONS_BEST_VAL)
+    return {
+        "predictions_kept": kept,
+        "predictions_probabilities": final.top_probability is not None,
+    }
+
+
+def accuracy_intervals(metrics: Mapping[str, object], n_test: int) -> dict[str, object]:
+    """n_test and the 95% Wilson interval of each test accuracy a run reports for one model
+    (the final one, the best-validation epoch's); none for the maximum over epochs, which is
+    picked on the test set and so is no binomial count of one model."""
+    from mnistbench.statistics import accuracy_interval  # scipy: loaded once a run has ended
+
+    out: dict[str, object] = {}
+    for key in ("test_accuracy", "test_accuracy_at_best_val"):
+        value = metrics.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and n_test > 0:
+            out["n_test"] = n_test
+            out[f"{key}_ci95"] = accuracy_interval(float(value), n_test).as_list()
+    return out
 
 
 # ------------------------------------------------------------------------------- methods

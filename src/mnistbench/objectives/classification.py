@@ -42,9 +42,12 @@ class CrossEntropyObjective(Objective):
         with self.autocast():
             logits = self.model(images).float()
         predictions = logits.argmax(dim=1)
+        probabilities = logits.softmax(dim=1)  # (B, classes), kept per image for the run
         return {
             "loss_sum": F.cross_entropy(logits, labels, reduction="sum"),
             "correct": (predictions == labels).sum(),
             "count": labels.new_tensor(len(labels)),
             "predictions": predictions,
+            "top_probability": probabilities.max(dim=1).values,
+            "true_probability": probabilities.gather(1, labels[:, None]).squeeze(1),
         }

@@ -144,6 +144,8 @@ def lightgbm_eval(classifier, split: Split) -> EvalResult:
         loss=float(-np.log(picked).mean()),
         accuracy=float((predictions == y).mean()),
         predictions=torch.from_numpy(predictions).to(split.labels.device),
+        top_probability=torch.from_numpy(probabilities.max(axis=1)),
+        true_probability=torch.from_numpy(true_class),
     )
 
 

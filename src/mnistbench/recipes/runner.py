@@ -152,6 +152,10 @@ def run_recipe(ctx: RecipeContext, recipe: Recipe) -> FitResult:
         if staged and kind.records_epochs:
             ctx.record(**stage_metrics(stage, kind, log))
         result.last_test = fitted.last_test or result.last_test
+        improved = fitted.best_val_accuracy > result.best_val_accuracy
+        if kind.labelled and fitted.best_val_test is not None and improved:
+            result.best_val_test = fitted.best_val_test
+            result.best_val_accuracy = fitted.best_val_accuracy
         result.train_cpu_s += fitted.train_cpu_s
         if stage.name == headline:
             result.stopped_early = fitted.stopped_early

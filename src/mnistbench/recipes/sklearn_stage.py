@@ -28,6 +28,11 @@ def check_sklearn_config(config: RunConfig) -> None:
         )
 
 
+# scikit-learn's SVC gives predict_proba only when fitted with probability=True, which runs an
+# extra 5-fold Platt scaling the published recipe never did: its predictions keep classes only
+NO_PROBABILITIES = "SVC fitted without probability=True: scikit-learn gives it no predict_proba"
+
+
 def _sklearn_fit(run: StageRun) -> FitResult:
     """Fit the model's estimator once on the training split, then score it.
 
@@ -45,7 +50,12 @@ def _sklearn_fit(run: StageRun) -> FitResult:
     def score(split: Split) -> EvalResult:
         predictions = model.predict(split.images)
         accuracy = (predictions == split.labels).double().mean().item()
-        return EvalResult(loss=1.0 - accuracy, accuracy=accuracy, predictions=predictions)
+        return EvalResult(
+            loss=1.0 - accuracy,
+            accuracy=accuracy,
+            predictions=predictions,
+            probabilities_absent=NO_PROBABILITIES,
+        )
 
     eval_started = time.perf_counter()
     train = score(data.train)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from mnistbench.artefacts import PREDICTIONS_KIND
 from mnistbench.errors import StoreError
 from mnistbench.store.records import FINAL_STATUSES, Artefact, RunRecord, StoredRun
 from mnistbench.store.runs import Store
@@ -27,6 +28,9 @@ JSONL_VERSION = 1
 # for git, where binary blobs bloat every clone and never diff, and reports rebuild tables and
 # figures from the metrics and epochs.
 ARTEFACT_LIMIT_BYTES = 8 * 1024
+# Per-image test predictions travel whatever the limit above (~25-40 KB for 10,000 images):
+# paired tests between runs (`mnistbench compare`) need them on the machine that compares
+PREDICTIONS_LIMIT_BYTES = 512 * 1024
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _IDENTITY = ("config_hash", "model", "dataset", "status", "error", "started_at", "finished_at")
 
@@ -61,7 +65,8 @@ def _artefact_entry(artefact: Artefact) -> dict[str, Any] | None:
     content = artefact.content
     if artefact.kind == "png" or content.startswith(_PNG_MAGIC):
         return None
-    if len(content) > ARTEFACT_LIMIT_BYTES:
+    limit = PREDICTIONS_LIMIT_BYTES if artefact.kind == PREDICTIONS_KIND else ARTEFACT_LIMIT_BYTES
+    if len(content) > limit:
         return None
     entry: dict[str, Any] = {"name": artefact.name, "kind": artefact.kind}
     entry["created_at"] = artefact.created_at

@@ -1,0 +1,246 @@
+"""`mnistbench compare A B`: two of our configurations paired image by image on the test set.
+
+A side is a run id, a config hash, or a model name narrowed by filters (the seeds of one
+configuration pooled). Its runs' per-image predictions (artefacts predictions_final, or
+predictions_best_val) are read and checked to be of the same test images on both sides; then
+mnistbench.statistics.compare_correct gives the difference with its interval and p-value (exact
+McNemar for one run each, the paired bootstrap over images and seeds otherwise).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mnistbench.artefacts import (
+    PREDICTIONS_BEST_VAL,
+    PREDICTIONS_FINAL,
+    PREDICTIONS_KIND,
+    Predictions,
+    read_predictions,
+)
+from mnistbench.errors import MnistbenchError
+from mnistbench.report.collect import config_key, latest_per_config
+from mnistbench.statistics import (
+    compare_correct,
+    seeds_images_interval,
+    verdict_between,
+    wilson_interval,
+)
+from mnistbench.store import RunRecord, Store
+
+WHICH = {"final": PREDICTIONS_FINAL, "best_val": PREDICTIONS_BEST_VAL}
+_HASH = re.compile(r"[0-9a-f]{6,16}")
+
+
+class CompareError(MnistbenchError):
+    """Two sides that cannot be paired (no predictions, other test images, no such runs)."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side of a comparison: its runs (one per seed) and their predictions."""
+
+    selector: str
+    runs: list[RunRecord]
+    predictions: list[Predictions]
+
+    @property
+    def correct(self) -> np.ndarray:
+        return np.stack([p.correct for p in self.predictions])  # (seeds, n_test)
+
+    def describe(self) -> str:
+        first = self.runs[0]
+        ids = ", ".join(str(r.run_id) for r in self.runs)
+        seeds = f"{len(self.runs)} seed{'s' if len(self.runs) > 1 else ''}"
+        return f"{first.model} on {first.dataset}, {seeds} (run {ids})"
+
+
+def _rerun_hint(run: RunRecord) -> str:
+    config = run.config
+    return (
+        f"mnistbench run {run.model} --dataset {run.dataset} --seed {config.get('seed')} "
+        f"--epochs {config.get('epochs')} --force (with the run's other settings)"
+    )
+
+
+def _matches(run: RunRecord, filters: Mapping[str, Any]) -> bool:
+    return all(str(run.config.get(key)) == str(value) for key, value in filters.items())
+
+
+def resolve(store: Store, selector: str, filters: Mapping[str, Any]) -> list[RunRecord]:
+    """The finished runs a selector names: a run id, a config hash (or its first 6+ hex
+    digits), or a model name with `filters` (config fields, e.g. dataset, seed, epochs)
+    naming one configuration whose seeds are pooled."""
+    finished = [r for r in store.list_runs() if r.status == "finished"]
+    if selector.isdigit():
+        return [store.get_run(int(selector))]
+    if _HASH.fullmatch(selector):
+        found = [r for r in finished if r.config_hash.startswith(selector)]
+        if found:
+            return latest_per_config(found)
+    chosen = [r for r in finished if r.model == selector and _matches(r, filters)]
+    if not chosen:
+        narrowed = f" with {_filters_text(filters)}" if filters else ""
+        raise CompareError(
+            f"No finished run matches {selector!r}{narrowed}. Give a run id, a config hash or "
+            "a model name (`mnistbench report --view zoo-small` lists what the store holds), "
+            "and loosen the filters."
+        )
+    latest = latest_per_config(chosen)
+    configurations: dict[str, list[RunRecord]] = {}
+    for run in latest:
+        configurations.setdefault(config_key(run.config), []).append(run)
+    if len(configurations) > 1:
+        differing = sorted(
+            {
+                key
+                for run in latest
+                for key, value in run.config.items()
+                if key != "seed" and any(other.config.get(key) != value for other in latest)
+            }
+        )
+        raise CompareError(
+            f"{selector!r} names {len(configurations)} configurations of {selector} (they differ "
+            f"in {', '.join(differing)}); only the seeds of one configuration are pooled. Narrow "
+            "it with filters such as --dataset, --epochs or --subset, or give run ids."
+        )
+    return next(iter(configurations.values()))
+
+
+def _filters_text(filters: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in filters.items())
+
+
+def load_side(store: Store, selector: str, runs: Sequence[RunRecord], which: str) -> Side:
+    """The runs with their predictions; CompareError naming the runs that kept none."""
+    name = WHICH[which]
+    predictions, missing = [], []
+    for run in runs:
+        found = [
+            a for a in store.artefacts(run.run_id) if a.kind == PREDICTIONS_KIND and a.name == name
+        ]
+        if not found and which == "best_val":  # no best-val copy: validation chose the end
+            found = [
+                a
+                for a in store.artefacts(run.run_id)
+                if a.kind == PREDICTIONS_KIND and a.name == PREDICTIONS_FINAL
+            ]
+        if not found:
+            missing.append(run)
+            continue
+        try:
+            predictions.append(read_predictions(found[-1].content))
+        except ValueError as error:
+            raise CompareError(
+                f"The predictions of run {run.run_id} ({run.model}) cannot be read: {error}. "
+                f"Re-run it to record them again: {_rerun_hint(run)}."
+            ) from error
+    if missing:
+        listed = "; ".join(
+            f"run {r.run_id} ({r.model}, seed {r.config.get('seed')})" for r in missing
+        )
+        raise CompareError(
+            f"No per-image predictions for {listed}: it was recorded before mnistbench kept "
+            "them (or scored no test images), and a paired test needs every image's outcome. "
+            f"Re-run it to record them, e.g. {_rerun_hint(missing[0])}; the counts alone give "
+            "each run's Wilson interval in the reports, not a paired comparison."
+        )
+    return Side(selector, list(runs), predictions)
+
+
+def _same_images(a: Side, b: Side) -> None:
+    checksums = {(p.n, p.labels_sha256) for p in (*a.predictions, *b.predictions)}
+    if len(checksums) > 1:
+        sizes = sorted({n for n, _ in checksums})
+        raise CompareError(
+            f"{a.describe()} and {b.describe()} were scored on different test images "
+            f"({', '.join(f'{n:,}' for n in sizes)} images, or other labels: another data set "
+            "or --subset), and a paired test needs the same images on both sides. Compare runs "
+            "of the same data set scored on the same test set (the same --subset, or none)."
+        )
+
+
+def compare_sides(a: Side, b: Side) -> dict[str, Any]:
+    """The comparison as JSON-ready data (fractions; see `compare_text` for the words)."""
+    _same_images(a, b)
+    paired = compare_correct(a.correct, b.correct)
+    verdict = verdict_between(paired)
+
+    def side(s: Side) -> dict[str, Any]:
+        correct = s.correct
+        n = correct.shape[1]
+        accuracies = correct.mean(axis=1)
+        entry: dict[str, Any] = {
+            "selector": s.selector,
+            "model": s.runs[0].model,
+            "dataset": s.runs[0].dataset,
+            "run_ids": [r.run_id for r in s.runs],
+            "seeds": [r.config.get("seed") for r in s.runs],
+            "accuracy": float(accuracies.mean()),
+            "accuracies": [float(x) for x in accuracies],
+        }
+        if len(s.runs) == 1:
+            entry["accuracy_ci95"] = list(wilson_interval(int(correct.sum()), n))
+            entry["interval_method"] = "95% CI, Wilson"
+        else:
+            interval = seeds_images_interval(accuracies, n, correct=correct)
+            entry["accuracy_ci95"] = interval.as_list()
+            entry["interval_method"] = interval.method
+        return entry
+
+    return {
+        "n_test": paired.n_test,
+        "a": side(a),
+        "b": side(b),
+        "a_only_correct": paired.a_only_correct,
+        "b_only_correct": paired.b_only_correct,
+        "difference": paired.difference,
+        "difference_ci95": list(paired.difference_ci95),
+        "p_value": paired.p_value,
+        "method": paired.method,
+        "probability_of_improvement": paired.probability_of_improvement,
+        "verdict": verdict.label,
+    }
+
+
+def compare_text(result: Mapping[str, Any]) -> str:
+    """The comparison in words, for the terminal."""
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.2f}%"
+
+    def line(tag: str, s: Mapping[str, Any]) -> str:
+        low, high = s["accuracy_ci95"]
+        runs = ", ".join(str(i) for i in s["run_ids"])
+        return (
+            f"{tag}: {s['model']} on {s['dataset']}, {len(s['run_ids'])} run(s) ({runs}): "
+            f"{pct(s['accuracy'])} ({s['interval_method']} {pct(low)}–{pct(high)})"
+        )
+
+    low, high = result["difference_ci95"]
+    n = result["n_test"]
+    lines = [
+        line("A", result["a"]),
+        line("B", result["b"]),
+        f"A − B: {100 * result['difference']:+.2f} pt (95% CI {100 * low:+.2f} to "
+        f"{100 * high:+.2f} pt) on {n:,} test images; A alone right on "
+        f"{result['a_only_correct']:,.4g} images, B alone on {result['b_only_correct']:,.4g}"
+        + (
+            " (averaged over pairs of seeds)"
+            if len(result["a"]["run_ids"]) > 1 or len(result["b"]["run_ids"]) > 1
+            else ""
+        ),
+        f"p = {result['p_value']:.3g} ({result['method']})",
+    ]
+    if result["probability_of_improvement"] is not None:
+        lines.append(
+            f"probability of improvement P(A > B) = {result['probability_of_improvement']:.2f} "
+            "(rliable: over every pair of a seed of A and a seed of B)"
+        )
+    lines.append(f"verdict: {result['verdict']} (at the 5% level)")
+    return "\n".join(lines)
