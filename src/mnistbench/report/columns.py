@@ -77,6 +77,16 @@ def published_figure(group: RunGroup) -> dict[str, Any] | None:
     return None if group.comparison.figure is None else dict(group.comparison.figure)
 
 
+def published_params(figure: dict[str, Any] | None) -> str:
+    """The parameter count the study prints; where it prints none ("N/A") and ours is a count
+    of its spec (params_source "spec count"), says so instead of passing it off as published."""
+    if not figure or figure.get("params") is None:
+        return "—"
+    source = figure.get("params_source", "study")
+    count = fmt.count(figure.get("params"))
+    return count if source == "study" else f"N/A in the study ({source}: {count})"
+
+
 def published_accuracy(group: RunGroup) -> float | None:
     figure = group.comparison.figure
     return None if figure is None else figure.get("test_accuracy")
@@ -175,8 +185,7 @@ COLUMNS: dict[str, Column[RunGroup]] = {
     "honest_gap": Column("Honest − published", honest_gap),
     "params": Column("Params", lambda g: _int_stat(g, "params")),
     "params_published": Column(
-        "Params (published)",
-        lambda g: fmt.count((published_figure(g) or {}).get("params")),
+        "Params (published)", lambda g: published_params(published_figure(g))
     ),
     "flops": Column("FLOPs/sample", lambda g: fmt.si(_mean(g.stat("flops_per_sample")))),
     "time_epoch": Column(

@@ -164,11 +164,11 @@ def drawn_texts(fig) -> list[Text]:
     """The texts a figure draws: its visible texts outside axes ticks, plus the tick labels of
     the ticks inside each visible axes' view (matplotlib keeps spare ticks it does not draw)."""
     ticks = {id(t) for t in fig.findobj(XTick) + fig.findobj(YTick)}
-    tick_texts = {id(x) for t in fig.findobj(lambda a: id(a) in ticks) for x in (t.label1, t.label2)}
+    tick_texts = {
+        id(x) for t in fig.findobj(lambda a: id(a) in ticks) for x in (t.label1, t.label2)
+    }
     found = [
-        t
-        for t in fig.findobj(Text)
-        if id(t) not in tick_texts and t.get_visible() and _shown(t)
+        t for t in fig.findobj(Text) if id(t) not in tick_texts and t.get_visible() and _shown(t)
     ]
     for ax in fig.axes:
         if not ax.get_visible() or not ax.axison:

@@ -17,7 +17,6 @@ from mnistbench.report.figures.common import (
     datasets_in,
     grid,
     log_axis,
-    new,
     save,
     slug,
     styled,

@@ -9,6 +9,7 @@ are on the interactive page, not here.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,7 +86,7 @@ def split_outliers(values: Sequence[float]) -> float | None:
     """The accuracy (%) under which points go to the lower panel: the top of the first gap of
     more than OUTLIER_GAP_PT below the top cluster, None when there is none."""
     ordered = sorted(values, reverse=True)
-    for upper, lower in zip(ordered, ordered[1:], strict=False):
+    for upper, lower in itertools.pairwise(ordered):
         if upper - lower > OUTLIER_GAP_PT:
             return (upper + lower) / 2
     return None
@@ -178,7 +179,10 @@ def _draw_panel(ax, here: Sequence[Point], colors: dict[str, str], front: set[in
         x, y = point.cost, 100 * point.accuracy
         yerr = None
         if point.interval is not None:
-            yerr = [[max(0.0, y - 100 * point.interval[0])], [max(0.0, 100 * point.interval[1] - y)]]
+            yerr = [
+                [max(0.0, y - 100 * point.interval[0])],
+                [max(0.0, 100 * point.interval[1] - y)],
+            ]
         ax.errorbar(
             x,
             y,

@@ -10,17 +10,14 @@ from mnistbench.report import cards, columns
 from mnistbench.report import figures as figs
 from mnistbench.report import format as fmt
 from mnistbench.report.collect import (
-    FINAL_PROTOCOL,
-    HONEST_PROTOCOL,
-    PUBLISHED_PROTOCOL,
     ReportData,
     RunGroup,
-    group_labels,
 )
 from mnistbench.report.compare import published_text, setting_text
 from mnistbench.report.document import Column, Paragraph, Section, Table
 from mnistbench.report.format import Stat
 from mnistbench.report.sections.overview import STUDIES_A_AND_D
+from mnistbench.statistics import Interval, verdict_against_published
 
 
 def _epochs_vs_published(group: RunGroup) -> str:
@@ -65,7 +62,7 @@ def _not_run_row(model: str, dataset: str, card: dict) -> list[str]:
         "Epochs (published)": f"— ({(figure.get('setting') or {}).get('epochs', '—')})",
         "Published acc": fmt.percent(figure.get("test_accuracy")),
         "Published setting": setting_text(figure) if figure else "—",
-        "Params (published)": fmt.count(figure.get("params")),
+        "Params (published)": columns.published_params(figure),
     }
     return [cells.get(c.title, "—") for c in STUDY_COLUMNS]
 
@@ -126,14 +123,13 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
         ],
     )
     sections, listed, bars = [top], set(), []
-    labels = group_labels([g for g in data.groups if g.comparison.comparable])
     for study, models in sorted(_study_models(data).items()):
         table_rows: list[list[str]] = []
         for model in sorted(models, key=lambda m: (-_best_published(m, data), m)):
             shown, missing = _rows(model, data)
             table_rows += [[c.cell(g) for c in STUDY_COLUMNS] for g in shown] + missing
             listed.add(model)
-            bars += [_bar(g, labels[g.key], study) for g in shown if _has_accuracy(g)]
+            bars += [r for g in shown if _has_accuracy(g) and (r := _forest_row(g, study))]
         card = next(
             (g.card for g in data.groups if study in (g.card.get("studies") or {})),
             _card(models[0], data),
@@ -173,13 +169,30 @@ def _has_accuracy(group: RunGroup) -> bool:
     return figure is not None and figure.get("test_accuracy") is not None
 
 
-def _bar(group: RunGroup, label: str, study: str) -> figs.AccuracyBars:
-    return figs.AccuracyBars(
-        f"{label} ({study}, {group.dataset})",
-        float(group.comparison.figure["test_accuracy"]),  # type: ignore[index]
-        group.stat(PUBLISHED_PROTOCOL),
-        group.stat(HONEST_PROTOCOL),
-        group.stat(FINAL_PROTOCOL),
+def _forest_row(group: RunGroup, study: str) -> figs.ForestRow | None:
+    """The group against its published figure under the study's protocol, by the one rule."""
+    metric, _ = columns.group_protocol(group)
+    figure = group.comparison.figure or {}
+    published = figure.get("test_accuracy")
+    if metric is None or published is None:
+        return None
+    values = [float(v) for v in group.values(metric) if isinstance(v, (int, float))]
+    if not values:
+        return None
+    verdict = verdict_against_published(
+        float(published), values, group.n_test, approximate=bool(figure.get("approximate"))
+    )
+    interval = verdict.interval or Interval(values[0], values[0], "")
+    mean = sum(values) / len(values)
+    return figs.ForestRow(
+        study,
+        f"{group.model} · {group.dataset}"
+        + ("" if group.device == "cpu" else f" ({group.device} {group.config.get('precision')})"),
+        100 * (mean - published),
+        100 * (interval.low - published),
+        100 * (interval.high - published),
+        verdict.label,
+        len(values),
     )
 
 

@@ -15,7 +15,6 @@ from mnistbench.report.collect import (
     varying_families,
 )
 from mnistbench.report.document import Column, Paragraph, Section, Table
-from mnistbench.report.format import Stat
 
 Pair = tuple[RunGroup, RunGroup]  # (CPU configuration, the same on another device)
 
