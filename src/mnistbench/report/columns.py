@@ -40,12 +40,12 @@ def device(group: RunGroup) -> str:
     return f"{env.get('device', group.device)}: {env.get('device_name', '?')}"
 
 
-def threads(group: RunGroup) -> str:
+def _threads(group: RunGroup) -> str:
     threads = sorted({str(r.environment.get("torch_threads", "?")) for r in group.runs})
     return "/".join(threads)
 
 
-def cpu_share(group: RunGroup) -> str:
+def _cpu_share(group: RunGroup) -> str:
     """The lowest share of its threads' time any run of the group had the CPU while training,
     or '?' where a run did not record it: a time is the machine's only where this is near 100%."""
     shares = [r.metrics.get("train_cpu_share") for r in group.runs]
@@ -54,7 +54,7 @@ def cpu_share(group: RunGroup) -> str:
     return f"CPU {min(shares):.0%}"
 
 
-def gpu_sharing(group: RunGroup) -> str:
+def _gpu_sharing(group: RunGroup) -> str:
     """'GPU shared: ≥6 processes' where pool workers trained side by side on one GPU (each
     records how many workers its pool put there; other processes on it are not known, hence
     '≥'), else plain 'GPU' (no claim either way)."""
@@ -66,11 +66,14 @@ def time_with_threads(group: RunGroup) -> str:
     """'41.40 s (1 thr, CPU 98%)': a CPU time means little without the threads it ran on and
     whether it had them to itself; a GPU time, without whether other runs shared the GPU."""
     time = fmt.seconds_stat(group.stat("time_per_epoch_s"))
-    if time == "—":
-        return time
+    return time if time == "—" else f"{time} ({sharing(group)})"
+
+
+def sharing(group: RunGroup) -> str:
+    """What a time shared: '1 thr, CPU 98%' on a CPU, 'GPU shared: ≥6 processes' on a GPU."""
     if group.first.environment.get("device", "cpu") != "cpu":
-        return f"{time} ({gpu_sharing(group)})"
-    return f"{time} ({threads(group)} thr, {cpu_share(group)})"
+        return _gpu_sharing(group)
+    return f"{_threads(group)} thr, {_cpu_share(group)}"
 
 
 def published_figure(group: RunGroup) -> dict[str, Any] | None:

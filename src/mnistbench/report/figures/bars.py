@@ -44,7 +44,7 @@ def published_vs_measured(rows: Sequence[ForestRow], out_dir: Path) -> Figure | 
         ys.append(y)
         labels.append(row.label)
         y += 1
-    fig, axes = new(8.0, 0.8 + 0.22 * y)
+    fig, axes = new(8.0, max(2.5, 0.8 + 0.22 * y))
     ax = axes[0][0]
     for row, at in zip(ordered, ys, strict=True):
         color = VERDICT_COLORS.get(row.verdict, "#555555")

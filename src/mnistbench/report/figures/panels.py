@@ -171,6 +171,7 @@ def confusion_matrices(data: ReportData, out_dir: Path) -> list[Figure]:
             continue
         shown = found[:MAX_MATRICES]
         fig, axes = grid(len(shown), MATRIX_COLUMNS, 2.7, 2.9)
+        fig.set_size_inches(fig.get_figwidth() + 0.9, fig.get_figheight())  # the colour bar
         for ax, (group, matrix) in zip(axes.flat, shown, strict=False):
             rates = [[v / max(1, sum(row)) for v in row] for row in matrix]
             # a power norm keeps 1-2% confusions visible next to ~99% diagonals

@@ -47,11 +47,7 @@ def _bar_label(group: RunGroup) -> str:
     env = group.first.environment
     where = str(env.get("device", group.device))
     precision = str(group.config.get("precision", "?"))
-    if where == "cpu":
-        shared = f"{columns.threads(group)} thr, {columns.cpu_share(group)}"
-    else:
-        shared = columns.gpu_sharing(group).replace("GPU shared: ", "shared: ")
-    return f"{where} {precision}\n{shared}"
+    return f"{where} {precision}\n{columns.sharing(group).replace('GPU shared: ', 'shared: ')}"
 
 
 def speedup(data: ReportData, out: Path | None) -> list[Section]:
