@@ -61,6 +61,7 @@ def commands(runs: Sequence[RunRecord], artefacts: dict[int, list[Artefact]]) ->
     return list(seen)
 
 
+SHORT_SHA = 10  # characters of a git SHA the summary shows
 SHORT_LIST = 4  # distinct values a summary cell names before "+N more"
 
 
@@ -118,7 +119,7 @@ def store_summary(runs: Sequence[RunRecord]) -> list[list[str]]:
                 runs,
                 lambda r: (
                     f"{r.environment.get('mnistbench_version', '?')} "
-                    f"({r.environment.get('git_sha', '?')})"
+                    f"({str(r.environment.get('git_sha', '?'))[:SHORT_SHA]})"
                 ),
             ),
         ],
