@@ -34,7 +34,12 @@ def summary(results: Path, device: str, seconds: str) -> str:
     except (OSError, ValueError):
         runs = []
     passed = sum(s["rc"] == 0 for s in steps)
-    lines = [f"# GPU smoke check on {device}: {passed}/{len(steps)} steps passed in {seconds} s"]
+    # Only steps that finished are in the log: one cut by an outer time limit (and the steps
+    # after it) is absent, so the heading counts what finished and says that it is all it knows.
+    lines = [
+        f"# GPU smoke check on {device}: {passed} of the {len(steps)} steps that finished exited "
+        f"0, in {seconds} s (a step cut by an outer time limit is not listed)"
+    ]
     if device != "cuda":
         lines.append("\nNo CUDA device: CPU fallback; these are not GPU figures.")
     lines += ["", "| Step | Exit | Seconds |", "| --- | --- | --- |"]

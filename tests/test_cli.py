@@ -113,11 +113,14 @@ def test_report_and_list(capsys, store_path: Path) -> None:
     code, out, _ = run_cli(capsys, "report", "--store", str(store_path))
     assert code == 0 and "| mlp |" in out and "97.00%" in out
     assert "97.81% ([study A](docs/studies.md#study-a)" in out  # published beside measured
-    assert "| 15 s cuda (incl. eval) |" in out
+    # study A's README calls its times training time; its scripts' timer includes the test pass
+    assert "| 15 s cuda (README: training; its scripts' timer: training + test pass) |" in out
     code, out, _ = run_cli(capsys, "list")
     assert code == 0
     for row in ("| mlp | mlp | 535,818 | 97.81%", "| cnn | cnn | 206,922", "| microresnet |"):
         assert row in out
+    # an SVC's parameters (support vectors) exist only after its fit: never listed as 0
+    assert "| svm_rbf | svm | after the fit |" in out
 
 
 def test_report_without_store(capsys, tmp_path: Path) -> None:

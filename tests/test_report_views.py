@@ -55,7 +55,9 @@ def test_zoo_small_view_pools_seeds_and_says_where_they_ran(store_path: Path) ->
     # study D published the max over epochs, 99.55%: ours is 99.52%
     assert bn["Published met? (study's protocol)"] == "no (-0.03 pt, max over epochs)"
     # the fixture's runs predate train_cpu_share: their times cannot say they had the cores
-    assert bn["Time/epoch (train, threads)"] == "42.40 ± 1.00 s (1/2 thr, CPU share ?)"
+    assert bn["Time/epoch (train, threads, CPU share)"] == (
+        "42.40 ± 1.00 s (1/2 thr, CPU share not recorded: not this machine's speed)"
+    )
     # Fashion-MNIST rows have no figure in the registry's cards: nothing is set against them
     fashion = _row(table, Model="small_cnn_bn", Dataset="fashion-mnist")
     assert fashion["Published (same dataset, closest setting)"] == "— (figures for mnist only)"
@@ -110,8 +112,11 @@ def test_a_cpu_time_says_how_much_of_the_cores_its_runs_had() -> None:
         return SimpleNamespace(runs=runs)
 
     assert _cpu_share(group(0.99, 0.97)) == "CPU 97%"
-    assert _cpu_share(group(0.98, 0.31)) == "CPU 31%"
-    assert _cpu_share(group(0.98, None)) == "CPU share ?"
+    assert _cpu_share(group(0.90, 0.95)) == "CPU 90%"  # the threshold itself is the machine's
+    # under 90%, or not recorded, the time is not this machine's speed, and says so
+    assert _cpu_share(group(0.98, 0.31)) == "CPU 31%: contended, not this machine's speed"
+    assert _cpu_share(group(0.98, 0.89)) == "CPU 89%: contended, not this machine's speed"
+    assert _cpu_share(group(0.98, None)) == "CPU share not recorded: not this machine's speed"
 
 
 def test_a_gpu_time_says_when_pool_workers_shared_the_gpu() -> None:

@@ -45,6 +45,9 @@ def model_listing() -> list[dict]:
             "family": info.family,
             "architecture": info.architecture,
             "params": _parameters(info.name),
+            # an SVC has no parameters until it is fit (its support vectors are chosen then):
+            # 0 here is "not known before the fit", never "a model with no parameters"
+            "params_after_fit": any(stage.kind == "sklearn_fit" for stage in info.recipe.stages),
             "source": info.source.card()["kind"],
             "tags": list(info.tags),
             "recipe": dict(info.recipe.defaults),
@@ -82,7 +85,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             [
                 model["name"],
                 model["family"],
-                fmt.count(model["params"]),
+                "after the fit" if model["params_after_fit"] else fmt.count(model["params"]),
                 fmt.percent(figure["test_accuracy"]) if figure else "—",
                 f"study {figure['study']}" if figure else "—",
                 model["architecture"],

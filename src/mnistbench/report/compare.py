@@ -14,7 +14,7 @@ from typing import Any
 
 from mnistbench.report import cards
 from mnistbench.report import format as fmt
-from mnistbench.studies import closest_figure
+from mnistbench.studies import FIGURES, PublishedFigure, closest_figure
 from mnistbench.studies import same_setting as same
 
 # Settings that change how fast a run goes, not what it learns from: a row may differ from its
@@ -101,6 +101,13 @@ def compare(config: Mapping[str, Any], card: Mapping[str, Any]) -> Comparison:
         and key in defaults
         and not same(defaults[key], value)
     ]
+    # The studies trained in fp32 (study C under AMP): a bf16 run differs from them even where
+    # bf16 is its device's recipe default (CUDA runs), and says so.
+    precision = config.get("precision")
+    if precision not in (None, "fp32") and "precision" not in setting:
+        listed = fmt.setting("precision", precision)
+        if listed not in differences:
+            differences.append(listed)
     others = sorted({str(f.get("dataset")) for f in cards.figures(card)} - {str(dataset)})
     return Comparison(
         figure=None if shortfall else figure,
@@ -153,11 +160,38 @@ def protocol_metric(figure: Mapping[str, Any], card: Mapping[str, Any]) -> tuple
     return _PROTOCOL_METRICS.get(str(protocol), _UNKNOWN_PROTOCOL)
 
 
+def catalog_figure(figure: Mapping[str, Any]) -> PublishedFigure | None:
+    """The catalogue's figure a stored card's figure names (same study, model, dataset and
+    setting), so labels added since a run was recorded (approximate figures, settings a study
+    does not state) reach its rows too; None for a figure the catalogue no longer has."""
+    setting = figure.get("setting") or {}
+    for known in FIGURES:
+        if (known.study, known.model, known.dataset) == (
+            figure.get("study"),
+            figure.get("model"),
+            figure.get("dataset"),
+        ) and same(dict(known.setting), setting):
+            return known
+    return None
+
+
 def setting_text(figure: Mapping[str, Any]) -> str:
+    known = catalog_figure(figure)
+    if known is not None:
+        return known.setting_text
     text = figure.get("setting_text")
     if text:
         return str(text)
     return ", ".join(f"{k}={v}" for k, v in (figure.get("setting") or {}).items())
+
+
+def accuracy_text(figure: Mapping[str, Any]) -> str:
+    """The published accuracy as the study states it: '~98.80%' where it is approximate."""
+    known = catalog_figure(figure)
+    if known is not None:
+        return known.accuracy_text
+    accuracy = figure.get("test_accuracy")
+    return "none" if accuracy is None else fmt.percent(accuracy)
 
 
 def published_text(comparison: Comparison, card: Mapping[str, Any]) -> str:
@@ -171,7 +205,7 @@ def published_text(comparison: Comparison, card: Mapping[str, Any]) -> str:
         return "—"
     study = cards.study_link(card, str(figure.get("study")))
     accuracy = figure.get("test_accuracy")
-    head = fmt.percent(accuracy) if accuracy is not None else "no accuracy stated"
+    head = accuracy_text(figure) if accuracy is not None else "no accuracy stated"
     parts = [study, setting_text(figure)]
     if comparison.choices > 1:
         parts.append(f"closest of {comparison.choices} settings")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mnistbench.errors import MnistbenchError
 from mnistbench.report.sections.overview import PROTOCOLS
-from mnistbench.report.views import get_view, view_markdown
+from mnistbench.report.views import get_view, view_markdown, view_protocols
 from mnistbench.store import Store, read_runs
 
 RESULTS_DIR = "results"  # the committed runs, *.jsonl
@@ -95,7 +95,8 @@ def _file_of(view: str) -> str:
 
 
 def _view_part(store: Store, name: str) -> tuple[str, str]:
-    text = view_markdown(store, name).replace(f" {PROTOCOLS}", "")
+    # the README says every column's meaning once, first: each view's own notes are dropped
+    text = view_markdown(store, name).replace(f"\n\n{view_protocols(get_view(name))}", "")
     lines = text.strip().splitlines()[1:]
     # the view's own section headings would nest wrongly under the README's
     body = "\n".join(line for line in lines if not line.startswith("## "))

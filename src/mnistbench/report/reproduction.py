@@ -20,7 +20,7 @@ from typing import Any
 from mnistbench.report import format as fmt
 from mnistbench.report.collect import HONEST_PROTOCOL, PUBLISHED_PROTOCOL, RunGroup
 from mnistbench.report.columns import group_protocol, protocol_stat
-from mnistbench.report.compare import setting_text, settings_vs_recipe
+from mnistbench.report.compare import accuracy_text, setting_text, settings_vs_recipe
 from mnistbench.report.format import Stat
 from mnistbench.studies import FIGURES, PublishedFigure
 
@@ -126,9 +126,12 @@ def _protocol(group: RunGroup | None) -> tuple[Stat | None, str]:
     return protocol_stat(group)
 
 
-def _ours(stat: Stat | None, protocol: str) -> str:
-    """'98.84 ± 0.10% (max over epochs)': our figure, named by the protocol it follows."""
-    return fmt.percent_stat(stat) + (f" ({protocol})" if protocol and stat else "")
+def _ours(stat: Stat | None, protocol: str, group: RunGroup | None = None) -> str:
+    """'98.84 ± 0.10% (max over epochs)': our figure, named by the protocol it follows, and
+    what of the study's setting our runs changed for speed ('differs: precision=bf16')."""
+    text = fmt.percent_stat(stat) + (f" ({protocol})" if protocol and stat else "")
+    differences = () if group is None or stat is None else group.comparison.differences
+    return text + (f"; differs: {', '.join(differences)}" if differences else "")
 
 
 def row_verdict(row: Row) -> str:
@@ -143,7 +146,7 @@ def row_cells(row: Row) -> list[str]:
     stat, protocol = _protocol(group)
     seeds = 0 if group is None else len(group.runs)
     honest = None if group is None else group.stat(HONEST_PROTOCOL)
-    ours = _ours(stat, protocol)
+    ours = _ours(stat, protocol, group)
     if group is not None and figure.test_accuracy is None:  # study B: the final model
         ours = fmt.percent_stat(group.stat("test_accuracy")) + " (final)"
     return [
@@ -154,7 +157,7 @@ def row_cells(row: Row) -> list[str]:
         f"{seeds} of {row.needed}" if seeds else "not run",
         ours if group is not None else "—",
         fmt.percent_stat(honest) if group is not None else "—",
-        fmt.percent(figure.test_accuracy) if figure.test_accuracy is not None else "none",
+        figure.accuracy_text,
         row_verdict(row),
     ]
 
@@ -174,13 +177,23 @@ def improved_cells(group: RunGroup) -> list[str]:
         str(figure.get("study", "—")),
         group.model,
         group.dataset,
-        settings_vs_recipe(group.config, group.card),
+        _changed_with_precision(group),
         str(len(group.runs)),
         _ours(stat, protocol),
         fmt.percent_stat(group.stat(HONEST_PROTOCOL)),
-        f"{fmt.percent(published)} ({setting_text(figure)})",
+        f"{accuracy_text(figure)} ({setting_text(figure)})",
         verdict(stat, published, len(group.runs), SEEDS_NEEDED.get(str(figure.get("study")), 3)),
     ]
+
+
+def _changed_with_precision(group: RunGroup) -> str:
+    """What the configuration changed from its recipe, plus bf16 where it trained in it (a
+    CUDA recipe's default, so not a change from the recipe, but a change from the studies)."""
+    changed = settings_vs_recipe(group.config, group.card)
+    precision = group.config.get("precision")
+    if precision in (None, "fp32") or "precision=" in changed:
+        return changed
+    return f"{changed}; precision={precision} (the studies: fp32)"
 
 
 IMPROVED_HEADER = [
@@ -194,9 +207,10 @@ IMPROVED_HEADER = [
 # test a cause come from runs, below). Printed only under a table where that model's row says
 # "no", so a note cannot outlive the shortfall it explains.
 _SVC_SUBSET = (
-    "the study does not say which 10,000 training images it fit on, and SVC stops at "
-    "max_iter=1000 before it converges, so the figure depends on the images and their order."
+    "the study does not say which 10,000 training images it fit on, so the figure depends on "
+    "which images they were."
 )
+SVC_DEFAULT_MAX_ITER = 1000  # models/svm.py's default cap (study C's setting)
 SHORTFALL_NOTES: dict[str, str] = {
     "simsiam_lgbm": "LightGBM is fit on the features of the 55,000 training images left after "
     "the validation split, and SimSiam pretrains on them; the study used all 60,000 for both.",
@@ -240,11 +254,36 @@ def last_epoch_gain(
     return sum(gains) / len(gains) if gains else None
 
 
+def solver_cap_note(group: RunGroup) -> str | None:
+    """For an SVC row: whether libsvm hit its iteration cap, read from the runs' own
+    `solver_iterations` (the slowest one-vs-one machine's count), never assumed."""
+    counts = [v for v in group.values("solver_iterations") if isinstance(v, int)]
+    if not counts:
+        return None
+    options = dict(group.config.get("model_options") or [])
+    cap = options.get("max_iter", SVC_DEFAULT_MAX_ITER)
+    if not isinstance(cap, int):
+        return None
+    capped = sum(1 for count in counts if cap > 0 and count >= cap)
+    if capped:
+        return (
+            f"SVC's solver (libsvm) stopped at its cap max_iter={cap} in {capped} of {len(counts)} "
+            "seed(s) before it converged, so the fit also depends on the images' order"
+        )
+    return (
+        f"SVC's solver (libsvm) converged in {min(counts)}-{max(counts)} iterations in every "
+        f"seed, under its cap max_iter={cap}: the cap played no part"
+    )
+
+
 def _evidence(row: Row, epochs: Mapping[int, Sequence[Mapping[str, Any]]]) -> list[str]:
     """What the row's own runs show about its shortfall: still improving at the end of the
     recipe's epochs; for study E (protocol not stated), the figure under the other protocol."""
     group, parts = row.group, []
     assert group is not None
+    cap_note = solver_cap_note(group)
+    if cap_note is not None:
+        parts.append(cap_note)
     metric, _ = group_protocol(group)
     values = sorted(100 * v for v in group.values(metric or "") if isinstance(v, float))
     published = row.figure.test_accuracy
@@ -275,6 +314,36 @@ def _evidence(row: Row, epochs: Mapping[int, Sequence[Mapping[str, Any]]]) -> li
             + verdict(best, row.figure.test_accuracy, len(group.runs), row.needed)
         )
     return parts
+
+
+def _stage_kinds(group: RunGroup) -> list[str]:
+    stages = (group.card.get("recipe") or {}).get("stages") or []
+    return [str(stage.get("kind")) for stage in stages if isinstance(stage, Mapping)]
+
+
+def pipeline_notes(rows: Sequence[Row]) -> list[str]:
+    """Where the recipe a row's runs recorded (their model card, as trained) has a stage the
+    study's pipeline lacks, what it adds and which figures it touches: the row stands for the
+    published setting, not for exactly the study's code."""
+    found = []
+    for row in rows:
+        group = row.group
+        if group is None or "linear_probe" not in _stage_kinds(group):
+            continue
+        if row.figure.model == "dbn":
+            found.append(
+                "dbn (mnist): the recipe these runs recorded adds a linear-probe stage on the "
+                "frozen RBM features before fine-tuning, which the study does not have; the "
+                "figure is the fine-tuned model's, as the study's is."
+            )
+        elif row.figure.model == "simsiam_lgbm":
+            found.append(
+                "simsiam_lgbm (mnist): the recipe these runs recorded trains a linear probe "
+                "(Linear(1152,10), 11,530 parameters) before the study's LightGBM probe; the "
+                "study classifies with LightGBM only. Its parameter count includes that head, and "
+                "its maximum over epochs also ranges over the linear probe's epochs."
+            )
+    return found
 
 
 def notes(

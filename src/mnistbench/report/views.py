@@ -15,7 +15,12 @@ from mnistbench.errors import ConfigError
 from mnistbench.report import cards, columns, reproduction
 from mnistbench.report.collect import ReportData, RunGroup, load
 from mnistbench.report.document import Document, Paragraph, Section, Table, to_markdown
-from mnistbench.report.sections.overview import PROTOCOLS, commands, provenance
+from mnistbench.report.sections.overview import (
+    STUDY_TABLE_PROTOCOLS,
+    commands,
+    protocols_for,
+    provenance,
+)
 from mnistbench.store import Store
 
 
@@ -57,8 +62,10 @@ VIEWS: dict[str, View] = {
             "reproduction",
             "The studies reproduced, over seeds",
             "One row per figure the studies publish (studies A-E, each dataset), against the "
-            "configuration run at exactly that setting (the model's recipe otherwise, full "
-            "data; `mnistbench suite reproduction`), seeds pooled. Ours is shown under the "
+            "configuration run at that setting (the model's recipe otherwise, full data; "
+            "`mnistbench suite reproduction`), seeds pooled; where the recipe the runs recorded "
+            "has a stage the study's pipeline lacks, a note under the table says so. Ours is "
+            "shown under the "
             "study's own protocol and the honest one. " + reproduction.RULES,
             (),
             studies=("A", "B", "C", "D", "E"),
@@ -158,6 +165,7 @@ def build_view(store: Store, name: str) -> Document:
         groups = [r.group for r in rows if r.group is not None]
         blocks.append(Table(reproduction.ROW_HEADER, [reproduction.row_cells(r) for r in rows]))
         blocks += [Paragraph(note) for note in reproduction.notes(rows, data.groups, data.epochs)]
+        blocks += [Paragraph(note) for note in reproduction.pipeline_notes(rows)]
     elif view.rows == "improved":
         groups = reproduction.improved_groups(groups)
         if groups:
@@ -170,8 +178,17 @@ def build_view(store: Store, name: str) -> Document:
     missing = _not_run(view, groups) if view.rows == "groups" else ""
     if missing:
         blocks.append(Paragraph(f"Not run yet (no finished run in the store): {missing}."))
-    intro = [Paragraph(f"{view.description} {PROTOCOLS}"), *_runs_table(groups, data)]
+    intro = [
+        Paragraph(view.description),
+        Paragraph(view_protocols(view)),
+        *_runs_table(groups, data),
+    ]
     return Document(view.title, intro, [Section(view.name, "Results", blocks)])
+
+
+def view_protocols(view: View) -> str:
+    """What the view's columns mean: only the columns its table has."""
+    return STUDY_TABLE_PROTOCOLS if view.rows != "groups" else protocols_for(view.columns)
 
 
 def _runs_table(groups: list[RunGroup], data: ReportData) -> list:

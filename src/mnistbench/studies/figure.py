@@ -3,7 +3,7 @@ is spelled in text."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -64,15 +64,29 @@ class PublishedFigure:
     epochs_to_target: int | None = None  # first epoch whose test accuracy reached the target
     target_accuracy: float | None = None
     note: str = ""
+    # The study states the accuracy as approximate ("~98.8%"): quoted with "~", and no verdict
+    # computes a gap of a few hundredths of a point against it as if it were exact.
+    approximate: bool = False
+    # Setting keys the study does not state: values we assumed or chose to run it (study E's
+    # lr; diet_4's schedule). Shown as ours wherever the setting is printed.
+    assumed: tuple[str, ...] = ()
 
     @property
     def setting_text(self) -> str:
-        return setting_text(self.setting)
+        return setting_text(self.setting, self.assumed)
+
+    @property
+    def accuracy_text(self) -> str:
+        """'98.80%', or '~98.80%' where the study gives the figure as approximate."""
+        if self.test_accuracy is None:
+            return "none"
+        return ("~" if self.approximate else "") + f"{100 * self.test_accuracy:.2f}%"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (what a model card stores), with the setting spelled out."""
         values = asdict(self)
         values["setting"] = dict(self.setting)
+        values["assumed"] = list(self.assumed)
         values["setting_text"] = self.setting_text
         return values
 
@@ -90,25 +104,35 @@ def _value(key: str, value: Any) -> str:
     return _NAMES.get(value, str(value)) if isinstance(value, str) else f"{value:,}"
 
 
-def setting_text(setting: Mapping[str, Any]) -> str:
-    """`{"epochs": 3, "optimizer": "sgd", "lr": 0.001}` -> "3 epochs, SGD lr 1e-3"."""
+ASSUMED_MARK = " (ours: not stated)"
+
+
+def setting_text(setting: Mapping[str, Any], assumed: Sequence[str] = ()) -> str:
+    """`{"epochs": 3, "optimizer": "sgd", "lr": 0.001}` -> "3 epochs, SGD lr 1e-3"; a key in
+    `assumed` (the study does not state it) is marked as ours: "SGD lr 1e-2 (ours: not stated)"."""
+
+    def mark(key: str) -> str:
+        return ASSUMED_MARK if key in assumed else ""
+
     parts = []
     if "epochs" in setting:
         epochs = setting["epochs"]
-        parts.append(f"{epochs} epoch{'' if epochs == 1 else 's'}")
+        parts.append(f"{epochs} epoch{'' if epochs == 1 else 's'}{mark('epochs')}")
     optimizer = (
-        [_NAMES.get(setting["optimizer"], setting["optimizer"])] if "optimizer" in setting else []
+        [_NAMES.get(setting["optimizer"], setting["optimizer"]) + mark("optimizer")]
+        if "optimizer" in setting
+        else []
     )
-    learning_rate = [f"lr {_value('lr', setting['lr'])}"] if "lr" in setting else []
+    learning_rate = [f"lr {_value('lr', setting['lr'])}{mark('lr')}"] if "lr" in setting else []
     if optimizer or learning_rate:
         parts.append(" ".join(optimizer + learning_rate))
     for key, value in setting.items():
         if key in ("epochs", "optimizer", "lr"):
             continue
         if key == "image_size":
-            parts.append(f"{value}x{value}")
+            parts.append(f"{value}x{value}{mark(key)}")
         elif key == "device":
-            parts.append(f"on {_value(key, value)}")
+            parts.append(f"on {_value(key, value)}{mark(key)}")
         else:
-            parts.append(f"{key.replace('_', ' ')} {_value(key, value)}")
+            parts.append(f"{key.replace('_', ' ')} {_value(key, value)}{mark(key)}")
     return ", ".join(parts)

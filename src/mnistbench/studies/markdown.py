@@ -67,7 +67,7 @@ def studies_markdown() -> str:
                         f"`{f.model}`",
                         f.dataset,
                         f.setting_text,
-                        _percent(f.test_accuracy) + best,
+                        ("~" if f.approximate else "") + _percent(f.test_accuracy) + best,
                         _time(f),
                         params,
                         f.note,

@@ -13,7 +13,7 @@ from mnistbench.report.collect import (
     ReportData,
     RunGroup,
 )
-from mnistbench.report.compare import published_text, setting_text
+from mnistbench.report.compare import accuracy_text, published_text, setting_text
 from mnistbench.report.document import Column, Paragraph, Section, Table
 from mnistbench.report.format import Stat
 from mnistbench.report.sections.overview import STUDIES_A_AND_D
@@ -60,7 +60,7 @@ def _not_run_row(model: str, dataset: str, card: dict) -> list[str]:
         "Settings (vs recipe)": "not run yet",
         "Seeds": "0",
         "Epochs (published)": f"— ({(figure.get('setting') or {}).get('epochs', '—')})",
-        "Published acc": fmt.percent(figure.get("test_accuracy")),
+        "Published acc": accuracy_text(figure) if figure else "—",
         "Published setting": setting_text(figure) if figure else "—",
         "Params (published)": columns.published_params(figure),
     }
