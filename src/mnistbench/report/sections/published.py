@@ -8,7 +8,6 @@ from pathlib import Path
 
 from mnistbench.report import cards, columns
 from mnistbench.report import figures as figs
-from mnistbench.report import format as fmt
 from mnistbench.report.collect import (
     ReportData,
     RunGroup,
