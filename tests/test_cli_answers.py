@@ -45,6 +45,7 @@ def heavy_modules_loaded(*argv: str) -> list[str]:
         ["sweep", "--help"],
         ["speedrun", "--help"],
         ["report", "--help"],
+        ["compare", "--help"],
         ["data", "check", "--help"],
         ["runn", "mlp"],  # a typo in the verb
         ["run"],  # no model

@@ -168,3 +168,37 @@ def test_compare_refuses_runs_without_predictions(runs, tmp_path: Path, capsys):
     code = main(["compare", str(a.run_id), str(b.run_id), "--store", str(copy)])
     err = capsys.readouterr().err
     assert code == 2 and "No per-image predictions" in err and "mnistbench run mlp" in err
+
+
+def test_a_model_name_must_name_one_configuration(runs, store: Store, capsys):
+    code = main(["compare", "mlp", str(runs[1].run_id), "--store", str(store.path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "names 3 configurations of mlp" in err and "lr, subset" in err
+    # narrowed to one configuration (its seeds pooled: here one), it pairs
+    code = main(["compare", "mlp", str(runs[2].run_id), "--lr", "2e-3", "--subset", "none",
+                 "--json", "--store", str(store.path)])  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["a"]["run_ids"] == [runs[1].run_id]
+
+
+def test_the_lightgbm_probe_scores_with_probabilities():
+    """simsiam_lgbm's probe: predict_proba gives the top and the true class's probability."""
+    import torch
+
+    from mnistbench.data import Split
+    from mnistbench.recipes.features import fit_lightgbm_probe, lightgbm_eval
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 120)
+    features = rng.normal(size=(120, 4)) + labels[:, None]  # learnable, not perfectly
+    split = Split(torch.tensor(features, dtype=torch.float32), torch.tensor(labels))
+    probe = fit_lightgbm_probe(split, seed=0, threads=1, n_estimators=5)
+    scored = lightgbm_eval(probe.booster, split)
+    probabilities = probe.booster.predict_proba(features)
+    assert np.allclose(scored.top_probability.numpy(), probabilities.max(axis=1))
+    assert np.allclose(scored.true_probability.numpy(), probabilities[np.arange(120), labels])
+    right = scored.predictions.numpy() == labels
+    assert scored.accuracy == pytest.approx(right.mean())
+    assert np.allclose(
+        scored.top_probability.numpy()[right], scored.true_probability.numpy()[right]
+    )

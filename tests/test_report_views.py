@@ -51,9 +51,11 @@ def test_zoo_small_view_pools_seeds_and_says_where_they_ran(store_path: Path) ->
     }  # studies B, D, E only; no study A model  # fmt: skip
     bn = _row(table, Model="small_cnn_bn", Dataset="mnist")
     assert bn["Seeds"] == "0, 1, 2" and bn["Epochs run"] == "20, 20, 20"
-    assert bn["Test acc @ best val (honest)"] == "99.50 ± 0.02%"
-    # study D published the max over epochs, 99.55%: ours is 99.52%
-    assert bn["Published met? (study's protocol)"] == "no (-0.03 pt, max over epochs)"
+    assert bn[COLUMNS["acc_best_val"].title].startswith("99.50 ± 0.02% [")
+    # study D published the max over epochs, 99.55%: ours is 99.52%, inside the one-run interval
+    met = bn[COLUMNS["met"].title]
+    assert met.startswith("consistent (-0.03 pt; one-run 95% PI ")
+    assert met.endswith("[max over epochs]")
     # the fixture's runs predate train_cpu_share: their times cannot say they had the cores
     assert bn["Time/epoch (train, threads, CPU share)"] == (
         "42.40 ± 1.00 s (1/2 thr, CPU share not recorded: not this machine's speed)"
@@ -76,8 +78,12 @@ def test_views_leave_quick_looks_out_where_they_compare(store_path: Path) -> Non
         showdown = view_markdown(store, "architecture-showdown")
     assert "subset=2000" not in studies and "13.15%" not in studies
     # the showdown lists the quick look, saying it is not comparable
-    quick = _row(_table(showdown, "## Results"), **{"Test acc (final)": "13.15%"})
-    met = quick["Published met? (study's protocol)"]
+    table = _table(showdown, "## Results")
+    final = table[0].index(COLUMNS["acc_final"].title)
+    (quick,) = [
+        dict(zip(table[0], r, strict=True)) for r in table[1:] if r[final].startswith("13.15% [")
+    ]
+    met = quick[COLUMNS["met"].title]
     assert met == "not comparable (subset 2000, 1 of 5 epochs)"
 
 

@@ -10,8 +10,7 @@ import pytest
 
 from mnistbench.config import make_config
 from mnistbench.report import view_markdown
-from mnistbench.report.format import Stat
-from mnistbench.report.reproduction import solver_cap_note, verdict
+from mnistbench.report.reproduction import IMPROVED_HEADER, ROW_HEADER, solver_cap_note
 from mnistbench.store import Store
 from mnistbench.studies import FIGURES
 from report_store import write_run
@@ -19,7 +18,7 @@ from test_report import _row, _table
 
 # (model, overrides, [(honest, max over epochs, final) per seed])
 RUNS = [
-    ("mlp", {}, [(0.9720, 0.9741, 0.9730), (0.9730, 0.9719, 0.9715), (0.9740, 0.9757, 0.9750)]),
+    ("mlp", {}, [(0.9720, 0.9741, 0.9730), (0.9730, 0.9739, 0.9715), (0.9740, 0.9743, 0.9750)]),
     ("cnn", {}, [(0.9880, 0.9885, 0.9880), (0.9875, 0.9890, 0.9889), (0.9870, 0.9880, 0.9878)]),
     ("dbn", {}, [(0.9830, 0.9840, 0.9835), (0.9840, 0.9850, 0.9845), (0.9820, 0.9836, 0.9830)]),
     ("small_cnn_bn", {}, [(0.9948, 0.9952, 0.9949), (0.9950, 0.9956, 0.9951)]),
@@ -29,6 +28,7 @@ RUNS = [
     ("microresnet", {"epochs": 10, "scheduler": "onecycle"}, [(0.9946, 0.9955, 0.9950)] * 3),
     ("microresnet", {"subset": 2000, "epochs": 1}, [(0.13, 0.13, 0.13)]),
 ]
+OURS, HONEST, VERDICT = ROW_HEADER[5], ROW_HEADER[6], ROW_HEADER[8]
 # the MLP on the study's own split, every training image (no validation: no honest figure)
 FULL_DATA_MAX = (0.9780, 0.9790, 0.9785)
 
@@ -62,40 +62,47 @@ def test_one_row_per_published_figure_in_the_studies_order(table) -> None:
     ]
 
 
-def test_a_row_under_the_published_figure_by_more_than_a_std_is_not_met(table) -> None:
+def test_a_row_whose_prediction_interval_misses_the_published_figure_is_below(table) -> None:
     mlp = _row(table, Model="mlp")
-    # max over epochs (study A's protocol): 97.41, 97.19, 97.57 -> mean 97.39, std 0.19
-    assert mlp["Ours, study's protocol (mean ± std)"] == "97.39 ± 0.19% (max over epochs)"
-    assert mlp["Ours, honest: test @ best val"] == "97.30 ± 0.10%"
+    # max over epochs (study A's protocol): 97.41, 97.39, 97.43 -> mean 97.41, std 0.02
+    assert mlp[OURS].startswith("97.41 ± 0.02% [") and mlp[OURS].endswith("] (max over epochs)")
+    assert mlp[HONEST].startswith("97.30 ± 0.10% [")
     assert mlp["Published"] == "97.81%" and mlp["Seeds (have of need)"] == "3 of 3"
-    assert mlp["Met? (rule above)"] == "no (-0.42 pt, std 0.19 pt)"
+    # by hand: seed part 4e-8 x 4/3, test part 0.9741 x 0.0259 / 1e4 = 2.5229e-6, df ~ 4,700,
+    # half width 1.9605 x sqrt(2.5762e-6) = 0.315 pt: 97.10-97.72%, and 97.81% lies above it
+    assert mlp[VERDICT] == (
+        "below by 0.40 pt (40 of 10,000 test images; one-run 95% PI 97.10–97.72%)"
+    )
 
 
-def test_met_by_the_mean_or_within_one_std(table) -> None:
-    cnn = _row(table, Model="cnn")  # 98.85 vs 98.82
-    assert cnn["Met? (rule above)"] == "yes: mean ≥ published (+0.03 pt)"
-    dbn = _row(table, Model="dbn")  # 98.42 ± 0.07 vs 98.44
-    assert dbn["Met? (rule above)"] == "within 1 std (-0.02 pt, std 0.07 pt)"
+def test_a_gap_inside_our_seed_spread_and_test_sampling_is_consistent(table) -> None:
+    cnn = _row(table, Model="cnn")  # 98.85 ± 0.05 vs 98.82
+    assert cnn[VERDICT].startswith("consistent (+0.03 pt; one-run 95% PI ")
+    dbn = _row(table, Model="dbn")  # 98.42 ± 0.07 vs 98.44 (the old rule's 'no' at -0.02)
+    assert dbn[VERDICT].startswith("consistent (-0.02 pt; one-run 95% PI ")
 
 
 def test_too_few_seeds_study_b_and_rows_not_run_say_so(table) -> None:
     bn = _row(table, Model="small_cnn_bn")
     assert bn["Seeds (have of need)"] == "2 of 3"
     # max over epochs 99.52, 99.56: mean 99.54 vs 99.55, std 0.03
-    assert bn["Met? (rule above)"] == "within 1 std (-0.01 pt, std 0.03 pt); only 2 of 3 seeds"
+    assert bn[VERDICT].startswith("consistent (-0.01 pt; one-run 95% PI ")
+    assert bn[VERDICT].endswith("; only 2 of 3 seeds")
     study_b = _row(table, Model="mlp_784_512")  # one seed is all study B needs
     assert study_b["Seeds (have of need)"] == "1 of 1" and study_b["Published"] == "none"
-    assert study_b["Ours, study's protocol (mean ± std)"] == "97.61% (final)"
-    assert study_b["Met? (rule above)"] == "— (no published accuracy)"
+    # one run: its Wilson interval (9761 of 10,000 right)
+    assert study_b[OURS] == "97.61% [97.29–97.89%] (final)"
+    assert study_b[VERDICT] == "— (no published accuracy)"
     # microresnet ran only off its recipe: its study row is empty, not filled by another setting
     micro = _row(table, Model="microresnet")
-    assert micro["Seeds (have of need)"] == "not run" and micro["Met? (rule above)"] == "not run"
+    assert micro["Seeds (have of need)"] == "not run" and micro[VERDICT] == "not run"
 
 
 def test_fashion_rows_use_their_own_figure_and_the_final_model(table) -> None:
     svm = _row(table, Model="svm_rbf", Dataset="fashion-mnist")
     assert svm["Published"] == "85.67%"
-    assert svm["Ours, study's protocol (mean ± std)"] == "85.70 ± 0.00% (final)"
+    assert svm[OURS].startswith("85.70 ± 0.00% [") and svm[OURS].endswith("] (final)")
+    assert svm[VERDICT].startswith("consistent (+0.03 pt;")
     assert _row(table, Model="svm_rbf", Dataset="mnist")["Seeds (have of need)"] == "not run"
 
 
@@ -105,13 +112,13 @@ def test_a_shortfall_note_sets_the_studys_own_data_split_beside_the_row(store_pa
     (note,) = [line for line in markdown.splitlines() if line.startswith("mlp (mnist): ")]
     # 97.80, 97.90, 97.85: mean 97.85, std 0.05, against the published 97.81
     assert "3 seed(s) reach 97.85 ± 0.05% (max over epochs)" in note
-    # the recipe's own seeds (max over epochs 97.41, 97.19, 97.57) against the one published run
+    # the recipe's own seeds (max over epochs 97.41, 97.39, 97.43) against the one published run
     assert (
-        "Our 3 seeds range from 97.19% to 97.57%, and the published 97.81% (one run, seed "
-        "unknown) is above every one of them (24 test image(s) of 10,000 above our best)."
+        "Our 3 seeds range from 97.39% to 97.43%, and the published 97.81% (one run, seed "
+        "unknown) is above every one of them (38 test image(s) of 10,000 above our best)."
     ) in note
-    assert note.endswith("yes: mean ≥ published (+0.04 pt).")
-    # rows that are met get no shortfall note (dbn's line says what its recipe adds, below)
+    assert "consistent (+0.04 pt; one-run 95% PI " in note
+    # rows that are not below get no shortfall note (dbn's line says what its recipe adds, below)
     assert not any(
         line.startswith(("cnn (", "dbn (")) and "the recipe these runs recorded" not in line
         for line in markdown.splitlines()
@@ -167,18 +174,14 @@ def test_improved_view_lists_other_recipes_only(store_path: Path) -> None:
     assert len(table) == 3  # the recipe runs and the quick look are not in it
     row = _row(table, Model="microresnet")
     assert "scheduler=onecycle" in row["Changed from the recipe"]
-    assert row["Ours, study's protocol (mean ± std)"] == "99.55 ± 0.00% (max over epochs)"
-    assert row["Beats published? (rule above)"] == "yes: mean ≥ published (+0.24 pt)"
+    assert row[IMPROVED_HEADER[5]].startswith("99.55 ± 0.00% [")
+    # no seed spread: 99.55 ± 1.96 x sqrt(0.9955 x 0.0045 / 1e4) = ± 0.13 pt, 99.31% outside
+    assert row[IMPROVED_HEADER[8]] == (
+        "above by 0.24 pt (24 of 10,000 test images; one-run 95% PI 99.42–99.68%)"
+    )
     full = _row(table, Model="mlp")
     assert full["Changed from the recipe"] == "val_size=0"
-    assert full["Ours, honest: test @ best val"] == "—"
-
-
-def test_verdict_rules_by_hand() -> None:
-    assert verdict(Stat(0.9800, 0.0010, 3), 0.9805, 3, 3) == "within 1 std (-0.05 pt, std 0.10 pt)"
-    assert verdict(Stat(0.9800, 0.0004, 3), 0.9805, 3, 3) == "no (-0.05 pt, std 0.04 pt)"
-    assert verdict(Stat(0.9800, None, 1), 0.9805, 1, 3) == "no (-0.05 pt); only 1 of 3 seeds"
-    assert verdict(None, 0.98, 0, 3) == "not run"
+    assert full[IMPROVED_HEADER[6]] == "—"
 
 
 def test_a_shortfall_still_rising_at_its_last_epoch_says_so_by_how_much() -> None:

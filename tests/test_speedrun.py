@@ -291,3 +291,35 @@ def test_compile_warm_up_is_timed_apart_and_restores_the_model() -> None:
     assert result.status == "finished"
     assert ctx.metrics["compile_time_s"] > 0
     assert dataclasses.asdict(result.epochs[0])["train_time_s"] > 0
+
+
+def test_success_rate_interval_and_time_to_target_quartiles() -> None:
+    from mnistbench.cli.speedrun import success_text
+    from mnistbench.config import make_config
+    from mnistbench.experiments.speedrun import SeedResult, SpeedrunResult
+
+    def seed(i: int, accuracy: float | None, time_s: float | None, status: str = "finished"):
+        return SeedResult(i, i, status, accuracy, time_s, None, 1.0, 0.1, 5, "cpu: test")
+
+    seeds = [
+        seed(0, 0.992, 10.0),
+        seed(1, 0.991, 12.0),
+        seed(2, 0.989, 11.0),  # finished under the target: not a time-to-target
+        seed(3, 0.993, 20.0),
+        seed(4, None, None, "failed"),
+    ]
+    result = SpeedrunResult("time", "mnist", 0.99, "mlp", 1, None, make_config("mlp"), 0.5, seeds)
+    figures = result.to_dict()
+    assert result.reached == 3 and figures["success_rate"] == pytest.approx(3 / 5)
+    # Wilson 3 of 5 by hand: centre (0.6 + 0.384146) / 1.768292 = 0.556551, half
+    # 1.959964 / 1.768292 * sqrt(0.048 + 0.038415) = 0.325828 -> 0.2307-0.8824
+    low, high = figures["success_rate_ci95"]
+    assert (low, high) == pytest.approx((0.230723, 0.882379), abs=1e-5)
+    # times of the seeds at the target, 10, 12, 20: median 12, quartiles 11 and 16 (linear)
+    assert figures["time_to_target_mean_s"] == pytest.approx(14.0)
+    assert figures["time_to_target_median_s"] == 12.0
+    assert figures["time_to_target_iqr_s"] == [11.0, 16.0]
+    assert success_text(result) == (
+        "success 3/5 = 60% (95% CI, Wilson 23.1–88.2%); time-to-target mean 14.00 s, "
+        "median 12.00 s, IQR 11.00 s–16.00 s (3 seeds)"
+    )

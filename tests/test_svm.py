@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from mnistbench.artefacts import read_predictions
 from mnistbench.config import make_config
 from mnistbench.engine import memory
 from mnistbench.engine.measure import static_measurements
@@ -90,7 +91,14 @@ def test_sklearn_fit_records_one_fit(store: Store, learnable_data_dir: Path) -> 
     (epoch,) = store.epochs(record.run_id)
     assert epoch["train_time_s"] == pytest.approx(m["fit_time_s"])
     assert epoch["test_loss"] == pytest.approx(1 - epoch["test_accuracy"])  # 0-1 error
-    assert [a.name for a in store.artefacts(record.run_id)] == ["confusion_matrix"]
+    artefacts = store.artefacts(record.run_id)
+    assert [a.name for a in artefacts] == ["confusion_matrix", "predictions_final"]
+    # an SVC fitted without probability=True keeps classes only, and says why
+    predictions = read_predictions(artefacts[1].content)
+    assert predictions.top_probability is None and "probability=True" in str(
+        predictions.probabilities_absent
+    )
+    assert predictions.correct.mean() == pytest.approx(m["test_accuracy"])
 
 
 def test_full_training_set_option(store: Store, learnable_data_dir: Path) -> None:

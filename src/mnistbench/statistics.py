@@ -16,8 +16,11 @@ Stable API (other branches call these; keep the names and fields):
   recipe would land (seed spread plus test sampling); the verdict rule uses it.
 - ``paired_bootstrap(a_correct, b_correct) -> Paired``: two configurations, seeds x images.
 - ``probability_of_improvement(a_scores, b_scores)``: rliable's P(A > B).
+- ``compare_correct(a_correct, b_correct) -> Paired``: what `mnistbench compare` runs (exact
+  McNemar for one run each, else the paired bootstrap).
 - ``verdict_against_published(published, accuracies, n_test, ...) -> Verdict`` and
   ``verdict_between(paired) -> Verdict``: the one verdict rule.
+- ``time_to_target_figures(times)``: a speedrun's time-to-target mean, median and IQR.
 
 Every bootstrap is seeded (``BOOTSTRAP_SEED``), so a rebuilt table reads the same every time.
 """
@@ -32,7 +35,8 @@ import numpy as np
 from scipy import stats
 
 CONFIDENCE = 0.95  # every interval mnistbench prints is a 95% one unless it says otherwise
-BOOTSTRAP_REPLICATES = 4000  # percentile bootstrap: ~±0.7 pt of coverage error at 95%
+# each 2.5% tail of a percentile interval is then estimated to ±0.25% (one standard error)
+BOOTSTRAP_REPLICATES = 4000
 BOOTSTRAP_SEED = 20241  # fixed: the same store renders the same intervals on every rebuild
 
 WILSON = "95% CI, Wilson score over the test images"
@@ -237,8 +241,12 @@ def seeds_images_interval(
         if values.size == 0:
             raise ValueError("need at least one accuracy")
         seeds, n = values.size, n_test
-        resampled = _seed_weights(rng, seeds, replicates) @ values  # (replicates,)
-        means = rng.binomial(n, np.clip(resampled, 0.0, 1.0)) / n
+        # in whole images: integer sums are exact on every machine (a float matmul's order of
+        # additions is the BLAS's), so committed tables rebuild byte for byte anywhere
+        correct = np.array([correct_count(float(v), n) for v in values], dtype=np.int64)
+        picks = rng.multinomial(seeds, np.full(seeds, 1 / seeds), size=replicates)
+        resampled = (picks @ correct) / (seeds * n)  # (replicates,) mean accuracy of the pick
+        means = rng.binomial(n, resampled) / n
     low, high = _percentile(means, confidence)
     return Interval(low, high, SEEDS_IMAGES, seed_spread_known=seeds > 1)
 
@@ -367,6 +375,25 @@ def compare_correct(
         p_value=exact.p_value,
         method=f"{MCNEMAR}; difference interval: paired bootstrap over test images",
     )
+
+
+# ------------------------------------------------------------------------------- speedruns
+
+
+def time_to_target_figures(times: Sequence[float]) -> dict[str, object]:
+    """Mean, median and interquartile range (numpy's linear percentiles) of the seeds'
+    time-to-target, in seconds: the median and IQR sit beside the mean because one slow seed (a
+    shared machine, a late compile) moves the mean and not them."""
+    if not times:
+        return {"time_to_target_mean_s": None, "time_to_target_median_s": None,
+                "time_to_target_iqr_s": None, "time_to_target_seeds": 0}  # fmt: skip
+    q1, median, q3 = (float(q) for q in np.percentile(np.asarray(times, float), [25, 50, 75]))
+    return {
+        "time_to_target_mean_s": float(np.mean(times)),
+        "time_to_target_median_s": median,
+        "time_to_target_iqr_s": [q1, q3],
+        "time_to_target_seeds": len(times),
+    }
 
 
 # --------------------------------------------------------------------------- the verdict rule

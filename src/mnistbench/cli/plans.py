@@ -118,6 +118,7 @@ def batch_table(summary: BatchSummary) -> str:
     from mnistbench.report import format as fmt
     from mnistbench.report import markdown_table
     from mnistbench.report.collect import Stat
+    from mnistbench.report.uncertainty import CI_HEADER
 
     groups: dict[str, list] = {}
     for result in summary.results:
@@ -136,13 +137,33 @@ def batch_table(summary: BatchSummary) -> str:
             time_text += f" ({elsewhere} measured on another machine)"
         rows.append(
             [config.model, config.dataset, setting_text(results[0].trial), str(len(results)),
-             fmt.percent_stat(Stat.of(m.get("test_accuracy") for m in metrics)), time_text,
+             _accuracy_text(results), time_text,
              ", ".join(f"{n} {state}" for state, n in states.items())]
         )  # fmt: skip
     return markdown_table(
-        ("Model", "Dataset", "Setting", "Seeds", "Test acc (mean ± std)", "Time/epoch", "Trials"),
+        (
+            "Model",
+            "Dataset",
+            "Setting",
+            "Seeds",
+            f"Test acc (mean ± std {CI_HEADER})",
+            "Time/epoch",
+            "Trials",
+        ),
         rows,
     )
+
+
+def _accuracy_text(results: list) -> str:
+    """The final test accuracy over the trials' seeds with its 95% interval (report.uncertainty:
+    Wilson for one seed, the seeds-and-images bootstrap for more)."""
+    from mnistbench.report import uncertainty
+    from mnistbench.report.collect import RunGroup
+
+    records = [r.record for r in results if r.record is not None]
+    if not records:
+        return "—"
+    return uncertainty.accuracy_cell(RunGroup("", records), "test_accuracy")
 
 
 def _print_plan(trials: list[Trial]) -> None:

@@ -152,6 +152,14 @@ def _scale_lines(record: RunRecord) -> list[str]:
     return lines
 
 
+def _ci_text(metrics: dict) -> str:
+    """' [95% CI, Wilson 97.29-97.89% of 10,000 images]' for a run that stored its interval."""
+    ci, n = metrics.get("test_accuracy_ci95"), metrics.get("n_test")
+    if not (isinstance(ci, list) and len(ci) == 2 and isinstance(n, int)):
+        return ""
+    return f" [95% CI, Wilson {100 * ci[0]:.2f}–{100 * ci[1]:.2f}% of {n:,} images]"
+
+
 def _energy_text(record: RunRecord) -> str:
     """Energy in Wh, saying whether a power counter measured it or CodeCarbon estimated it (a
     TDP model, energy = power x time, where no counter exists): the report's own reading of
@@ -202,7 +210,7 @@ def summary_lines(result: TrialResult) -> list[str]:
         header,
         f"  config {record.config_hash}  device {record.environment.get('device_name', '?')}"
         f"  epochs {m.get('epochs_completed', '?')}/{record.config.get('epochs')}",
-        f"  test accuracy {fmt.percent(m.get('test_accuracy'))}"
+        f"  test accuracy {fmt.percent(m.get('test_accuracy'))}{_ci_text(m)}"
         f"   best val {fmt.percent(m.get('best_val_accuracy'))}"
         f" at epoch {m.get('best_val_epoch', '—')}"
         f"   test @ best val {fmt.percent(m.get('test_accuracy_at_best_val'))}",

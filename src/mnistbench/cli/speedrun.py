@@ -32,7 +32,8 @@ DESCRIPTION = (
 )
 RECORD_COLUMNS = (
     "Track", "Dataset", "Target", "Model", "Params", "Seeds", "Test acc (mean ± std)",
-    "Min / max", "Seeds ≥ target", "Train time (mean ± std)", "Compile warm-up", "Met",
+    "Min / max", "Seeds ≥ target (success, 95% CI Wilson; time-to-target mean, median, IQR)",
+    "Train time (mean ± std)", "Compile warm-up", "Met",
 )  # fmt: skip
 
 
@@ -149,6 +150,7 @@ def summary_lines(result: SpeedrunResult) -> list[str]:
         f"{result.reached}/{n} seeds >= {fmt.percent(result.target)}",
         f"  training time {fmt.seconds_stat(_stats(times))} per finished seed"
         f" (time-to-target: final test accuracy >= target in {result.reached} seed(s))",
+        "  " + success_text(result),
         f"  one-time costs: dataset load {fmt.seconds(result.dataset_load_s)}, "
         f"device prep {fmt.seconds_stat(_stats(prepare_s))} per seed"
         + (f", compile warm-up {fmt.seconds_stat(_stats(compile_s))}" if compile_s else "")
@@ -157,6 +159,28 @@ def summary_lines(result: SpeedrunResult) -> list[str]:
         f"{'>=' if met else '<'} {fmt.percent(result.target)}",
     ]
     return lines
+
+
+def success_text(result: SpeedrunResult) -> str:
+    """'success 3/3 = 100% (95% CI, Wilson 43.9-100%); time-to-target mean 9.8 s, median 9.7 s,
+    IQR 9.6-9.9 s (3 seeds)'."""
+    from mnistbench.report import format as fmt
+    from mnistbench.statistics import time_to_target_figures
+
+    n = len(result.seeds)
+    ci = result.success_ci95()
+    text = f"success {result.reached}/{n} = {result.success_rate:.0%}"
+    if ci is not None:
+        text += f" (95% CI, Wilson {100 * ci[0]:.1f}–{100 * ci[1]:.1f}%)"
+    figures = time_to_target_figures(result.times_to_target())
+    if figures["time_to_target_median_s"] is None:
+        return text + "; no seed reached the target"
+    q1, q3 = figures["time_to_target_iqr_s"]  # type: ignore[misc]
+    return (
+        f"{text}; time-to-target mean {fmt.seconds(figures['time_to_target_mean_s'])}, "  # type: ignore[arg-type]
+        f"median {fmt.seconds(figures['time_to_target_median_s'])}, "  # type: ignore[arg-type]
+        f"IQR {fmt.seconds(q1)}–{fmt.seconds(q3)} ({figures['time_to_target_seeds']} seeds)"
+    )
 
 
 def records_row(result: SpeedrunResult) -> list[str]:
@@ -173,7 +197,7 @@ def records_row(result: SpeedrunResult) -> list[str]:
         str(len(result.seeds)),
         fmt.percent_stat(_stats(acc)),
         f"{fmt.percent(min(acc))} / {fmt.percent(max(acc))}",
-        f"{result.reached}/{len(result.seeds)}",
+        success_text(result).removeprefix("success "),
         fmt.seconds_stat(_stats(result.train_times())),
         fmt.seconds_stat(_stats(compile_s)) if compile_s else "none",
         "yes" if result.target_met else "no",

@@ -370,7 +370,7 @@ def _blob(result: EvalResult, labels: torch.Tensor) -> bytes:
         labels.detach().cpu().numpy(),
         host(result.top_probability),
         host(result.true_probability),
-        result.probabilities_absent,
+        result.probabilities_absent or "the objective's evaluation gives classes, no probabilities",
     )
 
 

@@ -232,12 +232,33 @@ class SpeedrunResult:
         return sum(a >= self.target for a in self.accuracies())
 
     @property
+    def success_rate(self) -> float:
+        """Seeds at or above the target / seeds requested (a miss counts as a failure)."""
+        return self.reached / len(self.seeds) if self.seeds else 0.0
+
+    def success_ci95(self) -> tuple[float, float] | None:
+        """The success rate's 95% Wilson interval (3 of 3 seeds is 44-100%, not 100%)."""
+        from mnistbench.statistics import wilson_interval  # scipy: loaded when a record is read
+
+        return wilson_interval(self.reached, len(self.seeds)) if self.seeds else None
+
+    def times_to_target(self) -> list[float]:
+        """Training times of the seeds that finished at or above the target."""
+        return [
+            s.train_time_s
+            for s in self.seeds
+            if s.status == "finished" and s.train_time_s and s.counted_accuracy >= self.target
+        ]
+
+    @property
     def target_met(self) -> bool:
         """The record's criterion: mean final test accuracy over all seeds >= target."""
         return statistics.fmean(self.accuracies()) >= self.target
 
     def to_dict(self) -> dict[str, object]:
         """The figures as plain JSON values (`mnistbench speedrun --json`, the benchmark)."""
+        from mnistbench.statistics import time_to_target_figures
+
         acc, times = self.accuracies(), self.train_times()
         compile_s = [s.compile_time_s for s in self.seeds if s.compile_time_s is not None]
         return {
@@ -258,6 +279,9 @@ class SpeedrunResult:
             "accuracy_std": statistics.stdev(acc) if len(acc) > 1 else None,
             "train_time_mean_s": statistics.fmean(times) if times else None,
             "train_time_std_s": statistics.stdev(times) if len(times) > 1 else None,
+            "success_rate": self.success_rate,
+            "success_rate_ci95": (lambda ci: list(ci) if ci else None)(self.success_ci95()),
+            **time_to_target_figures(self.times_to_target()),  # median and IQR beside the mean
             "compile_time_mean_s": statistics.fmean(compile_s) if compile_s else None,
             "dataset_load_s": self.dataset_load_s,
             "trials": [asdict(s) for s in self.seeds],

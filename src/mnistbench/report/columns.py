@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mnistbench.report import cards, energy
+from mnistbench.report import cards, energy, uncertainty
 from mnistbench.report import format as fmt
 from mnistbench.report.collect import (
     FINAL_PROTOCOL,
@@ -37,7 +37,7 @@ def max_over_epochs(group: RunGroup) -> str:
     """The published protocol's figure; runs that saw the test set only once have none."""
     if all(r.metrics.get("test_protocol") == "final_only" for r in group.runs):
         return "n/a (test set used once)"
-    return fmt.percent_stat(group.stat(PUBLISHED_PROTOCOL))
+    return uncertainty.accuracy_cell(group, PUBLISHED_PROTOCOL)
 
 
 def device(group: RunGroup) -> str:
@@ -131,16 +131,18 @@ def protocol_stat(group: RunGroup) -> tuple[Stat | None, str]:
 
 
 def met(group: RunGroup) -> str:
-    """Whether the study's published accuracy is reached, under the study's own protocol."""
+    """The one verdict rule (mnistbench.statistics) on the study's published accuracy, under
+    the study's own protocol."""
     comparison = group.comparison
     if not comparison.comparable:
         return comparison.not_comparable()
-    published = published_accuracy(group)
-    stat, protocol = protocol_stat(group)
-    if published is None or stat is None:
+    figure = published_figure(group)
+    metric, protocol = group_protocol(group)
+    if figure is None or figure.get("test_accuracy") is None or group.stat(metric or "") is None:
         return "—"
-    gap = 100 * (stat.mean - published)
-    return f"{'yes' if gap >= 0 else 'no'} ({gap:+.2f} pt, {protocol})"
+    needed = uncertainty.SEEDS_NEEDED.get(str(figure.get("study")), 3)
+    verdict = uncertainty.published_verdict(group, metric, figure, needed)
+    return f"{verdict.text} [{protocol}]"
 
 
 def honest_gap(group: RunGroup) -> str:
@@ -191,11 +193,15 @@ COLUMNS: dict[str, Column[RunGroup]] = {
     "seed_list": Column("Seeds", lambda g: listing(g.seeds)),
     "seed": Column("Seed", lambda g: listing(g.seeds)),
     "epochs": Column("Epochs run", _epochs),
-    "acc_final": Column("Test acc (final)", lambda g: fmt.percent_stat(g.stat(FINAL_PROTOCOL))),
-    "acc_best_val": Column(
-        "Test acc @ best val (honest)", lambda g: fmt.percent_stat(g.stat(HONEST_PROTOCOL))
+    "acc_final": Column(
+        f"Test acc (final) {uncertainty.CI_HEADER}",
+        lambda g: uncertainty.accuracy_cell(g, FINAL_PROTOCOL),
     ),
-    "acc_max": Column("Best test acc (max over epochs)", max_over_epochs),
+    "acc_best_val": Column(
+        f"Test acc @ best val (honest) {uncertainty.CI_HEADER}",
+        lambda g: uncertainty.accuracy_cell(g, HONEST_PROTOCOL),
+    ),
+    "acc_max": Column(f"Best test acc (max over epochs) {uncertainty.CI_HEADER}", max_over_epochs),
     "best_val_epoch": Column("Best val epoch", lambda g: listing(g.values("best_val_epoch"))),
     "best_test_epoch": Column("Best test epoch", lambda g: listing(g.values("best_test_epoch"))),
     "epochs_to_target": Column(
@@ -208,7 +214,7 @@ COLUMNS: dict[str, Column[RunGroup]] = {
         "Published acc",
         lambda g: accuracy_text(published_figure(g) or {}) if g.comparison.figure else "—",
     ),
-    "met": Column("Published met? (study's protocol)", met),
+    "met": Column("Verdict vs published (one-run 95% PI; [study's protocol])", met),
     "honest_gap": Column("Honest − published", honest_gap),
     "params": Column("Params", lambda g: _int_stat(g, "params")),
     "params_published": Column(

@@ -68,8 +68,22 @@ def _rerun_hint(run: RunRecord) -> str:
     )
 
 
+def _same(stored: Any, given: Any) -> bool:
+    """A config value against a filter's text: 'none' for unset, numbers by value (2e-3 is
+    0.002), anything else as text."""
+    text = str(given).strip()
+    if stored is None:
+        return text.lower() in ("none", "")
+    if isinstance(stored, (int, float)) and not isinstance(stored, bool):
+        try:
+            return float(text) == float(stored)
+        except ValueError:
+            return False
+    return str(stored) == text
+
+
 def _matches(run: RunRecord, filters: Mapping[str, Any]) -> bool:
-    return all(str(run.config.get(key)) == str(value) for key, value in filters.items())
+    return all(_same(run.config.get(key), value) for key, value in filters.items())
 
 
 def resolve(store: Store, selector: str, filters: Mapping[str, Any]) -> list[RunRecord]:
@@ -214,6 +228,9 @@ def compare_text(result: Mapping[str, Any]) -> str:
     def pct(x: float) -> str:
         return f"{100 * x:.2f}%"
 
+    def count(x: float) -> str:  # an average over pairs of seeds is not a whole number
+        return f"{x:,}" if isinstance(x, int) else f"{x:,.1f}"
+
     def line(tag: str, s: Mapping[str, Any]) -> str:
         low, high = s["accuracy_ci95"]
         runs = ", ".join(str(i) for i in s["run_ids"])
@@ -229,7 +246,7 @@ def compare_text(result: Mapping[str, Any]) -> str:
         line("B", result["b"]),
         f"A − B: {100 * result['difference']:+.2f} pt (95% CI {100 * low:+.2f} to "
         f"{100 * high:+.2f} pt) on {n:,} test images; A alone right on "
-        f"{result['a_only_correct']:,.4g} images, B alone on {result['b_only_correct']:,.4g}"
+        f"{count(result['a_only_correct'])} images, B alone on {count(result['b_only_correct'])}"
         + (
             " (averaged over pairs of seeds)"
             if len(result["a"]["run_ids"]) > 1 or len(result["b"]["run_ids"]) > 1

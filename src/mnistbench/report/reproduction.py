@@ -18,22 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from mnistbench.report import format as fmt
+from mnistbench.report import uncertainty
 from mnistbench.report.collect import HONEST_PROTOCOL, PUBLISHED_PROTOCOL, RunGroup
 from mnistbench.report.columns import group_protocol, protocol_stat
 from mnistbench.report.compare import accuracy_text, setting_text, settings_vs_recipe
-from mnistbench.report.format import Stat
+from mnistbench.statistics import Verdict
 from mnistbench.studies import FIGURES, PublishedFigure
 
-# Seeds a row needs before its verdict stands: three wherever a study publishes an accuracy;
-# study B publishes none, so one run shows the model trains at its recipe.
-SEEDS_NEEDED = {"A": 3, "B": 1, "C": 3, "D": 3, "E": 3}
+SEEDS_NEEDED = uncertainty.SEEDS_NEEDED
 RULES = (
-    "Met: 'yes' when our mean under the study's protocol is at or above the published figure; "
-    "'within 1 std' when it is below by no more than one standard deviation over our seeds "
-    "(the published figure is one run of unknown seed, so a gap inside our own seed-to-seed "
-    "spread is no evidence of a shortfall); 'no' otherwise. A row with fewer seeds than it needs "
-    "says so beside its verdict. Study A and D picked the maximum test accuracy over epochs "
-    "(optimistic); studies C and E the final model (E's protocol is not stated: final is used)."
+    uncertainty.VERDICT_RULE
+    + " A row with fewer seeds than it needs says so beside its verdict. Study A and D picked "
+    "the maximum test accuracy over epochs (optimistic); studies C and E the final model (E's "
+    "protocol is not stated: final is used). Accuracy cells: mean ± std over seeds "
+    f"{uncertainty.CI_HEADER}."
 )
 
 
@@ -100,63 +98,55 @@ def improved_groups(groups: Sequence[RunGroup]) -> list[RunGroup]:
 # ------------------------------------------------------------------------------------ cells
 
 
-def verdict(stat: Stat | None, published: float | None, seeds: int, needed: int) -> str:
-    """Whether `stat` meets `published`, by which rule, and whether the seeds suffice."""
-    if published is None:
-        return "— (no published accuracy)"
-    if stat is None:
-        return "not run"
-    gap = 100 * (stat.mean - published)
-    std = None if stat.std is None else 100 * stat.std
-    spread = "" if std is None else f", std {std:.2f} pt"
-    if gap >= 0:
-        text = f"yes: mean ≥ published ({gap:+.2f} pt)"
-    elif std is not None and -gap <= std:
-        text = f"within 1 std ({gap:+.2f} pt{spread})"
-    else:
-        text = f"no ({gap:+.2f} pt{spread})"
-    if seeds < needed:
-        text += f"; only {seeds} of {needed} seeds"
-    return text
+def verdict(
+    group: RunGroup | None, metric: str | None, figure: Mapping[str, Any] | None, needed: int
+) -> Verdict:
+    """The one verdict rule (mnistbench.statistics) for `group`'s `metric` against `figure`."""
+    return uncertainty.published_verdict(group, metric, figure, needed)
 
 
-def _protocol(group: RunGroup | None) -> tuple[Stat | None, str]:
-    if group is None:
-        return None, ""
-    return protocol_stat(group)
-
-
-def _ours(stat: Stat | None, protocol: str, group: RunGroup | None = None) -> str:
-    """'98.84 ± 0.10% (max over epochs)': our figure, named by the protocol it follows, and
-    what of the study's setting our runs changed for speed ('differs: precision=bf16')."""
-    text = fmt.percent_stat(stat) + (f" ({protocol})" if protocol and stat else "")
-    differences = () if group is None or stat is None else group.comparison.differences
+def _ours(group: RunGroup, metric: str | None, protocol: str) -> str:
+    """'98.84 ± 0.10% [98.60–99.05%] (max over epochs)': our figure with its interval, named
+    by the protocol it follows, and what of the study's setting our runs changed for speed
+    ('differs: precision=bf16')."""
+    if metric is None:
+        return "—"
+    stat = group.stat(metric)
+    text = uncertainty.accuracy_cell(group, metric) + (
+        f" ({protocol})" if protocol and stat else ""
+    )
+    differences = () if stat is None else group.comparison.differences
     return text + (f"; differs: {', '.join(differences)}" if differences else "")
 
 
+def row_verdict_of(row: Row) -> Verdict:
+    """The row's verdict: its figure under the study's protocol against the published one."""
+    metric = None if row.group is None else group_protocol(row.group)[0]
+    return verdict(row.group, metric, row.figure.to_dict(), row.needed)
+
+
 def row_verdict(row: Row) -> str:
-    """The row's 'Met?' cell: its figure under the study's protocol against the published one."""
-    stat, _ = _protocol(row.group)
-    seeds = 0 if row.group is None else len(row.group.runs)
-    return verdict(stat, row.figure.test_accuracy, seeds, row.needed)
+    """The row's 'Verdict' cell."""
+    return row_verdict_of(row).text
 
 
 def row_cells(row: Row) -> list[str]:
     figure, group = row.figure, row.group
-    stat, protocol = _protocol(group)
     seeds = 0 if group is None else len(group.runs)
-    honest = None if group is None else group.stat(HONEST_PROTOCOL)
-    ours = _ours(stat, protocol, group)
-    if group is not None and figure.test_accuracy is None:  # study B: the final model
-        ours = fmt.percent_stat(group.stat("test_accuracy")) + " (final)"
+    ours = "—"
+    if group is not None:
+        metric, protocol = group_protocol(group)
+        ours = _ours(group, metric, protocol)
+        if figure.test_accuracy is None:  # study B: the final model
+            ours = uncertainty.accuracy_cell(group, "test_accuracy") + " (final)"
     return [
         figure.study,
         figure.model,
         figure.dataset,
         figure.setting_text,
         f"{seeds} of {row.needed}" if seeds else "not run",
-        ours if group is not None else "—",
-        fmt.percent_stat(honest) if group is not None else "—",
+        ours,
+        uncertainty.accuracy_cell(group, HONEST_PROTOCOL) if group is not None else "—",
         figure.accuracy_text,
         row_verdict(row),
     ]
@@ -164,25 +154,26 @@ def row_cells(row: Row) -> list[str]:
 
 ROW_HEADER = [
     "Study", "Model", "Dataset", "Published setting", "Seeds (have of need)",
-    "Ours, study's protocol (mean ± std)", "Ours, honest: test @ best val", "Published",
-    "Met? (rule above)",
+    f"Ours, study's protocol (mean ± std {uncertainty.CI_HEADER})",
+    f"Ours, honest: test @ best val (mean ± std {uncertainty.CI_HEADER})", "Published",
+    "Verdict (rule above; PI = 95% prediction interval for one run)",
 ]  # fmt: skip
 
 
 def improved_cells(group: RunGroup) -> list[str]:
     figure = group.comparison.figure or {}
-    stat, protocol = protocol_stat(group)
-    published = figure.get("test_accuracy")
+    metric, protocol = group_protocol(group)
+    needed = SEEDS_NEEDED.get(str(figure.get("study")), 3)
     return [
         str(figure.get("study", "—")),
         group.model,
         group.dataset,
         _changed_with_precision(group),
         str(len(group.runs)),
-        _ours(stat, protocol),
-        fmt.percent_stat(group.stat(HONEST_PROTOCOL)),
+        _ours(group, metric, protocol),
+        uncertainty.accuracy_cell(group, HONEST_PROTOCOL),
         f"{accuracy_text(figure)} ({setting_text(figure)})",
-        verdict(stat, published, len(group.runs), SEEDS_NEEDED.get(str(figure.get("study")), 3)),
+        verdict(group, metric, figure, needed).text,
     ]
 
 
@@ -198,14 +189,15 @@ def _changed_with_precision(group: RunGroup) -> str:
 
 IMPROVED_HEADER = [
     "Study", "Model", "Dataset", "Changed from the recipe", "Seeds",
-    "Ours, study's protocol (mean ± std)", "Ours, honest: test @ best val",
-    "Published (its setting)", "Beats published? (rule above)",
+    f"Ours, study's protocol (mean ± std {uncertainty.CI_HEADER})",
+    f"Ours, honest: test @ best val (mean ± std {uncertainty.CI_HEADER})",
+    "Published (its setting)", "Verdict (rule above; PI = 95% prediction interval for one run)",
 ]  # fmt: skip
 
 
 # Known causes of a shortfall, by model: what differs from the study, in words (the figures that
 # test a cause come from runs, below). Printed only under a table where that model's row says
-# "no", so a note cannot outlive the shortfall it explains.
+# "below", so a note cannot outlive the shortfall it explains.
 _SVC_SUBSET = (
     "the study does not say which 10,000 training images it fit on, so the figure depends on "
     "which images they were."
@@ -311,7 +303,7 @@ def _evidence(row: Row, epochs: Mapping[int, Sequence[Mapping[str, Any]]]) -> li
         parts.append(
             "the study does not say whether it reports the final model or the best epoch: the "
             f"maximum over epochs is {fmt.percent_stat(best)}, "
-            + verdict(best, row.figure.test_accuracy, len(group.runs), row.needed)
+            + verdict(group, PUBLISHED_PROTOCOL, row.figure.to_dict(), row.needed).text
         )
     return parts
 
@@ -356,7 +348,7 @@ def notes(
     images."""
     found = []
     for row in rows:
-        if row.group is None or not row_verdict(row).startswith("no"):
+        if row.group is None or row_verdict_of(row).label != "below":
             continue
         parts = [SHORTFALL_NOTES[row.figure.model]] if row.figure.model in SHORTFALL_NOTES else []
         parts += _evidence(row, epochs or {})
@@ -364,12 +356,12 @@ def notes(
         held_out = int(row.group.config.get("val_size") or 0)
         if full is not None:
             stat, protocol = protocol_stat(full)
+            metric, _ = group_protocol(full)
             parts.append(
                 f"trained on every training image as the study did ({FULL_DATA}, "
                 f"`mnistbench suite {FULL_DATA_SUITE}`; the recipe holds {held_out:,} out for "
                 f"the honest figure), {len(full.runs)} seed(s) reach {fmt.percent_stat(stat)} "
-                f"({protocol}): "
-                + verdict(stat, row.figure.test_accuracy, len(full.runs), row.needed)
+                f"({protocol}): " + verdict(full, metric, row.figure.to_dict(), row.needed).text
             )
         elif row.figure.study == "A" and held_out:
             parts.append(

@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass
 
 from mnistbench.errors import ConfigError
-from mnistbench.report import cards, columns, reproduction
+from mnistbench.report import cards, columns, reproduction, uncertainty
 from mnistbench.report.collect import ReportData, RunGroup, load
 from mnistbench.report.document import Document, Paragraph, Section, Table, to_markdown
 from mnistbench.report.sections.overview import (
@@ -87,8 +87,8 @@ VIEWS: dict[str, View] = {
             "studies",
             "The published studies reproduced",
             "Every configuration of a study model at full scale, set against the published "
-            "figure of its dataset and closest setting, and whether it meets it under the "
-            "study's own protocol.",
+            "figure of its dataset and closest setting, and the verdict under the study's own "
+            "protocol. " + uncertainty.VERDICT_RULE,
             ("model", "study", "dataset", "settings", "seeds", "epochs", *_ACCURACIES,
              "published", "met", "time_epoch_threads", "device"),
             studies=("A", "B", "C", "D", "E"),
@@ -98,7 +98,7 @@ VIEWS: dict[str, View] = {
             "zoo-small",
             "Studies B, D and E: the small supervised models",
             "Each small model at its study's recipe; per-seed epochs and the epochs the "
-            "validation and test picks chose.",
+            "validation and test picks chose. " + uncertainty.VERDICT_RULE,
             ("model", "dataset", "params", "settings", "seed_list", "epochs", "acc_final",
              "acc_best_val", "best_val_epoch", "acc_max", "best_test_epoch", "epochs_to_target",
              "published", "met", "time_epoch_threads", "device"),
@@ -107,7 +107,8 @@ VIEWS: dict[str, View] = {
         View(
             "zoo-large",
             "Large zoo models: SVMs and ResNet-18/50 (study C), ViT (study A)",
-            "The large models' full runs. FLOPs are per sample, as each run measured them.",
+            "The large models' full runs. FLOPs are per sample, as each run measured them. "
+            + uncertainty.VERDICT_RULE,
             ("model", "dataset", "settings", "acc_final", "acc_best_val", "published", "met",
              "time_epoch_threads", "eval_time", "wall", "flops", "device"),
             studies=("C",),
@@ -128,7 +129,8 @@ VIEWS: dict[str, View] = {
         View(
             "architecture-showdown",
             "Study A's ten architectures at their recipes",
-            "The architecture-showdown suite: every study A model at its recipe.",
+            "The architecture-showdown suite: every study A model at its recipe. "
+            + uncertainty.VERDICT_RULE,
             ("model", "status", "epochs", *_ACCURACIES, "published", "met", "time_epoch",
              "wall", "device"),
             studies=("A",),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from mnistbench.report import energy
+from mnistbench.report import energy, uncertainty
 from mnistbench.report import figures as figs
 from mnistbench.report import format as fmt
 from mnistbench.report.collect import (
@@ -127,7 +127,7 @@ def _table(groups: list[RunGroup], all_estimated: bool) -> Table:
         Column("Dataset", lambda g: g.dataset),
         Column("Device", lambda g: g.device),
         Column("Seeds", lambda g: str(len(g.runs))),
-        Column("Test acc @ best val", lambda g: fmt.percent_stat(g.accuracy())),
+        Column(f"Test acc @ best val {uncertainty.CI_HEADER}", uncertainty.honest_cell),
         Column(f"Energy ({energy.UNIT})", lambda g: energy.cell(g.runs)),
         Column(
             f"{energy.UNIT} to target",

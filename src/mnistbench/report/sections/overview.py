@@ -41,7 +41,10 @@ TIME_NOTE = (
     "then not the GPU's alone)."
 )
 SEEDS_NOTE = (
-    "Rows with several seeds show mean ± standard deviation over the seeds of one configuration."
+    "Rows with several seeds show mean ± standard deviation over the seeds of one configuration. "
+    "The bracket after an accuracy is its 95% interval: for one seed the Wilson score interval "
+    "over the test images it was scored on, for several the hierarchical bootstrap of the mean "
+    "over seeds and test images (docs/statistics.md)."
 )
 ENERGY_NOTE = (
     "Energy is in Wh everywhere, marked '≈ … (estimated)' where it is a power model × time "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistbench.report import cards, columns
+from mnistbench.report import cards, columns, uncertainty
 from mnistbench.report import figures as figs
 from mnistbench.report.collect import (
     ReportData,
@@ -113,9 +113,10 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
                 "setting' names it and what still differs). Rows are the configurations at a "
                 "published setting (speed settings such as precision aside), else every "
                 "configuration of the model; runs smaller than their recipe (a subset, fewer "
-                "epochs) are never compared and sit under 'Quick looks'. 'Published met?' "
-                "compares our figure under the study's own protocol (max over epochs for "
-                f"{STUDIES_A_AND_D}) with the published one. Published times were taken on other "
+                "epochs) are never compared and sit under 'Quick looks'. The verdict column "
+                "sets our figure under the study's own protocol (max over epochs for "
+                f"{STUDIES_A_AND_D}) against the published one. {uncertainty.VERDICT_RULE} "
+                "Published times were taken on other "
                 "hardware, so compare them with care. Each study's link leads to what it "
                 "measured and where its figures come from."
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistbench.report import columns
+from mnistbench.report import columns, uncertainty
 from mnistbench.report import figures as figs
 from mnistbench.report import format as fmt
 from mnistbench.report.collect import (
@@ -15,6 +15,8 @@ from mnistbench.report.collect import (
     varying_families,
 )
 from mnistbench.report.document import Column, Paragraph, Section, Table
+from mnistbench.statistics import time_to_target_figures, wilson_interval
+from mnistbench.store import RunRecord
 
 Pair = tuple[RunGroup, RunGroup]  # (CPU configuration, the same on another device)
 
@@ -97,18 +99,45 @@ def speedup(data: ReportData, out: Path | None) -> list[Section]:
             "Precision (CPU / GPU)",
             lambda p: f"{p[0].config.get('precision', '?')} / {p[1].config.get('precision', '?')}",
         ),
-        Column("CPU acc @ best val", lambda p: fmt.percent_stat(p[0].accuracy())),
-        Column("GPU acc @ best val", lambda p: fmt.percent_stat(p[1].accuracy())),
+        Column(
+            f"CPU acc @ best val {uncertainty.CI_HEADER}", lambda p: uncertainty.honest_cell(p[0])
+        ),
+        Column(
+            f"GPU acc @ best val {uncertainty.CI_HEADER}", lambda p: uncertainty.honest_cell(p[1])
+        ),
     ]
     found.blocks.append(Table.of(pair_columns, pairs))
     return [found]
 
 
-def _reached(group: RunGroup) -> str:
+def _hits(group: RunGroup) -> list[RunRecord]:
     target = group.first.config.get("target_accuracy")
-    finals = group.values(FINAL_PROTOCOL)
-    hits = sum(isinstance(a, (int, float)) and a >= (target or 1.0) for a in finals)
-    return f"{hits}/{len(group.runs)}"
+    return [
+        r
+        for r in group.runs
+        if isinstance(a := r.metrics.get(FINAL_PROTOCOL), (int, float)) and a >= (target or 1.0)
+    ]
+
+
+def _reached(group: RunGroup) -> str:
+    """'2/3 (95% CI, Wilson 20.8-93.9%)': the success rate with its interval."""
+    hits, n = len(_hits(group)), len(group.runs)
+    low, high = wilson_interval(hits, n)
+    return f"{hits}/{n} (95% CI, Wilson {100 * low:.1f}–{100 * high:.1f}%)"
+
+
+def _time_to_target(group: RunGroup) -> str:
+    """Mean, median and IQR of the training time of the seeds that reached the target."""
+    times = [t for r in _hits(group) if isinstance(t := r.metrics.get("total_train_time_s"), float)]
+    figures = time_to_target_figures(times)
+    if figures["time_to_target_median_s"] is None:
+        return "—"
+    q1, q3 = figures["time_to_target_iqr_s"]  # type: ignore[misc]
+    return (
+        f"mean {fmt.seconds(figures['time_to_target_mean_s'])}, "  # type: ignore[arg-type]
+        f"median {fmt.seconds(figures['time_to_target_median_s'])}, "  # type: ignore[arg-type]
+        f"IQR {fmt.seconds(q1)}–{fmt.seconds(q3)}"
+    )
 
 
 def _target(group: RunGroup) -> str:
@@ -120,9 +149,13 @@ SPEEDRUN_COLUMNS: list[Column[RunGroup]] = [
     *columns.pick("model", "dataset"),
     Column("Device", lambda g: str(g.first.environment.get("device_name", g.device))),
     *columns.pick("params", "seeds"),
-    Column("Final test acc", lambda g: fmt.percent_stat(g.stat(FINAL_PROTOCOL))),
+    Column(
+        f"Final test acc {uncertainty.CI_HEADER}",
+        lambda g: uncertainty.accuracy_cell(g, FINAL_PROTOCOL),
+    ),
     Column("Target", _target),
-    Column("Seeds ≥ target", _reached),
+    Column("Seeds ≥ target (success rate)", _reached),
+    Column("Time-to-target (seeds ≥ target)", _time_to_target),
     Column("Training time", lambda g: fmt.seconds_stat(g.stat("total_train_time_s"))),
     Column("Compile warm-up", lambda g: fmt.seconds_stat(g.stat("compile_time_s"))),
 ]
