@@ -17,7 +17,6 @@ from mnistbench.report import cards
 from mnistbench.report import format as fmt
 from mnistbench.report.compare import Comparison, compare, settings_vs_recipe
 from mnistbench.report.format import Stat
-from mnistbench.statistics import Interval, seeds_images_interval
 from mnistbench.store import Artefact, RunRecord, Store
 
 # The three accuracy protocols shown side by side (run metric names from engine/summary.py).
@@ -81,21 +80,6 @@ class RunGroup:
         """HONEST_PROTOCOL, or FINAL_PROTOCOL for runs without a validation split."""
         return HONEST_PROTOCOL if self.stat(HONEST_PROTOCOL) is not None else FINAL_PROTOCOL
 
-    @property
-    def n_test(self) -> int:
-        """Test images its runs were scored on (the first seed's)."""
-        return n_test(self.first)
-
-    def interval(self, metric: str | None = None) -> Interval | None:
-        """95% interval of the mean of `metric` (default: the accuracy() protocol) over the
-        seeds, counting seed spread and test sampling (statistics.seeds_images_interval)."""
-        values = [
-            float(v)
-            for v in self.values(metric or self.accuracy_protocol())
-            if isinstance(v, (int, float)) and math.isfinite(v)
-        ]
-        return seeds_images_interval(values, self.n_test) if values else None
-
 
 @dataclass
 class ReportData:
@@ -111,17 +95,6 @@ class ReportData:
 
     def groups_of(self, model: str) -> list[RunGroup]:
         return [g for g in self.groups if g.model == model]
-
-
-def n_test(run: RunRecord) -> int:
-    """Test images a run was scored on: its recorded `n_test`, else (runs made before it was
-    recorded) the official 10,000, or the first `subset` of them (a --subset run trims the
-    test set)."""
-    recorded = run.metrics.get("n_test")
-    if isinstance(recorded, int) and recorded > 0:
-        return recorded
-    subset = run.config.get("subset")
-    return min(int(subset), 10_000) if isinstance(subset, int) and subset > 0 else 10_000
 
 
 def recipe_groups(groups: Sequence[RunGroup]) -> list[RunGroup]:

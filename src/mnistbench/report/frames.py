@@ -16,7 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from mnistbench.report import cards
+from mnistbench.report import cards, uncertainty
+from mnistbench.statistics import accuracy_interval
 from mnistbench.store import RunRecord, Store
 
 RUN_FIELDS = ("run_id", "config_hash", "model", "dataset", "status", "started_at", "finished_at")
@@ -53,20 +54,10 @@ def _interval(run: RunRecord) -> tuple[float | None, float | None]:
     if isinstance(stored, (list, tuple)) and len(stored) == 2:
         return float(stored[0]), float(stored[1])
     accuracy = run.metrics.get("test_accuracy")
-    n_test = run.metrics.get("n_test") or _n_test(run)
-    if not isinstance(accuracy, (int, float)) or not n_test:
+    if not isinstance(accuracy, (int, float)) or isinstance(accuracy, bool):
         return None, None
-    from mnistbench.statistics import wilson_interval
-
-    low, high = wilson_interval(round(accuracy * n_test), int(n_test))
-    return low, high
-
-
-def _n_test(run: RunRecord) -> int | None:
-    """Test images a run made before `n_test` was recorded was scored on: the whole official
-    test set (10,000 images), or the first `subset` of it (a --subset run trims the test set)."""
-    subset = run.config.get("subset")
-    return min(int(subset), 10_000) if isinstance(subset, int) and subset > 0 else 10_000
+    found = accuracy_interval(float(accuracy), uncertainty.n_test(run.metrics, run.config))
+    return found.low, found.high
 
 
 def _select(store: Store, filters: dict[str, Any]) -> list[RunRecord]:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mnistbench.report import cards, energy
+from mnistbench.report import cards, energy, uncertainty
 from mnistbench.report.collect import ReportData, RunGroup, full_data_groups, group_labels
 from mnistbench.report.document import SORT_SCRIPT, Column, Table, html_block
 from mnistbench.report.figures.common import PALETTE, colors_for, datasets_in, slug
@@ -198,7 +198,8 @@ def _error_bars(groups: Sequence[RunGroup]) -> dict[str, Any]:
     """95% interval of each point's mean (seeds and test images) as asymmetric error bars."""
     plus, minus = [], []
     for group in groups:
-        interval, mean = group.interval(), group.accuracy()
+        interval = uncertainty.interval(group, group.accuracy_protocol())
+        mean = group.accuracy()
         if interval is None or mean is None:
             plus.append(0.0)
             minus.append(0.0)

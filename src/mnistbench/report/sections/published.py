@@ -16,7 +16,6 @@ from mnistbench.report.compare import accuracy_text, published_text, setting_tex
 from mnistbench.report.document import Column, Paragraph, Section, Table
 from mnistbench.report.format import Stat
 from mnistbench.report.sections.overview import STUDIES_A_AND_D
-from mnistbench.statistics import Interval, verdict_against_published
 
 
 def _epochs_vs_published(group: RunGroup) -> str:
@@ -170,27 +169,25 @@ def _has_accuracy(group: RunGroup) -> bool:
 
 
 def _forest_row(group: RunGroup, study: str) -> figs.ForestRow | None:
-    """The group against its published figure under the study's protocol, by the one rule."""
+    """The group against its published figure under the study's protocol, by the one rule
+    (the verdict and interval the tables show)."""
     metric, _ = columns.group_protocol(group)
-    figure = group.comparison.figure or {}
-    published = figure.get("test_accuracy")
-    if metric is None or published is None:
+    figure = group.comparison.figure
+    if metric is None or figure is None or figure.get("test_accuracy") is None:
         return None
-    values = [float(v) for v in group.values(metric) if isinstance(v, (int, float))]
-    if not values:
+    values, _ = uncertainty.accuracies(group, metric)
+    verdict = uncertainty.published_verdict(group, metric, figure)
+    if not values or verdict.interval is None:
         return None
-    verdict = verdict_against_published(
-        float(published), values, group.n_test, approximate=bool(figure.get("approximate"))
-    )
-    interval = verdict.interval or Interval(values[0], values[0], "")
+    published = float(figure["test_accuracy"])
     mean = sum(values) / len(values)
     return figs.ForestRow(
         study,
         f"{group.model} · {group.dataset}"
         + ("" if group.device == "cpu" else f" ({group.device} {group.config.get('precision')})"),
         100 * (mean - published),
-        100 * (interval.low - published),
-        100 * (interval.high - published),
+        100 * (verdict.interval.low - published),
+        100 * (verdict.interval.high - published),
         verdict.label,
         len(values),
     )

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mnistbench.report import cards
+from mnistbench.report import cards, uncertainty
 from mnistbench.report import figures as figs
 from mnistbench.report.collect import (
     FINAL_PROTOCOL,
@@ -25,7 +25,7 @@ from mnistbench.report.format import Stat
 def hover(group: RunGroup) -> dict[str, Any]:
     """What the interactive page shows on hover: the full configuration, seeds, run ids and
     the interval (data from the store: the page puts it through json.dumps)."""
-    interval = group.interval()
+    interval = uncertainty.interval(group, group.accuracy_protocol())
     return {
         "model": group.model,
         "dataset": group.dataset,
@@ -60,7 +60,7 @@ def points(
         spent, accuracy = cost(group), group.accuracy()
         if spent is None or accuracy is None:
             continue
-        interval = group.interval()
+        interval = uncertainty.interval(group, group.accuracy_protocol())
         found.append(
             figs.Point(
                 labels[group.key],
