@@ -88,8 +88,8 @@ def test_figures_render_offline_with_the_hover_payload_of_a_known_run(built, tmp
     ids = sorted(r.run_id for r in mlp)
     body = _open(out / "interactive.html", tmp_path, f"#run={ids[0]}")
     expected = len(figures(load(store)))
-    # params, time, energy, the learning curves of both datasets
-    assert expected == 5
+    # published vs measured, params, time, energy, the learning curves of both datasets
+    assert expected == 6
     assert body["data-plots-total"] == body["data-plots-rendered"] == str(expected)
     assert json.loads(body["data-resources"]) == []  # nothing fetched, not even from disk
     assert body["data-selected-run"] == str(ids[0])

@@ -24,12 +24,23 @@ from typing import Any
 from mnistbench.report import cards, energy, uncertainty
 from mnistbench.report.collect import ReportData, RunGroup, full_data_groups, group_labels
 from mnistbench.report.document import SORT_SCRIPT, Column, Table, html_block
+from mnistbench.report.figures.bars import VERDICT_COLORS
 from mnistbench.report.figures.common import PALETTE, colors_for, datasets_in, slug
 from mnistbench.report.figures.panels import _mean_curve, stages
 from mnistbench.report.format import Stat
+from mnistbench.report.sections.published import forest_rows
 from mnistbench.report.sections.tradeoffs import hover, published_params
 
 PAGE = "interactive.html"
+ZERO_LINE = {
+    "type": "line",
+    "x0": 0,
+    "x1": 0,
+    "yref": "paper",
+    "y0": 0,
+    "y1": 1,
+    "line": {"color": "#333333", "width": 1},
+}
 PLOT_CONFIG = {"displaylogo": False, "responsive": True, "showLink": False}
 
 # After every figure has drawn, the page says how many did (data-plots-rendered), and with
@@ -252,9 +263,56 @@ def _curves_figure(data: ReportData, dataset: str) -> dict[str, Any] | None:
     return {"data": traces, "layout": layout}
 
 
+def _forest_figure(data: ReportData) -> dict[str, Any] | None:
+    """The static forest plot with hover: ours minus published per study row, the one-run
+    95% prediction interval, one trace per verdict (the legend toggles them)."""
+    rows = forest_rows(data)
+    if not rows:
+        return None
+    names = [html.escape(f"Study {r.study} · {r.label}") for r, _ in rows]
+    traces = []
+    for verdict in sorted({r.verdict for r, _ in rows}):
+        chosen = [
+            (name, r, g) for name, (r, g) in zip(names, rows, strict=True) if r.verdict == verdict
+        ]
+        traces.append(
+            {
+                "type": "scatter",
+                "mode": "markers",
+                "name": html.escape(verdict),
+                "x": [r.gap_pt for _, r, _ in chosen],
+                "y": [name for name, _, _ in chosen],
+                "error_x": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [r.high_pt - r.gap_pt for _, r, _ in chosen],
+                    "arrayminus": [r.gap_pt - r.low_pt for _, r, _ in chosen],
+                },
+                "marker": {"color": VERDICT_COLORS.get(verdict, "#555555"), "size": 8},
+                "hovertext": [
+                    f"{_hover_text(hover(g))}<br>ours − published: {r.gap_pt:+.2f} pt "
+                    f"[{r.low_pt:+.2f}, {r.high_pt:+.2f}]<br>verdict: {html.escape(verdict)}"
+                    for _, r, g in chosen
+                ],
+                "hoverinfo": "text",
+                "customdata": [_payload(g) for _, _, g in chosen],
+            }
+        )
+    layout = {
+        "title": {"text": "Published vs measured: ours minus published (95% one-run PI)"},
+        "height": 200 + 22 * len(rows),
+        "hovermode": "closest",
+        "xaxis": {"title": {"text": "ours − published (percentage points)"}, "zeroline": True},
+        "yaxis": {"categoryorder": "array", "categoryarray": names[::-1], "automargin": True},
+        "shapes": [ZERO_LINE],
+    }
+    return {"data": traces, "layout": layout}
+
+
 def figures(data: ReportData) -> list[tuple[str, str, dict[str, Any]]]:
     """(id, title, plotly figure as plain JSON-able dicts) of every interactive figure."""
     found = [
+        ("published", "Published vs measured", _forest_figure(data)),
         (
             "params",
             "Accuracy vs parameters",

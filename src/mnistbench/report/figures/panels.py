@@ -10,7 +10,13 @@ from pathlib import Path
 from matplotlib.colors import PowerNorm
 
 from mnistbench.report import cards
-from mnistbench.report.collect import ReportData, RunGroup, recipe_groups
+from mnistbench.report.collect import (
+    FINAL_PROTOCOL,
+    HONEST_PROTOCOL,
+    ReportData,
+    RunGroup,
+    recipe_groups,
+)
 from mnistbench.report.document import Figure
 from mnistbench.report.figures.common import (
     PALETTE,
@@ -22,6 +28,13 @@ from mnistbench.report.figures.common import (
     styled,
 )
 
+# what a panel's accuracy axis shows: RunGroup.accuracy() falls back to the final model for
+# runs trained without a validation split, and the label must say so when it does
+ACCURACY_LABELS = {
+    frozenset({HONEST_PROTOCOL}): "test accuracy @ best val (%)",
+    frozenset({FINAL_PROTOCOL}): "final test accuracy (%)",
+    frozenset({HONEST_PROTOCOL, FINAL_PROTOCOL}): "test acc. @ best val, else final (%)",
+}
 CURVE_COLUMNS = 4  # learning-curve panels per row
 MAX_MATRICES = 30  # confusion-matrix panels per figure (one per model)
 MATRIX_COLUMNS = 5
@@ -247,7 +260,7 @@ def sensitivity(families: Sequence[Sequence[RunGroup]], out_dir: Path) -> Figure
         first = family[0]
         log_axis(ax, [float(g.config["lr"]) for g in family if g.config.get("lr")])
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("test accuracy @ best val (%)")
+        ax.set_ylabel(ACCURACY_LABELS[frozenset(g.accuracy_protocol() for g in family)])
         ax.set_title(f"{first.model} — {first.dataset}, {first.config.get('epochs', '?')} epochs")
         ax.legend(fontsize=7)
     caption = (

@@ -121,14 +121,13 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
             )
         ],
     )
-    sections, listed, bars = [top], set(), []
+    sections, listed = [top], set()
     for study, models in sorted(_study_models(data).items()):
         table_rows: list[list[str]] = []
         for model in sorted(models, key=lambda m: (-_best_published(m, data), m)):
             shown, missing = _rows(model, data)
             table_rows += [[c.cell(g) for c in STUDY_COLUMNS] for g in shown] + missing
             listed.add(model)
-            bars += [r for g in shown if _has_accuracy(g) and (r := _forest_row(g, study))]
         card = next(
             (g.card for g in data.groups if study in (g.card.get("studies") or {})),
             _card(models[0], data),
@@ -148,6 +147,7 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
                 level=3,
             )
         )
+    bars = [row for row, _ in forest_rows(data)]
     if out is not None and (figure := figs.published_vs_measured(bars, out)) is not None:
         top.blocks.append(figure)
     others = [g for g in data.groups if g.model not in listed and g.comparison.comparable]
@@ -166,6 +166,17 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
 def _has_accuracy(group: RunGroup) -> bool:
     figure = group.comparison.figure
     return figure is not None and figure.get("test_accuracy") is not None
+
+
+def forest_rows(data: ReportData) -> list[tuple[figs.ForestRow, RunGroup]]:
+    """Every study table's rows with a published accuracy, as forest-plot rows (and the
+    configuration behind each), in the tables' order."""
+    found = []
+    for study, models in sorted(_study_models(data).items()):
+        for model in sorted(models, key=lambda m: (-_best_published(m, data), m)):
+            shown, _ = _rows(model, data)
+            found += [(r, g) for g in shown if _has_accuracy(g) and (r := _forest_row(g, study))]
+    return found
 
 
 def _forest_row(group: RunGroup, study: str) -> figs.ForestRow | None:
