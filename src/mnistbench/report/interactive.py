@@ -90,7 +90,8 @@ main { padding: 8px 24px 40px; }
 section { background: #fff; border: 1px solid #d9dee7; border-radius: 8px; padding: 4px 18px 14px;
           margin: 16px 0; }
 .plot { width: 100%; min-height: 460px; }
-pre { background: #eef1f6; padding: 8px; border-radius: 4px; font-size: 12px; overflow-x: auto; }
+pre { background: #eef1f6; padding: 8px; border-radius: 4px; font-size: 12px; overflow: auto;
+      max-height: 14em; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { border: 1px solid #d9dee7; padding: 3px 7px; text-align: left; }
 th { background: #eef1f6; cursor: pointer; }
