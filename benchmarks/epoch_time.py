@@ -28,12 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from mnistbench.config import make_config
 from mnistbench.data import get_dataset_spec, load_dataset, prepare_device_data
 from mnistbench.data.device import split_indices
 from mnistbench.engine import fit
 from mnistbench.engine.device import flush_denormals, place_model
 from mnistbench.engine.measure import cpu_description
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model
 from mnistbench.objectives import CrossEntropyObjective
 

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from mnistbench.cards import reconstruct_card
 from mnistbench.data.catalog import STANDARD_FILES
+from mnistbench.store import install_card_builder
 from synthetic import install_as_mnist
+
+# Runs written without a card get the model registry's, as in the CLI (which installs the same
+# builder at its start): the store cannot import the registry itself.
+install_card_builder(reconstruct_card)
 
 # Captured before the autouse fixture clears it, for tests marked real_data.
 REAL_DATA_ENV = os.environ.get("MNISTBENCH_DATA")

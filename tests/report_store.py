@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.store import Store
 
 CPU_ENV = {

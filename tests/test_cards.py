@@ -18,8 +18,9 @@ from mnistbench.cards import (
     fingerprint_for,
     reconstruct_card,
 )
-from mnistbench.config import RunConfig, make_config
+from mnistbench.config import RunConfig
 from mnistbench.engine.device import place_model
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model, resolve_model
 from mnistbench.studies import published_figures
 

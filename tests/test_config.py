@@ -10,17 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.config import (
-    ROLES,
-    RunConfig,
-    dry_run,
-    field_roles,
-    flag_of,
-    make_config,
-    parse_model_option,
-    settings,
-)
+from mnistbench.config import ROLES, RunConfig, field_roles, flag_of, parse_model_option, settings
 from mnistbench.errors import ConfigError
+from mnistbench.experiments.configure import dry_run, make_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v1_5ae60b7.sql"
 
@@ -181,7 +173,7 @@ def test_augment_and_image_size_are_validated() -> None:
 def test_grad_clip_zero_turns_a_recipes_clipping_off() -> None:
     """cnn's recipe clips at 1.0; 0 must turn that off (stored as unset, so it hashes and trains
     as no clipping: clip_grad_norm_ at 0 would zero every gradient), from flags and from plans."""
-    from mnistbench.config import with_overrides
+    from mnistbench.experiments.configure import with_overrides
 
     recipe = make_config("cnn")
     assert recipe.grad_clip == 1.0

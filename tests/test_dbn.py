@@ -8,8 +8,8 @@ from pathlib import Path
 
 import torch
 
-from mnistbench.config import make_config
 from mnistbench.experiments import run_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import get_model_info, registry
 from mnistbench.models.dbn import DBN, RBM
 from mnistbench.objectives.contrastive_divergence import ContrastiveDivergenceObjective

@@ -10,11 +10,11 @@ import sys
 import pytest
 import torch
 
-from mnistbench.config import make_config
 from mnistbench.data import prepare_device_data
 from mnistbench.engine import confusion_matrix, evaluate, fit, summarize_epochs
 from mnistbench.engine.device import autocast_factory
 from mnistbench.engine.loop import EpochRecord
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model
 from mnistbench.objectives import CrossEntropyObjective
 from synthetic import learnable_raw

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistbench.config import make_config
 from mnistbench.data import load_dataset
 from mnistbench.errors import ConfigError
 from mnistbench.experiments.batch import Session, make_executor, run_trials
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.executors import LocalExecutor, ProcessExecutor
 from mnistbench.experiments.plan import Trial, unique_trials
 from mnistbench.experiments.runner import record, train_config

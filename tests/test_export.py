@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from mnistbench.cli import main
-from mnistbench.config import make_config
 from mnistbench.errors import ConfigError
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import export
 from mnistbench.store import Store, export_jsonl
 

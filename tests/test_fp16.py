@@ -13,9 +13,9 @@ import pytest
 import torch
 from torch import nn
 
-from mnistbench.config import make_config
 from mnistbench.data import prepare_device_data
 from mnistbench.engine import autocast_factory
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model, get_model_info
 from mnistbench.objectives import Objective
 from mnistbench.objectives.adversarial import AdversarialObjective

@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnistbench.config import default_precision, make_config
 from mnistbench.data.device import Split
 from mnistbench.engine import device as engine_device
 from mnistbench.engine import environment, peaks
 from mnistbench.engine.compile import batch_input_shape
+from mnistbench.engine.device import default_precision
 from mnistbench.engine.measure import latency_form
 from mnistbench.errors import ConfigError
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model
 
 

@@ -13,7 +13,6 @@ import pytest
 import torch
 from torch import nn
 
-from mnistbench.config import make_config
 from mnistbench.engine import energy as energy_module
 from mnistbench.engine import measure, memory, peaks
 from mnistbench.engine.energy import EnergyMeter, describe_hardware
@@ -27,6 +26,7 @@ from mnistbench.engine.measure import (
 from mnistbench.errors import OutOfMemoryError
 from mnistbench.experiments import run_config, runner, train_config
 from mnistbench.experiments.batch import RunFailedError
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model, registry
 from mnistbench.models.mlp import MLP
 from mnistbench.store import Store

@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistbench.config import make_config
 from mnistbench.data import DeviceData, Split
 from mnistbench.data.augment import simsiam_view
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model, get_model_info
 from mnistbench.models.unet import UNet
 from mnistbench.objectives.adversarial import GAN_BETAS, AdversarialObjective

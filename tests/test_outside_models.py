@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from mnistbench.cards import fingerprint_for
-from mnistbench.config import make_config
 from mnistbench.engine import measure
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import run_config, train_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import list_models, resolve_model
 from mnistbench.store import Store
 from synthetic import learnable_raw

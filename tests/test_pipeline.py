@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mnistbench.cli import main
-from mnistbench.config import make_config
 from mnistbench.experiments import batch
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.executors import Executor
 from mnistbench.experiments.plan import Trial
 from mnistbench.store import Store

@@ -21,8 +21,9 @@ import psutil
 import pytest
 
 from mnistbench.cli import main
-from mnistbench.config import RunConfig, make_config
+from mnistbench.config import RunConfig
 from mnistbench.experiments.batch import Session, run_trials
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.executors import ProcessExecutor
 from mnistbench.experiments.plan import Trial
 from mnistbench.experiments.worker import GpuSlot, gpu_slots, visible_gpus

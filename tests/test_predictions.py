@@ -22,8 +22,8 @@ from mnistbench.artefacts import (
     read_predictions,
 )
 from mnistbench.cli import main
-from mnistbench.config import make_config
 from mnistbench.experiments import run_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.statistics import wilson_interval
 from mnistbench.store import Store
 from mnistbench.store.jsonl import read_jsonl, write_jsonl

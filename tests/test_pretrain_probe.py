@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mnistbench.config import make_config, parse_model_option
+from mnistbench.config import parse_model_option
 from mnistbench.data import prepare_device_data, seal_test
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import run_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model, get_model_info
 from mnistbench.recipes import STAGE_KINDS, RecipeContext, held_out_images, run_recipe
 from mnistbench.store import Store

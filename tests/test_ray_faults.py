@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.config import RunConfig, make_config
+from mnistbench.config import RunConfig
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import ray_cluster
 from mnistbench.experiments.batch import Session, run_trials
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.plan import Trial
 from mnistbench.experiments.ray_cluster import join_error, run_tasks, train_task
 from mnistbench.experiments.runner import TrainedRun

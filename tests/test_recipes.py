@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.config import make_config
 from mnistbench.engine import measure
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import run_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import get_model_info, list_models, registry
 from mnistbench.recipes import STAGE_KINDS, Recipe, Stage, StageKind, register_stage_kind
 from mnistbench.store import Store
@@ -149,7 +149,7 @@ import sys
 from dataclasses import replace
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from synthetic import learnable_raw
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.engine import measure
 from mnistbench.experiments import run_config
 from mnistbench.store import Store

@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from mnistbench.cli import main
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import report_markdown, write_report
 from mnistbench.report.cards import card_of
 from mnistbench.report.collect import full_data_groups, group_runs, latest_per_config, pareto_front

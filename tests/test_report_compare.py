@@ -3,14 +3,12 @@ figure only on the same dataset, at the closest setting, and never when it is sm
 
 from __future__ import annotations
 
-import ast
 import copy
 from pathlib import Path
 
 import pytest
 
-import mnistbench.report
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import energy
 from mnistbench.report.build import build_document
 from mnistbench.report.collect import ReportData, load
@@ -20,34 +18,8 @@ from mnistbench.report.document import to_markdown
 from mnistbench.store import RunRecord, Store
 from test_report import _row, _table
 
-REPORT_DIR = Path(mnistbench.report.__file__).parent
-
-
-def _imports(path: Path) -> list[str]:
-    """Every module `path` imports, as dotted names (`from a import b` counts as a.b too)."""
-    names = []
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names += [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names += [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
-    return names
-
-
-def test_no_report_module_imports_models_or_config() -> None:
-    """report/ reads the store (each run's model card) and the studies' published figures,
-    never the registry or the config layer, so it renders what runs recorded."""
-    files = sorted(REPORT_DIR.rglob("*.py"))
-    assert len(files) > 10
-    offenders = {
-        str(path.relative_to(REPORT_DIR)): name
-        for path in files
-        for name in _imports(path)
-        if name.startswith(("mnistbench.models", "mnistbench.config"))
-    }
-    assert offenders == {}
-    # the check bites: this very test file imports the config layer, and the scan sees it
-    assert any(name.startswith("mnistbench.config") for name in _imports(Path(__file__)))
+# That report/ never imports the models, the config or the experiments is the import-linter
+# contract "report-reads-the-store" in pyproject.toml (tests/test_layers.py runs it).
 
 
 # ----------------------------------------------------------------- a card with study C's grid

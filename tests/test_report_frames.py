@@ -10,7 +10,7 @@ import pytest
 from statsmodels.stats.proportion import proportion_confint
 
 import mnistbench
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report.rebuild import committed_store
 from mnistbench.store import Store
 

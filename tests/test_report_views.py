@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.config import make_config
 from mnistbench.errors import ConfigError
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import VIEWS, build_view, view_markdown
 from mnistbench.report.columns import COLUMNS
 from mnistbench.store import Store

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import view_markdown
 from mnistbench.report.reproduction import IMPROVED_HEADER, ROW_HEADER, solver_cap_note
 from mnistbench.store import Store

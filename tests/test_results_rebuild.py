@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mnistbench.cli import main
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report.rebuild import END, README_PARTS, START, TABLES, rebuild
 from mnistbench.store import Store, write_jsonl
 from report_store import write_run

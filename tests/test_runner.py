@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.config import make_config
 from mnistbench.errors import DataError
 from mnistbench.experiments import run_config, runner
+from mnistbench.experiments.configure import make_config
 from mnistbench.store import Store
 
 

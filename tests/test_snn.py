@@ -11,9 +11,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mnistbench.config import make_config
 from mnistbench.errors import ConfigError
 from mnistbench.experiments import run_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model
 from mnistbench.models.snn import (
     SigmoidSurrogate,

@@ -18,12 +18,12 @@ import torch
 from mnistbench import recipes
 from mnistbench.cli import main
 from mnistbench.cli.speedrun import records_table
-from mnistbench.config import make_config
 from mnistbench.data import SealedSplit, prepare_device_data, seal_test
 from mnistbench.engine import evaluate, final_test, fit
 from mnistbench.engine.compile import batch_sizes, compile_for_training
 from mnistbench.errors import MnistbenchError, SealedTestSetError
 from mnistbench.experiments import RunFailedError, run_config, runner
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.machine import machine_of, machines_match
 from mnistbench.experiments.speedrun import (
     check_budget,
@@ -295,7 +295,7 @@ def test_compile_warm_up_is_timed_apart_and_restores_the_model() -> None:
 
 def test_success_rate_interval_and_time_to_target_quartiles() -> None:
     from mnistbench.cli.speedrun import success_text
-    from mnistbench.config import make_config
+    from mnistbench.experiments.configure import make_config
     from mnistbench.experiments.speedrun import SeedResult, SpeedrunResult
 
     def seed(i: int, accuracy: float | None, time_s: float | None, status: str = "finished"):

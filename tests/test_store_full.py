@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from mnistbench.config import make_config
 from mnistbench.errors import StoreError
 from mnistbench.experiments.batch import Session, run_trials
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.executors import Executor, LocalExecutor, ProcessExecutor
 from mnistbench.experiments.plan import Trial
 from mnistbench.store import Store

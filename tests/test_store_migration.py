@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from mnistbench.errors import StoreError
-from mnistbench.store import SCHEMA_VERSION, Store, minimal_card
+from mnistbench.store import SCHEMA_VERSION, Store, minimal_card, schema
 
 FIXTURE = Path(__file__).parent / "fixtures" / "store_v1_5ae60b7.sql"
 V1_RUN_COLUMNS = 17  # what schema 1's runs table has; schema 2 appends two
@@ -91,8 +90,8 @@ def test_v1_store_migrates_in_place_keeping_every_row_byte_for_byte(v1_path: Pat
     assert raw_rows(v1_path) == after
 
 
-def test_v1_migration_without_the_cards_module_gives_minimal_cards(v1_path, monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "mnistbench.cards", None)  # `import` raises ImportError
+def test_v1_migration_without_a_card_builder_gives_minimal_cards(v1_path, monkeypatch) -> None:
+    monkeypatch.setattr(schema, "_installed_card_builder", None)  # none installed (conftest's)
     with Store(v1_path) as store:
         runs = store.list_runs()
     assert [run.model_card for run in runs] == [minimal_card({"model": r.model}) for r in runs]
@@ -207,3 +206,17 @@ def test_find_completed_with_a_fingerprint_matches_only_that_fingerprint(tmp_pat
         assert store.find_completed("h", fingerprint="bbbb") is None  # only a failed run
         assert store.find_completed("h", fingerprint="cccc") is None
         assert store.find_completed("other", fingerprint="aaaa") is None
+
+
+def test_the_cli_gives_a_v1_store_the_registrys_cards(v1_path, monkeypatch, tmp_path) -> None:
+    """The store never imports the model registry; the CLI installs the registry's card
+    builder at its start, so a v1 store opened by a command gets full reconstructed cards."""
+    from mnistbench.cli import main
+
+    monkeypatch.setattr(schema, "_installed_card_builder", None)  # as a fresh process has it
+    out = tmp_path / "runs.jsonl"
+    assert main(["export", "--store", str(v1_path), "--format", "jsonl", "--out", str(out)]) == 0
+    cards = [json.loads(line)["model_card"] for line in out.read_text().splitlines()]
+    assert len(cards) == 9 and {c["source"]["kind"] for c in cards} == {"reconstructed"}
+    mlp = next(c for c in cards if c["model"] == "mlp")
+    assert (mlp["family"], mlp["recipe"]["of"]) == ("mlp", "mlp")

@@ -14,7 +14,7 @@ from mnistbench.errors import ConfigError
 from mnistbench.experiments import suites
 from mnistbench.experiments.plan import unique_trials
 from mnistbench.experiments.suites import get_suite, plan_suite, suite_runs
-from mnistbench.experiments.sweeps import load_sweep, plan_sweep
+from mnistbench.experiments.sweeps import keep_models, load_sweep, plan_sweep
 from mnistbench.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
@@ -98,7 +98,7 @@ def test_the_reproduction_suite_runs_every_study_row_at_three_seeds() -> None:
     """Every published figure of studies A, B, D and E and study C's SVMs (both datasets) has
     a trial at exactly its setting, with the very config hash `mnistbench run MODEL --seed N`
     gives, so runs made either way (and committed in results/) count for the other."""
-    from mnistbench.config import make_config
+    from mnistbench.experiments.configure import make_config
     from mnistbench.studies import FIGURES, setting_differences
 
     plan = plan_suite(get_suite("reproduction"), device="cpu")
@@ -115,7 +115,7 @@ def test_the_reproduction_suite_runs_every_study_row_at_three_seeds() -> None:
 
 
 def test_the_improved_suite_changes_the_recipe_not_the_architecture() -> None:
-    from mnistbench.config import make_config
+    from mnistbench.experiments.configure import make_config
 
     plan = plan_suite(get_suite("improved"), device="cpu")
     assert {t.config.model for t in plan.trials} == {"mlp", "cnn", "microresnet"}
@@ -131,6 +131,14 @@ def test_unregistered_models_are_skipped_and_named(tiny_suite) -> None:
     assert [t.config.model for t in plan.trials] == ["mlp", "cnn"]
     assert plan.trials[1].config.optimizer == "sgd"  # the entry's override beats the recipe
     assert [t.label for t in plan.trials] == ["", "sgd"]
+
+
+def test_keep_models_returns_a_copy_and_leaves_the_plan_whole(tiny_suite) -> None:
+    plan = plan_suite(tiny_suite, device="cpu")
+    kept = keep_models(plan, ["cnn"])
+    assert [t.config.model for t in kept.trials] == ["cnn"]
+    assert [t.config.model for t in plan.trials] == ["mlp", "cnn"]  # not filtered in place
+    assert kept.skipped_models == plan.skipped_models == ["not_registered_yet"]
 
 
 def test_seeds_and_scale_knobs(tiny_suite) -> None:

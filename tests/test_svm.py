@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from mnistbench.artefacts import read_predictions
-from mnistbench.config import make_config
 from mnistbench.engine import memory
 from mnistbench.engine.measure import static_measurements
 from mnistbench.errors import ConfigError, OutOfMemoryError
 from mnistbench.experiments import run_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.models import create_model, get_model_info
 from mnistbench.store import Store
 from mnistbench.studies import published_figures

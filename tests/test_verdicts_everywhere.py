@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.report import report_markdown, view_markdown
 from mnistbench.report.build import build_document
 from mnistbench.report.collect import load

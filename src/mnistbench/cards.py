@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mnistbench.config import RunConfig, default_precision
+from mnistbench.config import RunConfig
+from mnistbench.engine.device import default_precision
 from mnistbench.errors import ConfigError, MnistbenchError
 from mnistbench.models import (
     ModelInfo,

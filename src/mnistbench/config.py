@@ -293,8 +293,10 @@ def check_setting(name: str, value: Any) -> None:
             raise ConfigError(rule.rstrip())
 
 
-def validate_config(config: RunConfig) -> RunConfig:
-    """Check every field; raise ConfigError naming the setting, the rule and the fix."""
+def validate_settings(config: RunConfig) -> RunConfig:
+    """Check every field and the rules between fields; raise ConfigError naming the setting,
+    the rule and the fix. The checks against the registry (model options, data set) are
+    `experiments.configure.validate_config`'s: a plain record cannot know what is registered."""
     for f in settings():
         check_setting(f.name, getattr(config, f.name))
     c = config
@@ -308,41 +310,9 @@ def validate_config(config: RunConfig) -> RunConfig:
             "Early stopping needs a validation split, but --val-size is 0. "
             "Give a validation size, or turn early stopping off."
         )
-    _check_model_options(config.model, config.options(), config.recipe_of)
-    from mnistbench.data import get_dataset_spec  # imports torch, which a config need not load
-
-    get_dataset_spec(config.dataset)
     if config.grad_clip == 0:  # "off", stored as unset: it trains and hashes as no clipping
         return replace(config, grad_clip=None)
     return config
-
-
-def default_precision(device: str) -> str:
-    """bf16 autocast on CUDA devices that support it (AMP by default), fp32 elsewhere.
-
-    CPUs with AMX also gain from bf16 at large batches, but lose at small ones (measured on the
-    2-core dev machine: MLP batch 64 3.1 -> 4.2 ms/step), so there it is an opt-in.
-    """
-    if device == "cuda":
-        from mnistbench.engine.device import cuda_native_bf16
-
-        if cuda_native_bf16():  # native only: emulated bf16 (pre-Ampere) is many times slower
-            return "bf16"
-    return "fp32"
-
-
-# The one call into the model layer: `resolve_model` knows registered names, outside specs
-# (file.py:fn, package.module:fn) and entry points. Imported lazily: it loads torch.
-def _model_info(spec: str, recipe_of: str | None = None) -> Any:
-    from mnistbench.models import resolve_model
-
-    return resolve_model(spec, recipe_of)
-
-
-def _check_model_options(spec: str, options: dict[str, OptionValue], recipe_of=None) -> None:
-    from mnistbench.models.registry import check_model_options
-
-    check_model_options(spec, options, recipe_of)
 
 
 def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -363,54 +333,12 @@ def check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
     return given
 
 
-def make_config(
-    model: str, device: str = "cpu", *, recipe_of: str | None = None, **overrides: Any
-) -> RunConfig:
-    """RunConfig for `model`: dataclass defaults < the recipe < `overrides` (None = unset).
-
-    The recipe is `model`'s own, or with `recipe_of` that registered model's (an outside model
-    borrowing a study's recipe). Raises ConfigError for unknown models, datasets, keys or
-    invalid values; a bad override is reported before any model is looked up.
-    """
-    given = check_overrides(overrides)
-    info = _model_info(model, recipe_of)
-    values: dict[str, Any] = {"precision": default_precision(device)}
-    values.update(info.recipe.defaults)
-    values.update(given)
-    values.update(model=model, device=device, recipe_of=recipe_of)
-    values["model_options"] = normalize_options(values.get("model_options", ()))
-    return validate_config(RunConfig(**values))
-
-
-def scale_changes(config: RunConfig) -> dict[str, tuple[Any, Any]]:
-    """The scale settings (epochs, subset, val_size) where `config` departs from its recipe,
-    as {field: (recipe value, run value)}: such a run is smaller or larger than the recipe."""
-    recipe = make_config(config.model, config.device, recipe_of=config.recipe_of)
-    return {
-        name: (getattr(recipe, name), getattr(config, name))
-        for name, role in field_roles().items()
-        if role == "scale" and getattr(recipe, name) != getattr(config, name)
-    }
-
-
 def normalize_options(
     options: dict[str, OptionValue] | tuple | list,
 ) -> tuple[tuple[str, OptionValue], ...]:
     """Model options as sorted (key, value) pairs, from a dict or a sequence of pairs."""
     pairs = options.items() if isinstance(options, dict) else options
     return tuple(sorted((str(k), v) for k, v in pairs))
-
-
-def with_overrides(config: RunConfig, **changes: Any) -> RunConfig:
-    """A validated copy of `config` with some fields changed."""
-    return validate_config(replace(config, **changes))
-
-
-def dry_run(config: RunConfig) -> RunConfig:
-    """`config` shrunk to two training steps and one small evaluation (`--dry-run`)."""
-    return with_overrides(
-        config, epochs=1, subset=2 * config.batch_size, val_size=config.batch_size
-    )
 
 
 def parse_model_option(text: str) -> tuple[str, OptionValue]:

@@ -18,6 +18,7 @@ from importlib import import_module
 from mnistbench import __version__
 from mnistbench.cli.common import EXIT_INTERRUPTED, EXIT_USER_ERROR, eprint
 from mnistbench.errors import MnistbenchError
+from mnistbench.store.schema import install_card_builder
 
 # The verb modules, in the order `mnistbench --help` lists their verbs.
 VERB_MODULES = (
@@ -50,7 +51,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reconstruct_card(config: dict) -> dict:
+    """`mnistbench.cards.reconstruct_card`, imported on first use: it loads torch and the model
+    registry, which most commands never need. The store cannot import it itself (it sits below
+    the models), so the CLI hands it to every store it opens, for runs recorded without a card."""
+    from mnistbench.cards import reconstruct_card as from_registry
+
+    return from_registry(config)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    install_card_builder(reconstruct_card)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

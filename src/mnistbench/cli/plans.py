@@ -104,7 +104,7 @@ def suites_table() -> str:
 def setting_text(trial: Trial) -> str:
     """A trial's label, or "recipe"; a run scaled away from its recipe (fewer epochs, a subset)
     says so rather than pass as the recipe."""
-    from mnistbench.config import scale_changes
+    from mnistbench.experiments.configure import scale_changes
 
     changes = scale_changes(trial.config)
     scaled = ", ".join(f"{name}={value}" for name, (_, value) in changes.items())

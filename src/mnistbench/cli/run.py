@@ -51,9 +51,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     overrides = check_overrides(run_overrides(args))  # a bad value fails before torch loads
     start_training()
-    from mnistbench.config import make_config
     from mnistbench.engine import resolve_device
     from mnistbench.experiments.batch import run_trials
+    from mnistbench.experiments.configure import make_config
     from mnistbench.experiments.plan import Trial
 
     config = make_config(args.model, device=resolve_device(args.device), **overrides)
@@ -120,8 +120,8 @@ def run_json(result: TrialResult) -> dict[str, object]:
 
 def _scale_lines(record: RunRecord) -> list[str]:
     """What makes this run smaller or larger than its recipe, and what --subset trims."""
-    from mnistbench.config import scale_changes
     from mnistbench.errors import MnistbenchError
+    from mnistbench.experiments.configure import scale_changes
     from mnistbench.report.compare import compare
 
     lines = []

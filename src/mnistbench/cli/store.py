@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from mnistbench.cli.common import eprint
+from mnistbench.cli.common import STORE_HELP, eprint
 from mnistbench.store import default_store_path
 
 
@@ -25,7 +25,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "print its schema version, the rows of each table and whether a -wal file holds commits "
         "not yet copied into it. Exits 1 when the store is damaged.",
     )
-    p_check.add_argument("--store", help=f"results store (default {default_store_path()})")
+    p_check.add_argument("--store", help=STORE_HELP)
     p_check.add_argument("--json", action="store_true", help="print the findings as JSON")
     p_check.set_defaults(handler=cmd_store_check)
     p_recover = actions.add_parser(

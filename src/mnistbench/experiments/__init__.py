@@ -14,6 +14,7 @@ _EXPORTS = {
     "make_executor": "batch",
     "run_config": "batch",
     "run_trials": "batch",
+    "make_config": "configure",
     "TrainedRun": "runner",
     "record": "runner",
     "train_config": "runner",

@@ -20,9 +20,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mnistbench.config import RunConfig, validate_config
-from mnistbench.config import dry_run as dry_run_config
+from mnistbench.config import RunConfig
 from mnistbench.errors import ConfigError, MnistbenchError
+from mnistbench.experiments.configure import dry_run as dry_run_config
+from mnistbench.experiments.configure import validate_config
 from mnistbench.experiments.machine import machine_of, machines_match
 from mnistbench.experiments.plan import (
     EXECUTORS,

@@ -9,19 +9,16 @@ never touch the store) that the driver writes with `record`.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
 
 from mnistbench.cards import build_model_card
-from mnistbench.config import RunConfig, validate_config
+from mnistbench.config import RunConfig
 from mnistbench.data import (
     RawDataset,
     get_dataset_spec,
@@ -40,6 +37,8 @@ from mnistbench.engine.measure import (
 )
 from mnistbench.engine.memory import out_of_memory_error
 from mnistbench.errors import StoreError
+from mnistbench.experiments.configure import validate_config
+from mnistbench.experiments.trained import TrainedRun
 from mnistbench.experiments.unrecorded import report_unrecorded
 from mnistbench.models import ModelInfo, build_model, check_model_output, resolve_model
 from mnistbench.recipes import (
@@ -142,37 +141,6 @@ class StoreListener(RunListener):
 def utc_now() -> str:
     """Now as the store writes times: ISO 8601, UTC, milliseconds."""
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-@dataclass
-class TrainedRun:
-    """Everything a run produced, held in memory until the driver records it (picklable).
-
-    `started_at`, `hostname` and `pid` say where and when it really trained (a pool worker, a
-    Ray node), so the stored row names that host and its real start time, not the driver's.
-    """
-
-    config: RunConfig
-    status: str = "failed"  # finished | diverged | failed | interrupted
-    metrics: dict[str, object] = field(default_factory=dict)
-    error: str | None = None
-    environment: dict[str, object] = field(default_factory=dict)
-    epochs: list[tuple[int, dict[str, object]]] = field(default_factory=list)
-    artefacts: list[tuple[str, str, bytes | str]] = field(default_factory=list)
-    started: bool = False  # False: it failed before training (bad data, model would not build)
-    started_at: str | None = None  # when training started (None: it never did; the store uses now)
-    hostname: str = field(default_factory=socket.gethostname)  # the machine that trained it
-    pid: int = field(default_factory=os.getpid)  # the process that trained it
-    model_card: dict[str, object] = field(default_factory=dict)  # cards.build_model_card
-
-    @classmethod
-    def failed(cls, config: RunConfig, error: str) -> TrainedRun:
-        """A run that failed before training (or whose worker died): a row that says why."""
-        try:
-            environment = collect_environment(config.device)
-        except Exception:  # a CUDA trial of a Ray cluster, recorded by a driver without a GPU
-            environment = {**collect_environment("cpu"), "device": config.device}
-        return cls(config, status="failed", error=error, environment=environment)
 
 
 class _Collector(RunListener):

@@ -18,9 +18,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from mnistbench.config import RunConfig, make_config
+from mnistbench.config import RunConfig
 from mnistbench.errors import ConfigError, MnistbenchError
 from mnistbench.experiments.batch import Session, run_trials
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.machine import machine_of
 from mnistbench.experiments.plan import Trial
 

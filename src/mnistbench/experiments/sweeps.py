@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import string
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from mnistbench.config import make_config
 from mnistbench.errors import ConfigError, MnistbenchError
+from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.plan import Trial, trial_tag
 from mnistbench.experiments.plan_format import Entry, Sweep, load_sweep, parse_plan
 
@@ -124,8 +124,9 @@ def plan_sweep(
 
 
 def keep_models(plan: SweepPlan, models: Sequence[str]) -> SweepPlan:
-    """The plan's trials of `models` alone (e.g. the rows a table still misses, or the ones a
-    GPU should train); a name the plan does not train is a ConfigError naming the ones it does."""
+    """A copy of the plan with the trials of `models` alone (e.g. the rows a table still misses,
+    or the ones a GPU should train); a name the plan does not train is a ConfigError naming the
+    ones it does. `plan` is left as it was."""
     planned = list(dict.fromkeys(t.config.model for t in plan.trials))
     unknown = [m for m in models if m not in planned]
     if unknown:
@@ -133,8 +134,7 @@ def keep_models(plan: SweepPlan, models: Sequence[str]) -> SweepPlan:
             f"Invalid --models {','.join(unknown)}: {plan.sweep.name} trains no such model. "
             f"Give a comma-separated list of its models: {', '.join(planned)}."
         )
-    plan.trials = [t for t in plan.trials if t.config.model in models]
-    return plan
+    return replace(plan, trials=[t for t in plan.trials if t.config.model in models])
 
 
 def _tag(sweep: Sweep, point: dict, label: str, seed: int, knobs: dict) -> tuple[str, str]:

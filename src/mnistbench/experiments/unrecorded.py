@@ -10,7 +10,7 @@ import sys
 from typing import TYPE_CHECKING, TextIO
 
 if TYPE_CHECKING:
-    from mnistbench.experiments.runner import TrainedRun
+    from mnistbench.experiments.trained import TrainedRun
 
 
 def report_unrecorded(run: TrainedRun, error: Exception, stream: TextIO | None = None) -> None:

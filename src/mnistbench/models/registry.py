@@ -2,8 +2,8 @@
 
 The only global state in mnistbench. Each family file registers small entrypoints with
 `@register_model`, each declaring its recipe (`mnistbench.recipes.Recipe`, or a dict of run
-settings for the one-stage supervised recipe). `resolve_model(spec)` is the one lookup: a
-registered name, a model an installed package publishes (entry-point group
+settings for the one-stage supervised recipe). `resolve_model(spec)` (models/lookup.py) is the
+one lookup: a registered name, a model an installed package publishes (entry-point group
 `mnistbench.models`), or an outside factory `path/to/file.py:factory` / `package.module:factory`
 (models/outside.py).
 """
@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from torch import nn
@@ -94,6 +95,7 @@ class ModelInfo:
 
 
 _REGISTRY: dict[str, ModelInfo] = {}
+REGISTERED: Mapping[str, ModelInfo] = MappingProxyType(_REGISTRY)  # read-only, always current
 
 
 def register_model(
@@ -152,64 +154,3 @@ def registered_model(name: str) -> ModelInfo:
         "registered models, or name an outside one as path/to/file.py:function or "
         "package.module:function."
     )
-
-
-def resolve_model(spec: str, recipe_of: str | None = None) -> ModelInfo:
-    """The model `spec` names: a registered name, an installed package's entry point, or an
-    outside factory (`path/to/file.py:factory`, `package.module:factory`).
-
-    With `recipe_of`, the model trains with that registered model's recipe (its stages,
-    defaults and input scaling); else a registered model with its own, an outside one with the
-    RunConfig defaults. Outside
-    specs are loaded once per process and source version (models/outside.py).
-    """
-    if spec in _REGISTRY:
-        if recipe_of in (None, spec):
-            return _REGISTRY[spec]
-        # a registered model trained with another's recipe: its stages, defaults and scaling
-        borrowed = registered_model(recipe_of)
-        return replace(
-            _REGISTRY[spec],
-            recipe=borrowed.recipe,
-            input_scaling=borrowed.input_scaling,
-            recipe_of=recipe_of,
-        )
-    from mnistbench.models import outside  # imported here: it imports this module
-
-    recipe_info = registered_model(recipe_of) if recipe_of is not None else None
-    if ":" in spec:
-        return outside.load_spec(spec, recipe_info)
-    published = outside.entry_point_model(spec, recipe_info)
-    if published is not None:
-        return published
-    return registered_model(spec)  # raises, naming the closest registered names
-
-
-def get_model_info(name: str) -> ModelInfo:
-    """`resolve_model(name)`: kept for callers that name a registered model."""
-    return resolve_model(name)
-
-
-def list_models(family: str | None = None) -> list[ModelInfo]:
-    """Registered models and those installed packages publish, sorted by family then name."""
-    from mnistbench.models import outside
-
-    infos = [*_REGISTRY.values(), *outside.entry_point_models(skip=set(_REGISTRY))]
-    infos = [i for i in infos if family is None or i.family == family]
-    return sorted(infos, key=lambda i: (i.family, i.name))
-
-
-def check_model_options(
-    name: str, options: Mapping[str, Any], recipe_of: str | None = None
-) -> None:
-    """Raise ConfigError for an option model `name` (with that recipe) does not take, or a
-    value of the wrong type."""
-    resolve_model(name, recipe_of).split_options(options)
-
-
-def create_model(name: str, num_classes: int = 10, **options: Any) -> nn.Module:
-    """Build model `name` with freshly initialised weights and its `options` (stage options
-    among them are checked and left to the recipe)."""
-    from mnistbench.models.build import build_model
-
-    return build_model(resolve_model(name), num_classes, options)

@@ -32,6 +32,7 @@ from mnistbench.store.schema import (
     RUN_METRIC_COLUMNS,
     SCHEMA_VERSION,
     STORE_FORMAT,
+    install_card_builder,
     minimal_card,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "check_store",
     "default_store_path",
     "export_jsonl",
+    "install_card_builder",
     "minimal_card",
     "open_existing_store",
     "read_jsonl",

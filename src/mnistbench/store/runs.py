@@ -40,7 +40,8 @@ class Store(Database):
     ``Store(path, read_only=True)`` never writes to the file (it opens on a read-only file,
     folder or medium, and an older schema is read as if migrated); its writes raise StoreError.
     ``card_builder(config) -> dict`` builds the model card of runs recorded without one
-    (default: ``mnistbench.cards.reconstruct_card``, else a minimal card).
+    (default: the one installed with ``install_card_builder``, which the CLI sets to
+    ``mnistbench.cards.reconstruct_card``; else a minimal card).
     """
 
     # ----------------------------------------------------------------- writing

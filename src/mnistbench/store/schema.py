@@ -116,13 +116,22 @@ def minimal_card(config: dict) -> dict:
     }
 
 
+# The builder a Store uses, when it is given none, for runs recorded without a card. A card
+# says what the model is, which only the model registry knows, and the store never imports the
+# models (the layer contract in pyproject.toml): the program that opens stores installs one at
+# its start (the CLI and the tests install mnistbench.cards.reconstruct_card). None: minimal cards.
+_installed_card_builder: CardBuilder | None = None
+
+
+def install_card_builder(builder: CardBuilder | None) -> None:
+    """Make `builder` the card builder of every Store opened without one from now on."""
+    global _installed_card_builder
+    _installed_card_builder = builder
+
+
 def default_card_builder() -> CardBuilder | None:
-    """`mnistbench.cards.reconstruct_card`, or None where this installation has no cards."""
-    try:
-        from mnistbench.cards import reconstruct_card  # lazy: it imports the model registry
-    except ImportError:
-        return None
-    return reconstruct_card
+    """The builder installed with `install_card_builder`, or None (runs get minimal cards)."""
+    return _installed_card_builder
 
 
 def build_card(config: dict, builder: CardBuilder | None) -> dict:

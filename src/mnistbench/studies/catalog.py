@@ -243,7 +243,8 @@ def _study_c_svms() -> list[PublishedFigure]:
     ]
 
 
-_STUDY_D = {
+# Study D's setting (its notebook); small_cnn's recipe is this plus its early stopping.
+STUDY_D_SETTING = {
     "epochs": 20,
     "batch_size": 32,
     "optimizer": "adam",
@@ -263,7 +264,7 @@ def _study_d(
         study="D",
         model=model,
         dataset="mnist",
-        setting=_STUDY_D,
+        setting=STUDY_D_SETTING,
         test_accuracy=accuracy,
         protocol="max_test_over_epochs",
         params=params,
