@@ -151,7 +151,7 @@ import sys
 from dataclasses import replace
 sys.path.insert(0, {str(Path(__file__).parent)!r})
 from synthetic import learnable_raw
-from mnistbench.config import make_config
+from mnistbench.experiments.configure import make_config
 from mnistbench.engine import measure
 from mnistbench.experiments import run_config
 from mnistbench.store import Store

@@ -265,7 +265,8 @@ def test_markdown_and_html_refer_to_files_that_exist(report_dir: Path) -> None:
     study_links = {link for link in md_links if link.startswith("docs/")}
     assert study_links == {f"docs/studies.md#study-{s}" for s in "abcde"}
     files = [link for link in md_links if link not in study_links]
-    assert len(files) == 2 * len(EXPECTED_FIGURES) + 1  # PNG + SVG each, one artefact
+    # PNG + SVG each, one artefact, the interactive page
+    assert len(files) == 2 * len(EXPECTED_FIGURES) + 2
     for link in files:
         assert not link.startswith(("/", "http")), link  # relative: the folder can be moved
         assert (report_dir / link).is_file(), link

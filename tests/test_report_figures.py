@@ -3,12 +3,13 @@ each published figure tied to its model. Checked on the canvas the PNG is drawn 
 
 from __future__ import annotations
 
+import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex
+from matplotlib.legend import Legend
 
 from mnistbench.report.figures import labels
-from mnistbench.report.figures.scatter import Point, Published, draw
-from mnistbench.report.format import Stat
+from mnistbench.report.figures.scatter import MIN_SPAN_PT, Point, Published, draw, split_outliers
 from report_store import MNIST
 
 # Published (params, accuracy, study) of the models that cluster: study A's top row and the
@@ -37,12 +38,12 @@ def clustered_points(cost: str) -> list[Point]:
         if model in PUBLISHED and cost == "params":
             p_params, p_acc, study = PUBLISHED[model]
             published = Published(float(p_params), p_acc, f"study {study}")
-        spent = Stat(float(params if cost == "params" else time_s), None, 1)
+        spent = float(params if cost == "params" else time_s)
         family = model.split("_")[0]
-        points.append(Point(model, family, "mnist", spent, Stat(honest, 0.0004, 3), published))
+        interval = (honest - 0.002, honest + 0.002)
+        points.append(Point(model, family, "mnist", spent, honest, interval, False, published))
         if model.startswith("small_cnn"):
-            fashion = Stat(honest - 0.08, 0.001, 3)
-            points.append(Point(model, family, "fashion-mnist", spent, fashion))
+            points.append(Point(model, family, "fashion-mnist", spent, honest - 0.08))
     return points
 
 
@@ -50,7 +51,7 @@ def _check_labels(fig) -> int:
     """Asserts no two labels overlap, each stays inside its panel, none meets the legend;
     returns how many labels were checked."""
     renderer = fig.canvas.get_renderer()
-    (legend,) = fig.legends
+    (legend,) = fig.findobj(Legend)
     legend_box = legend.get_window_extent(renderer)
     checked = 0
     for ax in fig.axes:
@@ -76,7 +77,7 @@ def test_clustered_labels_never_overlap_each_other_or_the_legend() -> None:
         fig = draw(clustered_points(cost), title="Accuracy vs cost", xlabel=cost)
         assert fig is not None
         fig.canvas.draw()
-        expected = len(MNIST) + 3 + (len(PUBLISHED) if cost == "params" else 0)
+        expected = len(MNIST) + 3  # a published figure is tied to its point, not labelled
         assert _check_labels(fig) == expected
 
 
@@ -92,7 +93,7 @@ def test_the_overlap_check_catches_overlapping_labels() -> None:
     assert labels.overlapping_pairs(found) == [(0, 1)]
 
 
-def test_each_published_diamond_is_labelled_and_tied_to_its_point() -> None:
+def test_each_published_diamond_is_tied_to_its_point_in_its_colour() -> None:
     points = clustered_points("params")
     fig = draw(points, title="Accuracy vs parameters", xlabel="params")
     fig.canvas.draw()
@@ -106,7 +107,7 @@ def test_each_published_diamond_is_labelled_and_tied_to_its_point() -> None:
     lines = {
         (tuple(line.get_xdata()), tuple(line.get_ydata())): to_hex(line.get_color())
         for line in ax.lines
-        if line.get_linestyle() == ":"
+        if line.get_linestyle() == "-" and len(line.get_xdata()) == 2
     }
     for point in (p for p in points if p.published and p.dataset == "mnist"):
         (x, y), = [tuple(d.get_offsets()[0]) for d in diamonds
@@ -115,13 +116,12 @@ def test_each_published_diamond_is_labelled_and_tied_to_its_point() -> None:
         color = next(
             to_hex(d.get_edgecolor()[0]) for d in diamonds if tuple(d.get_offsets()[0]) == (x, y)
         )
-        # a dotted line from the diamond to the measured point, in the diamond's colour
-        link = ((x, point.cost.mean), (y, 100 * point.accuracy.mean))
+        # a line from the diamond to the measured point, in the diamond's colour
+        link = ((x, point.cost), (y, 100 * point.accuracy))
         assert lines.get(link) == color, point.label
-        # both are labelled in that colour
+        # the point is labelled with its model's name in that colour
         texts = {(t.get_text(), to_hex(t.get_color())) for t in ax.texts}
         assert (point.label, color) in texts
-        assert (point.published.label, color) in texts
 
 
 def test_labels_land_in_the_same_place_every_time() -> None:
@@ -136,10 +136,31 @@ def test_labels_land_in_the_same_place_every_time() -> None:
 def test_labels_of_points_on_one_spot_still_come_apart() -> None:
     """Twenty configurations at one (cost, accuracy): more than adjustText's budget resolves,
     so the deterministic last pass has to find each label a free spot."""
-    same = [
-        Point(f"config_{i}", "cnn", "mnist", Stat(1000.0, None, 1), Stat(0.99, None, 1))
-        for i in range(20)
-    ]
+    same = [Point(f"config_{i}", "cnn", "mnist", 1000.0, 0.99) for i in range(20)]
     fig = draw([*same, *clustered_points("time")[:3]], title="t", xlabel="x")
     fig.canvas.draw()
     assert _check_labels(fig) == 23
+
+
+def test_a_model_far_below_the_rest_gets_a_panel_of_its_own() -> None:
+    """beta_vae at 88% beside CNNs at 99%: a broken axis, the main panel keeps its range."""
+    points = [
+        Point("cnn", "cnn", "mnist", 2e5, 0.991, (0.989, 0.993)),
+        Point("mlp", "mlp", "mnist", 5e5, 0.978, (0.975, 0.981)),
+        Point("beta_vae", "vae", "mnist", 6e5, 0.881, (0.873, 0.888)),
+    ]
+    assert split_outliers([99.1, 97.8, 88.1]) == pytest.approx((97.8 + 88.1) / 2)
+    assert split_outliers([99.1, 97.8, 95.0]) is None
+    fig = draw(points, title="t", xlabel="x")
+    top, bottom = (ax for ax in fig.axes if ax.get_visible())
+    assert [t.get_text() for t in top.texts] == ["cnn", "mlp"]
+    assert [t.get_text() for t in bottom.texts] == ["beta_vae"]
+    low, high = top.get_ylim()
+    assert 97.0 < low < 97.5 and 99.3 < high < 100.0  # the interval ends inside, 88% is not
+
+
+def test_one_point_gets_a_span_of_at_least_one_point() -> None:
+    """A lone 91.55% (the Fashion-MNIST ResNet) is not drawn on a 91.540-91.550 axis."""
+    fig = draw([Point("resnet18", "resnet", "fashion-mnist", 1.1e7, 0.9155)], title="t", xlabel="x")
+    low, high = fig.axes[0].get_ylim()
+    assert high - low >= MIN_SPAN_PT

@@ -16,10 +16,16 @@ from pathlib import Path
 
 from mnistbench.report.collect import ReportData, load
 from mnistbench.report.document import Document, Figure, Paragraph, Table, to_html, to_markdown
+from mnistbench.report.interactive import PAGE, write_interactive
 from mnistbench.report.sections import SECTIONS
 from mnistbench.report.sections.overview import intro
 from mnistbench.store import Store
 
+INTERACTIVE_NOTE = (
+    f"Interactive figures: [{PAGE}]({PAGE}) (every configuration, with hover for its settings, "
+    "seeds, interval and run ids, legend toggles and zoom; it opens from disk with no network)."
+    " The figures below are the static ones, for papers."
+)
 DOCS = "docs"  # study links (model cards) point into the repository's docs/ folder
 STUDIES_PAGE = "studies.md"
 
@@ -32,6 +38,7 @@ class ReportFiles:
     html: Path
     figures: list[Path] = field(default_factory=list)
     images: list[Path] = field(default_factory=list)
+    interactive: Path | None = None
 
 
 def build_document(data: ReportData, out: Path | None) -> Document:
@@ -51,6 +58,9 @@ def write_report(store: Store, out_dir: str | Path) -> ReportFiles:
     out.mkdir(parents=True, exist_ok=True)
     data = load(store)
     document = rebase_doc_links(build_document(data, out), out)
+    interactive = write_interactive(data, out) if data.finished else None
+    if interactive is not None:
+        document.intro.insert(1, Paragraph(INTERACTIVE_NOTE))
     markdown = out / "report.md"
     page = out / "index.html"
     markdown.write_text(to_markdown(document), encoding="utf-8")
@@ -61,6 +71,7 @@ def write_report(store: Store, out_dir: str | Path) -> ReportFiles:
         html=page,
         figures=[out / b.png for b in shown if b.png.startswith("figures/")],
         images=[out / b.png for b in shown if b.png.startswith("artefacts/")],
+        interactive=interactive,
     )
 
 

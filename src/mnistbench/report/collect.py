@@ -15,7 +15,7 @@ from typing import Any
 
 from mnistbench.report import cards
 from mnistbench.report import format as fmt
-from mnistbench.report.compare import Comparison, compare
+from mnistbench.report.compare import Comparison, compare, settings_vs_recipe
 from mnistbench.report.format import Stat
 from mnistbench.store import Artefact, RunRecord, Store
 
@@ -74,7 +74,11 @@ class RunGroup:
 
     def accuracy(self) -> Stat | None:
         """The honest accuracy, falling back to the final one for runs without validation."""
-        return self.stat(HONEST_PROTOCOL) or self.stat(FINAL_PROTOCOL)
+        return self.stat(self.accuracy_protocol())
+
+    def accuracy_protocol(self) -> str:
+        """HONEST_PROTOCOL, or FINAL_PROTOCOL for runs without a validation split."""
+        return HONEST_PROTOCOL if self.stat(HONEST_PROTOCOL) is not None else FINAL_PROTOCOL
 
 
 @dataclass
@@ -91,6 +95,24 @@ class ReportData:
 
     def groups_of(self, model: str) -> list[RunGroup]:
         return [g for g in self.groups if g.model == model]
+
+
+def recipe_groups(groups: Sequence[RunGroup]) -> list[RunGroup]:
+    """One configuration per model and dataset, the one closest to the model's recipe: fewest
+    settings changed from it (a CUDA run's bf16 counts as one), then most seeds, then a CPU
+    run, then the oldest. The figures that show one point per model use these."""
+    chosen: dict[tuple[str, str], RunGroup] = {}
+
+    def rank(group: RunGroup) -> tuple:
+        changed = settings_vs_recipe(group.first.config, group.card)
+        count = 0 if changed == "recipe" else changed.count("=")
+        return (count, -len(group.runs), group.device != "cpu", group.first.run_id)
+
+    for group in groups:
+        key = (group.model, group.dataset)
+        if key not in chosen or rank(group) < rank(chosen[key]):
+            chosen[key] = group
+    return [g for g in groups if chosen.get((g.model, g.dataset)) is g]
 
 
 def latest_per_config(runs: list[RunRecord]) -> list[RunRecord]:

@@ -83,15 +83,28 @@ def time_with_threads(group: RunGroup) -> str:
     """'41.40 s (1 thr, CPU 98%)': a CPU time means little without the threads it ran on and
     whether it had them to itself; a GPU time, without whether other runs shared the GPU."""
     time = fmt.seconds_stat(group.stat("time_per_epoch_s"))
-    if time == "—":
-        return time
+    return time if time == "—" else f"{time} ({sharing(group)})"
+
+
+def sharing(group: RunGroup) -> str:
+    """What a time shared: '1 thr, CPU 98%' on a CPU, 'GPU shared: ≥6 processes' on a GPU."""
     if group.first.environment.get("device", "cpu") != "cpu":
-        return f"{time} ({_gpu_sharing(group)})"
-    return f"{time} ({_threads(group)} thr, {_cpu_share(group)})"
+        return _gpu_sharing(group)
+    return f"{_threads(group)} thr, {_cpu_share(group)}"
 
 
 def published_figure(group: RunGroup) -> dict[str, Any] | None:
     return None if group.comparison.figure is None else dict(group.comparison.figure)
+
+
+def published_params(figure: dict[str, Any] | None) -> str:
+    """The parameter count the study prints; where it prints none ("N/A") and ours is a count
+    of its spec (params_source "spec count"), says so instead of passing it off as published."""
+    if not figure or figure.get("params") is None:
+        return "—"
+    source = figure.get("params_source", "study")
+    count = fmt.count(figure.get("params"))
+    return count if source == "study" else f"N/A in the study ({source}: {count})"
 
 
 def published_accuracy(group: RunGroup) -> float | None:
@@ -205,8 +218,7 @@ COLUMNS: dict[str, Column[RunGroup]] = {
     "honest_gap": Column("Honest − published", honest_gap),
     "params": Column("Params", lambda g: _int_stat(g, "params")),
     "params_published": Column(
-        "Params (published)",
-        lambda g: fmt.count((published_figure(g) or {}).get("params")),
+        "Params (published)", lambda g: published_params(published_figure(g))
     ),
     "flops": Column("FLOPs/sample", lambda g: fmt.si(_mean(g.stat("flops_per_sample")))),
     # Every view shows a time with what it ran on and whether it had the machine to itself:

@@ -148,7 +148,8 @@ caption { text-align: left; color: var(--muted); padding: 4px 0; font-style: ita
 th, td { border: 1px solid var(--line); padding: 3px 7px; text-align: left; vertical-align: top;
          max-width: 18em; }
 td { white-space: normal; }
-th { background: #eef1f6; max-width: 8.5em; vertical-align: bottom; }
+th { background: #eef1f6; max-width: 8.5em; vertical-align: bottom; cursor: pointer; }
+th[data-sorted="up"]::after { content: " ▲"; } th[data-sorted="down"]::after { content: " ▼"; }
 tbody tr:nth-child(even) { background: #f8f9fc; }
 /* inline-table + table-caption: the caption wraps at the image's width, so figures sit side
    by side instead of each stretching to its caption's length */
@@ -170,6 +171,36 @@ window.addEventListener("load", function () {
   document.body.setAttribute("data-images-total", String(images.length));
   document.body.setAttribute("data-images-loaded", String(ok.length));
   document.body.setAttribute("data-report-ready", ok.length === images.length ? "yes" : "broken");
+});
+"""
+
+
+# Click a table header to sort its rows by that column (numbers by value: "98.76% ± 0.1" sorts
+# as 98.76; a second click reverses). Cells keep their escaped content: rows are only moved.
+SORT_SCRIPT = """
+document.addEventListener("click", function (event) {
+  var th = event.target.closest ? event.target.closest("th") : null;
+  if (!th || !th.closest("thead")) { return; }
+  var table = th.closest("table"), body = table.tBodies[0];
+  var column = Array.prototype.indexOf.call(th.parentNode.children, th);
+  var down = th.getAttribute("data-sorted") !== "up";
+  Array.prototype.forEach.call(th.parentNode.children, function (h) {
+    h.removeAttribute("data-sorted");
+  });
+  th.setAttribute("data-sorted", down ? "up" : "down");
+  function key(row) {
+    var text = (row.children[column] || {}).textContent || "";
+    var plain = text.replace(/,/g, "").replace(/\\u2212/g, "-");
+    var number = parseFloat(plain);
+    return isNaN(number) ? text.toLowerCase() : number;
+  }
+  var rows = Array.prototype.slice.call(body.rows);
+  rows.sort(function (a, b) {
+    var x = key(a), y = key(b);
+    if (typeof x !== typeof y) { return typeof x === "number" ? -1 : 1; }
+    return (x < y ? -1 : x > y ? 1 : 0) * (down ? 1 : -1);
+  });
+  rows.forEach(function (row) { body.appendChild(row); });
 });
 """
 
@@ -209,6 +240,11 @@ def _html_block(block: Paragraph | Table | Figure) -> str:
     )
 
 
+def html_block(block: Paragraph | Table | Figure) -> str:
+    """One block as HTML, escaped as every block of the report is (other pages reuse it)."""
+    return _html_block(block)
+
+
 def to_html(document: Document, *, subtitle: str = "") -> str:
     """One self-contained HTML page (inline CSS and script; images by relative path)."""
     nav = "".join(
@@ -236,7 +272,7 @@ def to_html(document: Document, *, subtitle: str = "") -> str:
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(document.title)}</title><style>{_CSS}</style>"
-        f"<script>{_IMAGE_CHECK}</script></head>\n"
+        f"<script>{_IMAGE_CHECK}</script><script>{SORT_SCRIPT}</script></head>\n"
         f'<body data-report-ready="no"><header><h1>{html.escape(document.title)}</h1>'
         f"<p>{_inline(subtitle)}</p></header><nav>{nav}</nav>\n<main>"
         f'<section id="about">{intro}</section>\n' + "\n".join(body) + "</main></body></html>\n"

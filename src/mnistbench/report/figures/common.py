@@ -6,9 +6,11 @@ figure state is touched and nothing needs a display.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
@@ -40,8 +42,28 @@ PALETTE = [
 ]  # fmt: skip
 
 
+# (name, figure) of every figure saved while `collecting()` is active: the label checks of the
+# tests read the drawn text of the very figures a report wrote
+_COLLECTED: contextvars.ContextVar[list[tuple[str, MplFigure]] | None] = contextvars.ContextVar(
+    "collected_figures", default=None
+)
+
+
+@contextlib.contextmanager
+def collecting() -> Iterator[list[tuple[str, MplFigure]]]:
+    """Keep every figure `save` writes inside the block, as (name, figure)."""
+    found: list[tuple[str, MplFigure]] = []
+    token = _COLLECTED.set(found)
+    try:
+        yield found
+    finally:
+        _COLLECTED.reset(token)
+
+
 def save(fig: MplFigure, out_dir: Path, name: str, title: str, caption: str) -> Figure:
     """Write `name`.png and `name`.svg into out_dir/figures and return the block that shows them."""
+    if (found := _COLLECTED.get()) is not None:
+        found.append((name, fig))
     folder = out_dir / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     fig.savefig(folder / f"{name}.png", dpi=DPI, metadata={"Software": None})

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 
 from adjustText import adjust_text
+from matplotlib.axis import XTick, YTick
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
@@ -132,3 +133,55 @@ def _free_spot(
             if _fits(box.translated(dx, dy), placed, area):
                 return dx, dy
     return None
+
+
+def label_problems(fig) -> list[str]:
+    """Every visible, non-empty text of a drawn figure that overlaps another or sticks out of
+    the figure, as sentences (empty: the figure is clean). Boxes are measured on the figure's
+    own canvas, as it was saved."""
+    fig.canvas.draw()  # as the PNG was drawn (saving the SVG draws at another dpi)
+    renderer = fig.canvas.get_renderer()
+    area = fig.bbox
+    texts = [t for t in drawn_texts(fig) if t.get_text().strip()]
+    found = [t.get_window_extent(renderer) for t in texts]
+    problems = [
+        f"{texts[i].get_text()!r} overlaps {texts[j].get_text()!r}"
+        for i, j in overlapping_pairs(found)
+    ]
+    tolerance = 0.5  # pixels: antialiasing and rounding at the edge
+    problems += [
+        f"{t.get_text()!r} leaves the figure"
+        for t, b in zip(texts, found, strict=True)
+        if b.x0 < area.x0 - tolerance
+        or b.y0 < area.y0 - tolerance
+        or b.x1 > area.x1 + tolerance
+        or b.y1 > area.y1 + tolerance
+    ]
+    return problems
+
+
+def drawn_texts(fig) -> list[Text]:
+    """The texts a figure draws: its visible texts outside axes ticks, plus the tick labels of
+    the ticks inside each visible axes' view (matplotlib keeps spare ticks it does not draw)."""
+    ticks = {id(t) for t in fig.findobj(XTick) + fig.findobj(YTick)}
+    tick_texts = {
+        id(x) for t in fig.findobj(lambda a: id(a) in ticks) for x in (t.label1, t.label2)
+    }
+    found = [
+        t for t in fig.findobj(Text) if id(t) not in tick_texts and t.get_visible() and _shown(t)
+    ]
+    for ax in fig.axes:
+        if not ax.get_visible() or not ax.axison:
+            continue
+        for axis in (ax.xaxis, ax.yaxis):
+            if not axis.get_visible():
+                continue
+            for tick in axis._update_ticks():  # the ticks it draws (private, stable since 3.1)
+                found += [x for x in (tick.label1, tick.label2) if x.get_visible()]
+    return found
+
+
+def _shown(text: Text) -> bool:
+    """False for a text of an invisible axes (an unused panel of a grid)."""
+    axes = text.axes
+    return axes is None or axes.get_visible()

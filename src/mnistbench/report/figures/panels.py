@@ -9,21 +9,36 @@ from pathlib import Path
 
 from matplotlib.colors import PowerNorm
 
-from mnistbench.report.collect import ReportData, RunGroup, group_labels
+from mnistbench.report import cards
+from mnistbench.report.collect import (
+    FINAL_PROTOCOL,
+    HONEST_PROTOCOL,
+    ReportData,
+    RunGroup,
+    recipe_groups,
+)
 from mnistbench.report.document import Figure
 from mnistbench.report.figures.common import (
     PALETTE,
     datasets_in,
     grid,
     log_axis,
-    new,
     save,
     slug,
     styled,
 )
 
-MAX_CURVES = 14  # learning-curve lines per panel; more stop being readable
-MAX_MATRICES = 12  # confusion-matrix panels per figure
+# what a panel's accuracy axis shows: RunGroup.accuracy() falls back to the final model for
+# runs trained without a validation split, and the label must say so when it does
+ACCURACY_LABELS = {
+    frozenset({HONEST_PROTOCOL}): "test accuracy @ best val (%)",
+    frozenset({FINAL_PROTOCOL}): "final test accuracy (%)",
+    frozenset({HONEST_PROTOCOL, FINAL_PROTOCOL}): "test acc. @ best val, else final (%)",
+}
+CURVE_COLUMNS = 4  # learning-curve panels per row
+MAX_MATRICES = 30  # confusion-matrix panels per figure (one per model)
+MATRIX_COLUMNS = 5
+COLORBAR_TICKS = (0.0, 0.01, 0.05, 0.2, 0.5, 1.0)
 MAX_SENSITIVITY_PANELS = 8
 NOTABLE_CONFUSION = 0.02  # share of a true class predicted as another, labelled in the matrix
 
@@ -40,52 +55,51 @@ def _mean_curve(data: ReportData, group: RunGroup, key: str) -> tuple[list[int],
     return epochs, [sum(values[e]) / len(values[e]) for e in epochs]
 
 
+def stages(data: ReportData, group: RunGroup) -> list[tuple[int, str]]:
+    """(first epoch, stage name) of each stage of the group's first run with epochs, in order;
+    [] for a one-stage run (its epochs carry no stage, or one)."""
+    for run in group.runs:
+        rows = data.epochs.get(run.run_id) or []
+        found: list[tuple[int, str]] = []
+        for row in rows:
+            name = row.get("stage")
+            if name and (not found or found[-1][1] != name):
+                found.append((int(row["epoch"]), str(name)))
+        if rows:
+            return found if len(found) > 1 else []
+    return []
+
+
 @styled
 def learning_curves(data: ReportData, out_dir: Path) -> list[Figure]:
-    """Validation accuracy, test accuracy and training loss per epoch, one figure per dataset."""
-    labels = group_labels(data.groups)
-    panels = (
-        ("val_accuracy", "validation accuracy (%)", 100.0),
-        ("test_accuracy", "test accuracy (%)", 100.0),
-        ("train_loss", "training loss", 1.0),
-    )
+    """Small multiples per dataset: one panel per model family, test accuracy per epoch (solid)
+    and validation accuracy (dashed) of each model at its recipe, stage boundaries drawn and
+    named (a pretrained model's probe starts at epoch 11 or 21)."""
     figures = []
     for dataset in datasets_in([g.dataset for g in data.groups]):
-        groups = [g for g in data.groups if g.dataset == dataset and data_has_epochs(data, g)]
+        groups = recipe_groups(
+            [g for g in data.groups if g.dataset == dataset and _epoch_count(data, g) > 1]
+        )
         if not groups:
             continue
-        shown = groups[:MAX_CURVES]
-        fig, axes = new(15, 4.4, ncols=3)
-        for index, group in enumerate(shown):
-            color = PALETTE[index % len(PALETTE)]
-            style = "-" if index < len(PALETTE) else "--"
-            for ax, (key, _, scale) in zip(axes[0], panels, strict=True):
-                epochs, values = _mean_curve(data, group, key)
-                if epochs:
-                    ax.plot(
-                        epochs,
-                        [scale * v for v in values],
-                        style,
-                        marker="o",
-                        ms=3,
-                        color=color,
-                        label=labels[group.key],
-                    )
-        for ax, (_, ylabel, _) in zip(axes[0], panels, strict=True):
-            ax.set_title(f"{ylabel.split(' (')[0]} — {dataset}")
+        families: dict[str, list[RunGroup]] = {}
+        for group in groups:
+            families.setdefault(cards.family(group.card), []).append(group)
+        names = sorted(families)
+        fig, axes = grid(len(names), CURVE_COLUMNS, 3.9, 3.1)
+        for ax, family in zip(axes.flat, names, strict=False):
+            _family_panel(ax, data, families[family])
+            ax.set_title(family)
             ax.set_xlabel("epoch")
-            ax.set_ylabel(ylabel)
+            ax.set_ylabel("accuracy (%)")
             ax.xaxis.get_major_locator().set_params(integer=True)
-        axes[0][2].set_yscale("log")
-        handles, names = axes[0][0].get_legend_handles_labels()
-        if not handles:
-            handles, names = axes[0][2].get_legend_handles_labels()
-        fig.legend(handles, names, loc="outside right upper", fontsize=7)
-        omitted = len(groups) - len(shown)
         caption = (
-            "Mean over seeds per epoch. Validation is a held-out part of the training set; "
-            "test is the official 10,000-image test set."
-            + (f" {omitted} more configurations are in the tables only." if omitted else "")
+            "One panel per model family; each model at its configuration closest to the recipe "
+            "(variants on the interactive page), mean over seeds per epoch. Solid: test "
+            "accuracy (the official 10,000-image test set); dashed: validation accuracy (a "
+            "held-out part of the training set; none for a recipe trained on all 60,000 "
+            "images). A grey line and name mark where a stage starts (a pretraining stage "
+            "has no accuracy: its curve begins at the probe)."
         )
         figures.append(
             save(
@@ -97,6 +111,33 @@ def learning_curves(data: ReportData, out_dir: Path) -> list[Figure]:
             )
         )
     return figures
+
+
+def _family_panel(ax, data: ReportData, groups: Sequence[RunGroup]) -> None:
+    """The family's models: test (solid) and validation (dashed) accuracy, stage marks."""
+    marked: set[tuple[int, str]] = set()
+    for index, group in enumerate(groups):
+        color = PALETTE[index % len(PALETTE)]
+        epochs, values = _mean_curve(data, group, "test_accuracy")
+        if epochs:
+            ax.plot(epochs, [100 * v for v in values], "-", marker="o", ms=2.5, color=color,
+                    label=group.model)  # fmt: skip
+        epochs, values = _mean_curve(data, group, "val_accuracy")
+        if epochs:
+            ax.plot(epochs, [100 * v for v in values], "--", lw=1, color=color)
+        for start, name in stages(data, group):
+            if (start, name) in marked:
+                continue
+            marked.add((start, name))
+            ax.axvline(start - 0.5, color="#888888", lw=0.8, ls=":", zorder=1)
+            ax.text(start - 0.5, 0.97, f"{name} ", transform=ax.get_xaxis_transform(),
+                    rotation=90, fontsize=6, color="#555555", va="top", ha="right")  # fmt: skip
+    ax.legend(fontsize=6, loc="lower right", frameon=True, framealpha=0.8)
+
+
+def _epoch_count(data: ReportData, group: RunGroup) -> int:
+    """Epochs of the group's longest run (an SVM has one: no curve to draw)."""
+    return max(len(data.epochs.get(r.run_id) or []) for r in group.runs)
 
 
 def data_has_epochs(data: ReportData, group: RunGroup) -> bool:
@@ -132,18 +173,18 @@ def _matrix(data: ReportData, group: RunGroup) -> list[list[int]] | None:
 @styled
 def confusion_matrices(data: ReportData, out_dir: Path) -> list[Figure]:
     """Row-normalised test confusion matrices (summed over seeds), one grid per dataset."""
-    labels = group_labels(data.groups)
     figures = []
     for dataset in datasets_in([g.dataset for g in data.groups]):
         found = [
             (g, m)
-            for g in data.groups
+            for g in recipe_groups(data.groups)
             if g.dataset == dataset and (m := _matrix(data, g)) is not None
         ]
         if not found:
             continue
         shown = found[:MAX_MATRICES]
-        fig, axes = grid(len(shown), 4, 3.2, 3.2)
+        fig, axes = grid(len(shown), MATRIX_COLUMNS, 2.7, 2.9)
+        fig.set_size_inches(fig.get_figwidth() + 0.9, fig.get_figheight())  # the colour bar
         for ax, (group, matrix) in zip(axes.flat, shown, strict=False):
             rates = [[v / max(1, sum(row)) for v in row] for row in matrix]
             # a power norm keeps 1-2% confusions visible next to ~99% diagonals
@@ -156,16 +197,18 @@ def confusion_matrices(data: ReportData, out_dir: Path) -> list[Figure]:
                         ax.text(j, i, str(matrix[i][j]), ha="center", va="center", fontsize=6)
             correct = sum(matrix[i][i] for i in range(n))
             total = max(1, sum(map(sum, matrix)))
-            ax.set_title(f"{labels[group.key]}\n{100 * correct / total:.2f}% correct", fontsize=8)
+            ax.set_title(f"{group.model}: {100 * correct / total:.2f}% correct", fontsize=8)
             ax.set_xticks(range(n))
             ax.set_yticks(range(n))
             ax.tick_params(labelsize=6)
             ax.set_xlabel("predicted", fontsize=7)
             ax.set_ylabel("true", fontsize=7)
             ax.grid(False)
-        fig.colorbar(image, ax=axes, shrink=0.6, label="fraction of the true class")
+        bar = fig.colorbar(image, ax=axes, shrink=0.6, label="fraction of the true class")
+        bar.set_ticks(COLORBAR_TICKS)  # spread on the power scale (its default ones crowd at 1)
         omitted = len(found) - len(shown)
         caption = (
+            "One panel per model, at its configuration closest to the recipe. "
             "Test set after the last epoch, summed over seeds; colour = share of the true "
             "class (power scale, so small confusions show); numbers = counts of the "
             "confusions that take at least "
@@ -217,7 +260,7 @@ def sensitivity(families: Sequence[Sequence[RunGroup]], out_dir: Path) -> Figure
         first = family[0]
         log_axis(ax, [float(g.config["lr"]) for g in family if g.config.get("lr")])
         ax.set_xlabel("learning rate")
-        ax.set_ylabel("test accuracy @ best val (%)")
+        ax.set_ylabel(ACCURACY_LABELS[frozenset(g.accuracy_protocol() for g in family)])
         ax.set_title(f"{first.model} — {first.dataset}, {first.config.get('epochs', '?')} epochs")
         ax.legend(fontsize=7)
     caption = (

@@ -22,7 +22,7 @@ from mnistbench.report.collect import (
 )
 from mnistbench.report.document import Column, Paragraph, Section, Table
 from mnistbench.report.format import Stat
-from mnistbench.report.sections.tradeoffs import points
+from mnistbench.report.sections.tradeoffs import POINTS_CAPTION, points
 
 
 def _to_target_wh(group: RunGroup) -> Stat | None:
@@ -95,7 +95,9 @@ def section(data: ReportData, out: Path | None) -> list[Section]:
             title="Accuracy vs energy" + (" (estimated)" if all_estimated else ""),
             xlabel=f"energy per run, {energy.UNIT} (log"
             + (f"; {energy.ESTIMATED})" if all_estimated else ")"),
-            caption=(
+            caption=POINTS_CAPTION
+            + " "
+            + (
                 "Every energy figure in this plot is estimated (power model × the run's "
                 "duration), so its Pareto front is the accuracy-vs-run-time front in another "
                 "unit, not an independent measurement of efficiency."

@@ -110,8 +110,32 @@ def commands(runs: Sequence[RunRecord], artefacts: dict[int, list[Artefact]]) ->
     return list(seen)
 
 
+SHORT_SHA = 10  # characters of a git SHA the summary shows
+SHORT_LIST = 4  # distinct values a summary cell names before "+N more"
+
+
+def short_list(values: Iterable[str]) -> str:
+    """Each distinct value once, most runs first: 'a (80 runs), b (30 runs)', '+N more'."""
+    counts = Counter(values).most_common()
+    named = [f"{v} ({n} run{'s' if n > 1 else ''})" for v, n in counts[:SHORT_LIST]]
+    more = f", +{len(counts) - SHORT_LIST} more" if len(counts) > SHORT_LIST else ""
+    return ", ".join(named) + more if named else "—"
+
+
+def latest_of(runs: Sequence[RunRecord], value) -> str:
+    """'3 distinct; latest X': a version the runs recorded, collapsed to how many there are
+    and the one of the most recent run."""
+    ordered = sorted(runs, key=lambda r: r.started_at or "")
+    seen = {value(r) for r in ordered}
+    if not ordered:
+        return "—"
+    latest = value(ordered[-1])
+    return latest if len(seen) == 1 else f"{len(seen)} distinct; latest {latest}"
+
+
 def provenance(runs: Sequence[RunRecord]) -> list[list[str]]:
-    """Rows of (what, values over the runs) from the runs' stored environments."""
+    """Rows of (what, values over the runs) from the runs' stored environments, every distinct
+    value with its count (the committed views' provenance block)."""
     envs = [r.environment for r in runs]
     dates = sorted(r.started_at[:10] for r in runs if r.started_at)
     return [
@@ -123,6 +147,30 @@ def provenance(runs: Sequence[RunRecord]) -> list[list[str]]:
         [
             "mnistbench (git)",
             distinct(f"{e.get('mnistbench_version', '?')} ({e.get('git_sha', '?')})" for e in envs),
+        ],
+        ["Recorded", f"{dates[0]} to {dates[-1]}" if dates else "—"],
+    ]
+
+
+def store_summary(runs: Sequence[RunRecord]) -> list[list[str]]:
+    """The report's store summary, read in one glance: machines as short lists, versions
+    collapsed to a count and the latest."""
+    dates = sorted(r.started_at[:10] for r in runs if r.started_at)
+    return [
+        ["Devices", short_list(_machine(r.environment) for r in runs)],
+        ["Torch threads", short_list(str(r.environment.get("torch_threads", "?")) for r in runs)],
+        ["Hosts", short_list(str(r.hostname or r.environment.get("hostname", "?")) for r in runs)],
+        ["torch", latest_of(runs, lambda r: str(r.environment.get("torch_version", "?")))],
+        ["Python", latest_of(runs, lambda r: str(r.environment.get("python_version", "?")))],
+        [
+            "mnistbench (git)",
+            latest_of(
+                runs,
+                lambda r: (
+                    f"{r.environment.get('mnistbench_version', '?')} "
+                    f"({str(r.environment.get('git_sha', '?'))[:SHORT_SHA]})"
+                ),
+            ),
         ],
         ["Recorded", f"{dates[0]} to {dates[-1]}" if dates else "—"],
     ]
@@ -141,7 +189,7 @@ def intro(data: ReportData) -> list[Paragraph | Table | Figure]:
         ["Configurations (seeds merged)", str(len(data.groups))],
         ["Models", ", ".join(sorted({r.model for r in data.runs}))],
         ["Datasets", ", ".join(sorted({r.dataset for r in data.runs}))],
-        *provenance(data.runs),
+        *store_summary(data.runs),
     ]
     if not data.finished:
         blocks.append(Paragraph(START))

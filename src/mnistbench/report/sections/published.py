@@ -8,14 +8,9 @@ from pathlib import Path
 
 from mnistbench.report import cards, columns, uncertainty
 from mnistbench.report import figures as figs
-from mnistbench.report import format as fmt
 from mnistbench.report.collect import (
-    FINAL_PROTOCOL,
-    HONEST_PROTOCOL,
-    PUBLISHED_PROTOCOL,
     ReportData,
     RunGroup,
-    group_labels,
 )
 from mnistbench.report.compare import accuracy_text, published_text, setting_text
 from mnistbench.report.document import Column, Paragraph, Section, Table
@@ -65,7 +60,7 @@ def _not_run_row(model: str, dataset: str, card: dict) -> list[str]:
         "Epochs (published)": f"— ({(figure.get('setting') or {}).get('epochs', '—')})",
         "Published acc": accuracy_text(figure) if figure else "—",
         "Published setting": setting_text(figure) if figure else "—",
-        "Params (published)": fmt.count(figure.get("params")),
+        "Params (published)": columns.published_params(figure),
     }
     return [cells.get(c.title, "—") for c in STUDY_COLUMNS]
 
@@ -126,15 +121,13 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
             )
         ],
     )
-    sections, listed, bars = [top], set(), []
-    labels = group_labels([g for g in data.groups if g.comparison.comparable])
+    sections, listed = [top], set()
     for study, models in sorted(_study_models(data).items()):
         table_rows: list[list[str]] = []
         for model in sorted(models, key=lambda m: (-_best_published(m, data), m)):
             shown, missing = _rows(model, data)
             table_rows += [[c.cell(g) for c in STUDY_COLUMNS] for g in shown] + missing
             listed.add(model)
-            bars += [_bar(g, labels[g.key], study) for g in shown if _has_accuracy(g)]
         card = next(
             (g.card for g in data.groups if study in (g.card.get("studies") or {})),
             _card(models[0], data),
@@ -154,6 +147,7 @@ def studies(data: ReportData, out: Path | None) -> list[Section]:
                 level=3,
             )
         )
+    bars = [row for row, _ in forest_rows(data)]
     if out is not None and (figure := figs.published_vs_measured(bars, out)) is not None:
         top.blocks.append(figure)
     others = [g for g in data.groups if g.model not in listed and g.comparison.comparable]
@@ -174,13 +168,39 @@ def _has_accuracy(group: RunGroup) -> bool:
     return figure is not None and figure.get("test_accuracy") is not None
 
 
-def _bar(group: RunGroup, label: str, study: str) -> figs.AccuracyBars:
-    return figs.AccuracyBars(
-        f"{label} ({study}, {group.dataset})",
-        float(group.comparison.figure["test_accuracy"]),  # type: ignore[index]
-        group.stat(PUBLISHED_PROTOCOL),
-        group.stat(HONEST_PROTOCOL),
-        group.stat(FINAL_PROTOCOL),
+def forest_rows(data: ReportData) -> list[tuple[figs.ForestRow, RunGroup]]:
+    """Every study table's rows with a published accuracy, as forest-plot rows (and the
+    configuration behind each), in the tables' order."""
+    found = []
+    for study, models in sorted(_study_models(data).items()):
+        for model in sorted(models, key=lambda m: (-_best_published(m, data), m)):
+            shown, _ = _rows(model, data)
+            found += [(r, g) for g in shown if _has_accuracy(g) and (r := _forest_row(g, study))]
+    return found
+
+
+def _forest_row(group: RunGroup, study: str) -> figs.ForestRow | None:
+    """The group against its published figure under the study's protocol, by the one rule
+    (the verdict and interval the tables show)."""
+    metric, _ = columns.group_protocol(group)
+    figure = group.comparison.figure
+    if metric is None or figure is None or figure.get("test_accuracy") is None:
+        return None
+    values, _ = uncertainty.accuracies(group, metric)
+    verdict = uncertainty.published_verdict(group, metric, figure)
+    if not values or verdict.interval is None:
+        return None
+    published = float(figure["test_accuracy"])
+    mean = sum(values) / len(values)
+    return figs.ForestRow(
+        study,
+        f"{group.model} · {group.dataset}"
+        + ("" if group.device == "cpu" else f" ({group.device} {group.config.get('precision')})"),
+        100 * (mean - published),
+        100 * (verdict.interval.low - published),
+        100 * (verdict.interval.high - published),
+        verdict.label,
+        len(values),
     )
 
 

@@ -15,7 +15,6 @@ from mnistbench.report.collect import (
     varying_families,
 )
 from mnistbench.report.document import Column, Paragraph, Section, Table
-from mnistbench.report.format import Stat
 from mnistbench.statistics import time_to_target_figures, wilson_interval
 from mnistbench.store import RunRecord
 
@@ -34,22 +33,45 @@ def _time_on(group: RunGroup) -> str:
     return f"{fmt.seconds_stat(group.stat('time_per_epoch_s'))} ({name})"
 
 
+SPEEDUP_CAPTION = (
+    "The same configuration apart from the device and the precision picked for it (each bar "
+    "names both). Each bar also says what its run shared: on a CPU the torch threads and the "
+    "lowest share of their time any seed had the cores (well under 100%: other work ran "
+    "beside it, so the time is slower than the machine); on a GPU how many pool workers "
+    "trained side by side on it (≥N: others may have too). Neither time is the device's alone "
+    "where the bar says it shared, so the ratio is this session's, not the hardware's. Linear "
+    "axis from zero: bar heights are in proportion to the times; error bars = std over seeds."
+)
+
+
+def _bar_label(group: RunGroup) -> str:
+    """'cpu fp32\n1 thr, CPU 41%' / 'cuda bf16\nGPU shared: ≥6 processes'."""
+    env = group.first.environment
+    where = str(env.get("device", group.device))
+    precision = str(group.config.get("precision", "?"))
+    return f"{where} {precision}\n{columns.sharing(group).replace('GPU shared: ', 'shared: ')}"
+
+
 def speedup(data: ReportData, out: Path | None) -> list[Section]:
     if not data.finished:
         return []
     found = Section("speedup", "CPU vs GPU speed-up")
     labels = group_labels(data.groups)
     pairs: list[Pair] = []
-    bars: list[tuple[str, dict[str, Stat]]] = []
+    bars: list[tuple[str, list[figs.TimeBar]]] = []
     for family in varying_families(data.groups, ("device", "precision"), label=lambda g: g.device):
         cpu = [g for g in family if g.device == "cpu"]
         others = [g for g in family if g.device != "cpu"]
         if not cpu or not others:
             continue
         pairs += [(cpu[0], gpu) for gpu in others]
-        times = {g.device: t for g in (cpu[0], *others) if (t := g.stat("time_per_epoch_s"))}
-        if len(times) > 1:
-            bars.append((labels[cpu[0].key], times))
+        timed = [
+            figs.TimeBar(_bar_label(g), t)
+            for g in (cpu[0], *others)
+            if (t := g.stat("time_per_epoch_s")) is not None
+        ]
+        if len(timed) > 1:
+            bars.append((f"{cpu[0].model} — {cpu[0].dataset}", timed))
     if not pairs:
         devices = sorted({g.device for g in data.groups})
         gpus = [d for d in devices if d != "cpu"]
@@ -65,7 +87,7 @@ def speedup(data: ReportData, out: Path | None) -> list[Section]:
             )
         )
         return [found]
-    if out is not None and (figure := figs.speedup(bars, out)) is not None:
+    if out is not None and (figure := figs.speedup(bars, out, SPEEDUP_CAPTION)) is not None:
         found.blocks.append(figure)
     pair_columns: list[Column[Pair]] = [
         Column("Configuration", lambda p: labels[p[0].key]),
