@@ -40,6 +40,8 @@ README_PARTS: tuple[str, ...] = (
     "view:improved",
     "micro:epoch_time.md",
     "view:zoo-speed",
+    "micro:speedrun-vs-public.md",
+    "micro:speedrun-fashion.md",
     "micro:speedrun-10s.md",
     "micro:speedrun.md",
 )
