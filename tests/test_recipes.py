@@ -172,5 +172,6 @@ print(__import__("json").dumps({{"loaded": loaded, "kinds": kinds}}))
     )
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["kinds"] == ["json", "png", "spike_trains"]  # pictures, confusion matrices
+    # pictures, confusion matrices, per-image predictions (issue 24), spike trains
+    assert result["kinds"] == ["json", "png", "predictions", "spike_trains"]
     assert result["loaded"] == []
