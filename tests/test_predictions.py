@@ -215,3 +215,52 @@ def test_compare_best_val_models(runs, store: Store, capsys):
         b.metrics["test_accuracy_at_best_val"],
     )
     assert result["difference"] == pytest.approx(honest_a - honest_b)
+
+
+# ------------------------------------------------------------- outcomes on corrupted images
+
+
+def _outcomes(n: int = 37):
+    from mnistbench.artefacts import CorruptedOutcomes
+
+    rng = np.random.default_rng(0)
+    correct = rng.random((3, n)) < 0.7
+    return CorruptedOutcomes(
+        ("rotate", "shear", "dotted_line"),
+        correct,
+        "a" * 64,
+        {"rotate": "b" * 64, "shear": "c" * 64, "dotted_line": "d" * 64},
+    )
+
+
+def test_corrupted_outcomes_round_trip_as_bits():
+    from mnistbench.artefacts import corrupted_outcomes_blob, read_corrupted_outcomes
+
+    original = _outcomes()
+    blob = corrupted_outcomes_blob(original)
+    back = read_corrupted_outcomes(blob)
+    assert back.names == original.names and back.n == 37
+    assert np.array_equal(back.correct, original.correct)
+    assert back.images_sha256 == original.images_sha256
+    # 15 corruptions of 10,000 images: at most 15 x 1,250 bytes of bits plus a header
+    big = _outcomes(10_000)
+    assert len(corrupted_outcomes_blob(big)) < 3 * 1_250 + 400
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda b: b"not outcomes" + b,
+        lambda b: b[:-4],  # cut short
+        lambda b: b.replace(b'"n":37', b'"n":45'),  # more images than the bits hold
+        lambda b: b.replace(b'"n":37', b'"n":33'),  # fewer: set bits left past the end
+        lambda b: b.replace(b'"rotate"', b'"Rot\\u00e4te"', 1),  # a name that is not a name
+        lambda b: b.replace(b'"dotted_line":"ddd', b'"zigzag":"ddd'),  # checksums != names
+        lambda b: b.replace(b'"n":37', b'"n":1000000000'),  # a size beyond any test set
+    ],
+)
+def test_bad_corrupted_outcomes_are_refused(edit):
+    from mnistbench.artefacts import corrupted_outcomes_blob, read_corrupted_outcomes
+
+    with pytest.raises(ValueError):
+        read_corrupted_outcomes(edit(corrupted_outcomes_blob(_outcomes())))

@@ -197,3 +197,23 @@ def test_verdict_between_two_of_our_rows():
     assert st.verdict_between(st.compare_correct(a, b)).label == "A better"
     assert st.verdict_between(st.compare_correct(b, a)).label == "B better"
     assert st.verdict_between(st.compare_correct(a, a)).label == "no detectable difference"
+
+
+def test_paired_bootstrap_over_conditions_resamples_whole_images():
+    """(seeds, conditions, images): an image under k identical conditions is one unit, so the
+    interval equals the one from the (seeds, images) matrix; counts are of pairs."""
+    rng = np.random.default_rng(3)
+    a = rng.random((2, 500)) < 0.8
+    b = rng.random((3, 500)) < 0.75
+    flat = st.paired_bootstrap(a, b, replicates=600)
+    stacked = st.paired_bootstrap(np.stack([a] * 4, 1), np.stack([b] * 4, 1), replicates=600)
+    assert stacked.difference_ci95 == pytest.approx(flat.difference_ci95)
+    assert stacked.p_value == pytest.approx(flat.p_value)
+    assert stacked.a_only_correct == pytest.approx(4 * flat.a_only_correct)
+    assert stacked.extra == {"conditions": 4.0}
+    # conditions that differ: the difference is the mean over images and conditions
+    a3, b3 = rng.random((1, 3, 400)) < 0.9, rng.random((1, 3, 400)) < 0.6
+    paired = st.compare_correct(a3, b3)
+    assert paired.difference == pytest.approx(a3.mean() - b3.mean())
+    assert paired.method == st.paired_bootstrap(a3, b3).method  # no McNemar across conditions
+    assert paired.p_value < 0.01

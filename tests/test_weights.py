@@ -278,3 +278,60 @@ def test_evaluate_corruptions_scores_each_corrupted_test_set(
     assert corruptions["mean_accuracy"] == pytest.approx(
         (record.metrics["test_accuracy"] + corruptions["accuracy"]["blank"]) / 2
     )
+
+
+def test_evaluate_keeps_each_images_outcome_and_compare_pairs_them(
+    store: Store, learnable_data_dir: Path, monkeypatch, capsys
+) -> None:
+    """Issue 28's paired test on corrupted images: evaluate keeps which images each model got
+    right under each corruption, and `compare --on corrupted` pairs two models image by image
+    (the stand-in's rows: identity = the clean outcomes, blank = label equals the blank's class)."""
+    import mnistbench.data
+    from mnistbench.artefacts import CORRUPTED_OUTCOMES, read_corrupted_outcomes, read_predictions
+
+    monkeypatch.setattr(mnistbench.data, "corruptions", StandInCorruptions, raising=False)
+    a = trained(store, learnable_data_dir, epochs=1, subset=60, lr=0.01)
+    b = trained(store, learnable_data_dir, epochs=1, subset=60, lr=0.0001)
+    path = str(store.path)
+    assert (
+        main(["compare", str(a.run_id), str(b.run_id), "--on", "corrupted", "--store", path]) == 2
+    )
+    err = capsys.readouterr().err
+    assert f"mnistbench evaluate {a.run_id} --what corruptions" in err and "Traceback" not in err
+    assert main(["evaluate", str(a.run_id), str(b.run_id), "--what", "corruptions",
+                 "--store", path, "--data-dir", str(learnable_data_dir)]) == 0  # fmt: skip
+    capsys.readouterr()
+    outcomes = {}
+    for record in (a, b):
+        artefacts = {x.name: x for x in store.artefacts(record.run_id)}
+        kept = read_corrupted_outcomes(artefacts[CORRUPTED_OUTCOMES].content)
+        clean = read_predictions(artefacts["predictions_final"].content)
+        blank_class = int(load_model(record.run_id, store).predict(torch.zeros(1, 1, 28, 28)))
+        assert kept.names == ("identity", "blank") and kept.n == 60
+        assert np.array_equal(kept.correct[0], clean.correct)
+        assert np.array_equal(kept.correct[1], clean.labels == blank_class)
+        outcomes[record.run_id] = kept.correct
+    ra, rb = outcomes[a.run_id], outcomes[b.run_id]
+    assert (ra != rb).any()  # the two models disagree somewhere, so the test can fail
+
+    argv = ["compare", str(a.run_id), str(b.run_id), "--on", "corrupted", "--json", "--store", path]
+    assert main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["on"] == "corrupted" and result["conditions"] == 2 and result["n_test"] == 60
+    assert result["difference"] == pytest.approx(ra.mean() - rb.mean())  # by hand
+    assert result["a_only_correct"] == np.sum(ra & ~rb)  # image-corruption pairs
+    assert result["b_only_correct"] == np.sum(~ra & rb)
+    assert result["a"]["accuracy"] == pytest.approx(ra.mean())
+    assert "bootstrap" in result["method"]  # McNemar assumes independent images: not used
+    low, high = result["difference_ci95"]
+    assert low <= result["difference"] <= high
+
+    # one corruption alone: exact McNemar on its 60 images, as for the clean test set
+    argv[4] = "blank"
+    assert main(argv) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert one["difference"] == pytest.approx(ra[1].mean() - rb[1].mean())
+    assert one["method"].startswith("exact McNemar")
+    argv[4] = "rotate"
+    assert main(argv) == 2
+    assert "not on 'rotate'" in capsys.readouterr().err

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import struct
 import zlib
 from collections.abc import Mapping
@@ -38,6 +39,10 @@ SCALE = 2  # each image pixel becomes SCALE x SCALE PNG pixels (28-pixel digits 
 PREDICTIONS_FINAL = "predictions_final"  # the final model's test predictions
 PREDICTIONS_BEST_VAL = "predictions_best_val"  # the best-validation epoch's, where it differs
 PREDICTIONS_MAGIC = b"mnistbench/predictions/1\n"
+CORRUPTED_OUTCOMES = "correct_corrupted"  # per-image right/wrong on each corrupted test set
+CORRUPTED_MAGIC = b"mnistbench/corrupted-outcomes/1\n"
+MAX_CONDITIONS = 64  # a blob claiming more corruptions is refused
+_CONDITION = re.compile(r"[a-z][a-z0-9_]{0,31}")  # a corruption's name, as printed
 MAX_TEST_IMAGES = 1_000_000  # a blob claiming more is refused (a bad or hostile file)
 
 
@@ -284,3 +289,94 @@ def read_predictions(content: bytes) -> Predictions:
         true = _unplanes(payload[4 * n : 6 * n], n)
     absent = header.get("probabilities_absent")
     return Predictions(predicted, labels, top, true, str(absent) if absent is not None else None)
+
+
+# ------------------------------------------------------------------ outcomes on corruptions
+
+
+@dataclass(frozen=True)
+class CorruptedOutcomes:
+    """Which test images a model got right on each corrupted copy of the test set: what the
+    paired test needs to say whether one model is more robust than another on the same
+    corrupted images (`mnistbench compare --on corrupted`)."""
+
+    names: tuple[str, ...]  # the corruptions, in row order
+    correct: np.ndarray  # (corruptions, N) bool
+    labels_sha256: str  # the clean test labels the images carry
+    images_sha256: dict[str, str]  # per corruption: exactly which corrupted images were scored
+
+    @property
+    def n(self) -> int:
+        return int(self.correct.shape[1])
+
+
+def corrupted_outcomes_blob(outcomes: CorruptedOutcomes) -> bytes:
+    """A magic line, a JSON header line, then zlib of the bits (numpy packbits, one row per
+    corruption): 15 corruptions of 10,000 images take at most 19 KB. Bits, not classes: a
+    paired test needs only right or wrong, and the classes would be eight times the size in
+    every committed run line."""
+    correct = np.asarray(outcomes.correct, dtype=bool)
+    if correct.ndim != 2 or correct.shape[0] != len(outcomes.names):
+        raise ValueError(f"need one row per corruption, got shape {correct.shape}")
+    header = {
+        "n": int(correct.shape[1]),
+        "names": list(outcomes.names),
+        "labels_sha256": outcomes.labels_sha256,
+        "images_sha256": dict(outcomes.images_sha256),
+    }
+    line = json.dumps(header, sort_keys=True, separators=(",", ":")).encode("ascii") + b"\n"
+    return CORRUPTED_MAGIC + line + zlib.compress(np.packbits(correct, axis=1).tobytes(), 9)
+
+
+def _hex_digest(value: object) -> bool:
+    return (
+        isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+    )
+
+
+def read_corrupted_outcomes(content: bytes) -> CorruptedOutcomes:
+    """The artefact back as arrays; ValueError with what is wrong for anything else (files
+    are untrusted: the header's sizes are checked before the payload is inflated)."""
+    if not content.startswith(CORRUPTED_MAGIC):
+        raise ValueError("not a mnistbench corrupted-outcomes artefact (wrong first line)")
+    line, newline, compressed = content[len(CORRUPTED_MAGIC) :].partition(b"\n")
+    if not newline:
+        raise ValueError("corrupted-outcomes artefact without its header line")
+    try:
+        header = json.loads(line)
+    except ValueError as error:
+        raise ValueError(f"corrupted-outcomes header is not JSON: {error}") from error
+    if not isinstance(header, dict):
+        raise ValueError("corrupted-outcomes header is not a JSON object")
+    n, names = header.get("n"), header.get("names")
+    if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_TEST_IMAGES:
+        raise ValueError("corrupted-outcomes header has no valid image count 'n'")
+    if (
+        not isinstance(names, list)
+        or not 0 < len(names) <= MAX_CONDITIONS
+        or not all(isinstance(x, str) and _CONDITION.fullmatch(x) for x in names)
+        or len(set(names)) != len(names)
+    ):
+        raise ValueError("corrupted-outcomes header has no valid list of corruption names")
+    images = header.get("images_sha256")
+    if not isinstance(images, dict) or set(images) != set(names):
+        raise ValueError("corrupted-outcomes header needs one images_sha256 per corruption")
+    if not all(_hex_digest(v) for v in images.values()) or not _hex_digest(
+        header.get("labels_sha256")
+    ):
+        raise ValueError("corrupted-outcomes header has a checksum that is not SHA-256 hex")
+    row_bytes = (n + 7) // 8
+    expected = row_bytes * len(names)
+    try:
+        inflater = zlib.decompressobj()
+        payload = inflater.decompress(compressed, expected + 1)  # never inflate past the size
+    except zlib.error as error:
+        raise ValueError(f"corrupted-outcomes payload is not zlib data: {error}") from error
+    if not inflater.eof or inflater.unused_data or len(payload) != expected:
+        raise ValueError(f"corrupted-outcomes payload is not {expected} bytes in one zlib stream")
+    packed = np.frombuffer(payload, dtype=np.uint8).reshape(len(names), row_bytes)
+    bits = np.unpackbits(packed, axis=1).astype(bool)
+    if bits[:, n:].any():  # packbits pads with zeros: a set bit past n means a wrong n
+        raise ValueError(f"corrupted-outcomes payload holds more than n = {n} images per row")
+    correct = bits[:, :n]
+    return CorruptedOutcomes(tuple(names), correct, header["labels_sha256"], dict(images))

@@ -198,12 +198,22 @@ def _image_weights(rng: np.random.Generator, n: int, replicates: int) -> np.ndar
 
 
 def _correct_matrix(correct: np.ndarray | Sequence[Sequence[bool]]) -> np.ndarray:
+    """(seeds, images) right/wrong, or (seeds, conditions, images) when each image is scored
+    under several conditions (e.g. corruptions): the image stays the resampling unit."""
     matrix = np.asarray(correct, dtype=bool)
     if matrix.ndim == 1:
         matrix = matrix[None, :]
-    if matrix.ndim != 2 or matrix.shape[1] == 0:
-        raise ValueError(f"need a (seeds, images) correctness matrix, got shape {matrix.shape}")
+    if matrix.ndim not in (2, 3) or matrix.shape[-1] == 0 or 0 in matrix.shape:
+        raise ValueError(
+            f"need a (seeds, images) or (seeds, conditions, images) correctness array, got "
+            f"shape {matrix.shape}"
+        )
     return matrix
+
+
+def _per_image(matrix: np.ndarray) -> np.ndarray:
+    """(seeds, images) score per image: right/wrong, or the fraction of its conditions right."""
+    return matrix.astype(np.float32) if matrix.ndim == 2 else matrix.mean(1, dtype=np.float32)
 
 
 def seeds_images_interval(
@@ -218,7 +228,8 @@ def seeds_images_interval(
     the seed-to-seed spread and the sampling of the test images: a hierarchical percentile
     bootstrap (seeds resampled with replacement, then test images).
 
-    With per-image predictions (`correct`: a (seeds, n_test) boolean matrix) the images are
+    With per-image predictions (`correct`: a (seeds, n_test) boolean matrix, or (seeds,
+    conditions, n_test) with each image scored under several corruptions) the images are
     resampled once per replicate and shared by every seed, as the seeds were scored on the same
     images. From counts alone the test sampling is drawn as Binomial(n_test, mean*) / n_test
     once per replicate: the seeds' errors on the shared images treated as fully correlated,
@@ -228,10 +239,10 @@ def seeds_images_interval(
     rng = np.random.default_rng(seed)
     values = np.asarray(accuracies, dtype=float)
     if correct is not None:
-        matrix = _correct_matrix(correct)
-        seeds, n = matrix.shape
+        matrix = _correct_matrix(correct)  # (seeds, [conditions,] images): images resampled
+        seeds, n = matrix.shape[0], matrix.shape[-1]
         means = np.empty(replicates)
-        as_float = matrix.astype(np.float32)
+        as_float = _per_image(matrix)
         for start in range(0, replicates, 500):  # chunks keep (chunk, n) weights small
             chunk = min(500, replicates - start)
             images = _image_weights(rng, n, chunk)  # (chunk, n)
@@ -310,15 +321,20 @@ def paired_bootstrap(
     kept; each side's seeds resampled with replacement on their own, as seeds of different
     configurations are not paired). Two-sided p-value from the same replicates:
     (1 + replicates on the far side of zero) x 2 / (1 + replicates), capped at 1, so p < 0.05
-    exactly when the 95% interval excludes zero. Written by hand: neither scipy nor statsmodels
-    has a two-level paired bootstrap."""
+    exactly when the 95% interval excludes zero. With (seeds, conditions, images) arrays an
+    image's score is the fraction of its conditions it got right, so the same image under 15
+    corruptions is resampled as one unit, not as 15 independent ones; the A-only and B-only
+    counts are then of (image, condition) pairs. Written by hand: neither scipy nor
+    statsmodels has a two-level paired bootstrap."""
     a = _correct_matrix(a_correct)
     b = _correct_matrix(b_correct)
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"A has {a.shape[1]} test images and B {b.shape[1]}: not the same images")
-    n = a.shape[1]
+    if a.shape[1:] != b.shape[1:]:
+        raise ValueError(
+            f"A has shape {a.shape[1:]} per seed and B {b.shape[1:]}: not the same images"
+        )
+    n = a.shape[-1]
     rng = np.random.default_rng(seed)
-    a_float, b_float = a.astype(np.float32), b.astype(np.float32)
+    a_float, b_float = _per_image(a), _per_image(b)
     differences = np.empty(replicates)
     for start in range(0, replicates, 500):
         chunk = min(500, replicates - start)
@@ -334,7 +350,9 @@ def paired_bootstrap(
     b_only = float(np.mean([np.sum(~x & y) for x in a for y in b]))
     improvement = None
     if a.shape[0] > 1 or b.shape[0] > 1:
-        improvement = probability_of_improvement(a.mean(1), b.mean(1))
+        improvement = probability_of_improvement(
+            a.reshape(a.shape[0], -1).mean(1), b.reshape(b.shape[0], -1).mean(1)
+        )
     return Paired(
         n_test=n,
         seeds_a=a.shape[0],
@@ -346,6 +364,7 @@ def paired_bootstrap(
         p_value=p_value,
         method=PAIRED,
         probability_of_improvement=improvement,
+        extra={} if a.ndim == 2 else {"conditions": float(a.shape[1])},
     )
 
 
@@ -356,12 +375,13 @@ def compare_correct(
 ) -> Paired:
     """The comparison `mnistbench compare` and every paired view use: one seed each, the exact
     McNemar p-value (its difference interval from the paired bootstrap over images); several
-    seeds on either side, the paired bootstrap's p-value and rliable's probability of
-    improvement."""
+    seeds on either side, or several conditions per image (corruptions), the paired
+    bootstrap's p-value (and rliable's probability of improvement over seeds)."""
     a = _correct_matrix(a_correct)
     b = _correct_matrix(b_correct)
     paired = paired_bootstrap(a, b, confidence)
-    if a.shape[0] > 1 or b.shape[0] > 1:
+    # McNemar counts independent images; an image under several conditions is not independent
+    if a.shape[0] > 1 or b.shape[0] > 1 or a.ndim == 3:
         return paired
     exact = mcnemar_exact(a[0], b[0])
     return Paired(

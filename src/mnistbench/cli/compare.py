@@ -34,6 +34,14 @@ def register(verbs: argparse._SubParsersAction) -> None:
         default="final",
         help="the final model's predictions (default) or the best-validation epoch's",
     )
+    p.add_argument(
+        "--on",
+        default="clean",
+        metavar="SET",
+        help="clean: the test set (default); corrupted: the same images under all of MNIST-C's "
+        "corruptions, each image one resampling unit (is A more robust than B?); or one "
+        "corruption's name (e.g. rotate). Corrupted outcomes come from `mnistbench evaluate`",
+    )
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.set_defaults(handler=cmd_compare)
 
@@ -46,7 +54,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     filters = {name: getattr(args, name) for name in FILTERS if getattr(args, name) is not None}
     with open_existing_store(args.store) as store:
         sides = [
-            load_side(store, selector, resolve(store, selector, filters), args.which)
+            load_side(store, selector, resolve(store, selector, filters), args.which, args.on)
             for selector in (args.a, args.b)
         ]
         result = compare_sides(*sides)

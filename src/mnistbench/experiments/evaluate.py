@@ -24,6 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from mnistbench.artefacts import (
+    CORRUPTED_OUTCOMES,
+    PREDICTIONS_KIND,
+    CorruptedOutcomes,
+    corrupted_outcomes_blob,
+    labels_sha256,
+)
 from mnistbench.cards import architecture_fingerprint
 from mnistbench.config import RunConfig
 from mnistbench.data import get_dataset_spec, load_dataset, resize_images
@@ -252,23 +259,28 @@ def clean_accuracy(loaded: LoadedModel, images: torch.Tensor, labels: torch.Tens
 
 def evaluate_corruptions(
     loaded: LoadedModel, images: torch.Tensor, labels: torch.Tensor
-) -> dict[str, Any]:
+) -> tuple[CorruptedOutcomes, dict[str, Any]]:
     """Accuracy on each of MNIST-C's 15 corruptions of the test set (data/corruptions.py,
-    seeded: the same corrupted images for every run), their mean and the worst."""
+    seeded: the same corrupted images for every run), their mean and the worst; with each
+    image's outcome per corruption."""
     from mnistbench.data import corruptions
     from mnistbench.data.locate import cache_root
 
-    per_corruption, scored = {}, {}
+    per_corruption, scored, correct = {}, {}, {}
     for name in corruptions.CORRUPTION_NAMES:
         # generated once per test set and seed, then read back verified by its hash
         corrupted = corruptions.corrupted_test_set(
             images, name, CORRUPTION_SEED, cache_root() / "mnist-c"
         )
-        predictions = batched_predictions(loaded, corrupted)
-        per_corruption[name] = int((predictions == labels).sum()) / len(labels)
+        correct[name] = (batched_predictions(loaded, corrupted) == labels).cpu().numpy()
+        per_corruption[name] = int(correct[name].sum()) / len(labels)
         scored[name] = corruptions.images_sha256(corrupted)  # exactly which images were scored
     worst = min(per_corruption, key=per_corruption.__getitem__)
-    return {
+    # each image's right or wrong, for the paired test between models (compare --on corrupted)
+    outcomes = CorruptedOutcomes(
+        tuple(correct), np.stack(list(correct.values())), labels_sha256(labels.numpy()), scored
+    )
+    return outcomes, {
         "accuracy": per_corruption,
         "mean_accuracy": float(np.mean(list(per_corruption.values()))),
         "worst": worst,
@@ -363,7 +375,9 @@ def evaluate_run(
         )
     for name in what:
         if name == "corruptions":
-            result = evaluate_corruptions(loaded, images, labels)
+            outcomes, result = evaluate_corruptions(loaded, images, labels)
+            blob = corrupted_outcomes_blob(outcomes)
+            store.add_artefact(run_id, CORRUPTED_OUTCOMES, PREDICTIONS_KIND, blob)
         elif name == "calibration":
             result = evaluate_calibration(loaded, images, labels)
         else:

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 
 from mnistbench.artefacts import (
+    CORRUPTED_OUTCOMES,
     PREDICTIONS_BEST_VAL,
     PREDICTIONS_FINAL,
     PREDICTIONS_KIND,
-    Predictions,
+    read_corrupted_outcomes,
     read_predictions,
 )
 from mnistbench.errors import MnistbenchError
@@ -34,6 +35,7 @@ from mnistbench.statistics import (
 from mnistbench.store import RunRecord, Store
 
 WHICH = {"final": PREDICTIONS_FINAL, "best_val": PREDICTIONS_BEST_VAL}
+CLEAN, CORRUPTED = "clean", "corrupted"  # --on: the clean test set, or every corruption of it
 _HASH = re.compile(r"[0-9a-f]{6,16}")
 
 
@@ -43,15 +45,18 @@ class CompareError(MnistbenchError):
 
 @dataclass(frozen=True)
 class Side:
-    """One side of a comparison: its runs (one per seed) and their predictions."""
+    """One side of a comparison: its runs (one per seed), each run's right/wrong per scored
+    image, and what identifies those images (so both sides are checked to be the same)."""
 
     selector: str
     runs: list[RunRecord]
-    predictions: list[Predictions]
+    outcomes: list[np.ndarray]  # per run: (n_test,) bool, or (corruptions, n_test) bool
+    images: list[tuple]  # per run: the sizes and checksums of the images it was scored on
+    on: str = CLEAN
 
     @property
     def correct(self) -> np.ndarray:
-        return np.stack([p.correct for p in self.predictions])  # (seeds, n_test)
+        return np.stack(self.outcomes)  # (seeds, n_test) or (seeds, corruptions, n_test)
 
     def describe(self) -> str:
         first = self.runs[0]
@@ -130,8 +135,14 @@ def _filters_text(filters: Mapping[str, Any]) -> str:
     return ", ".join(f"{key}={value}" for key, value in filters.items())
 
 
-def load_side(store: Store, selector: str, runs: Sequence[RunRecord], which: str) -> Side:
-    """The runs with their predictions; CompareError naming the runs that kept none."""
+def load_side(
+    store: Store, selector: str, runs: Sequence[RunRecord], which: str, on: str = CLEAN
+) -> Side:
+    """The runs with their per-image outcomes on the clean test set (`on="clean"`), on all of
+    MNIST-C's corruptions ("corrupted") or on one (its name); CompareError naming the runs
+    that kept none."""
+    if on != CLEAN:
+        return _corrupted_side(store, selector, runs, which, on)
     name = WHICH[which]
     predictions, missing = [], []
     for run in runs:
@@ -141,15 +152,9 @@ def load_side(store: Store, selector: str, runs: Sequence[RunRecord], which: str
                 "no test score per epoch), so it has no best-validation model to compare. "
                 "Compare its final model (leave out --which)."
             )
-        found = [
-            a for a in store.artefacts(run.run_id) if a.kind == PREDICTIONS_KIND and a.name == name
-        ]
+        found = _artefacts(store, run, name)
         if not found and which == "best_val":  # no best-val copy: validation chose the end
-            found = [
-                a
-                for a in store.artefacts(run.run_id)
-                if a.kind == PREDICTIONS_KIND and a.name == PREDICTIONS_FINAL
-            ]
+            found = _artefacts(store, run, PREDICTIONS_FINAL)
         if not found:
             missing.append(run)
             continue
@@ -161,27 +166,84 @@ def load_side(store: Store, selector: str, runs: Sequence[RunRecord], which: str
                 f"Re-run it to record them again: {_rerun_hint(run)}."
             ) from error
     if missing:
-        listed = "; ".join(
-            f"run {r.run_id} ({r.model}, seed {r.config.get('seed')})" for r in missing
-        )
+        listed = _listed(missing)
         raise CompareError(
             f"No per-image predictions for {listed}: it was recorded before mnistbench kept "
             "them (or scored no test images), and a paired test needs every image's outcome. "
             f"Re-run it to record them, e.g. {_rerun_hint(missing[0])}; the counts alone give "
             "each run's Wilson interval in the reports, not a paired comparison."
         )
-    return Side(selector, list(runs), predictions)
+    return Side(
+        selector,
+        list(runs),
+        [p.correct for p in predictions],
+        [(p.n, p.labels_sha256) for p in predictions],
+    )
+
+
+def _artefacts(store: Store, run: RunRecord, name: str) -> list:
+    return [a for a in store.artefacts(run.run_id) if a.kind == PREDICTIONS_KIND and a.name == name]
+
+
+def _listed(runs: Sequence[RunRecord]) -> str:
+    return "; ".join(f"run {r.run_id} ({r.model}, seed {r.config.get('seed')})" for r in runs)
+
+
+def _corrupted_side(
+    store: Store, selector: str, runs: Sequence[RunRecord], which: str, on: str
+) -> Side:
+    """Outcomes on the corrupted test sets `mnistbench evaluate` scored the final model on."""
+    if which != "final":
+        raise CompareError(
+            "Corruptions are scored on each run's final model (`mnistbench evaluate`), so "
+            "--on corrupted compares final models: leave out --which best_val."
+        )
+    outcomes, images, missing = [], [], []
+    for run in runs:
+        found = _artefacts(store, run, CORRUPTED_OUTCOMES)
+        if not found:
+            missing.append(run)
+            continue
+        try:
+            scored = read_corrupted_outcomes(found[-1].content)
+        except ValueError as error:
+            raise CompareError(
+                f"The corrupted-image outcomes of run {run.run_id} ({run.model}) cannot be "
+                f"read: {error}. Score it again: mnistbench evaluate {run.run_id} --what "
+                "corruptions."
+            ) from error
+        names = scored.names if on == CORRUPTED else (on,)
+        if on != CORRUPTED and on not in scored.names:
+            raise CompareError(
+                f"Run {run.run_id} ({run.model}) was scored on {', '.join(scored.names)}, not "
+                f"on {on!r}. Give --on corrupted (all of them) or one of those names."
+            )
+        rows = [scored.names.index(name) for name in names]
+        # one corruption is one set of independent images: (n,), so McNemar applies
+        outcomes.append(scored.correct[rows] if on == CORRUPTED else scored.correct[rows[0]])
+        images.append(
+            (scored.n, scored.labels_sha256, tuple((n, scored.images_sha256[n]) for n in names))
+        )
+    if missing:
+        ids = " ".join(str(r.run_id) for r in missing)
+        raise CompareError(
+            f"No per-image outcomes on corrupted images for {_listed(missing)}: score them "
+            f"with `mnistbench evaluate {ids} --what corruptions` (runs that kept their "
+            "weights; evaluations from before the outcomes were kept need scoring again)."
+        )
+    return Side(selector, list(runs), outcomes, images, on)
 
 
 def _same_images(a: Side, b: Side) -> None:
-    checksums = {(p.n, p.labels_sha256) for p in (*a.predictions, *b.predictions)}
-    if len(checksums) > 1:
-        sizes = sorted({n for n, _ in checksums})
+    if len(set(a.images) | set(b.images)) > 1:
+        sizes = sorted({key[0] for key in (*a.images, *b.images)})
+        what = "test images" if a.on == CLEAN else "corrupted test images"
         raise CompareError(
-            f"{a.describe()} and {b.describe()} were scored on different test images "
-            f"({', '.join(f'{n:,}' for n in sizes)} images, or other labels: another data set "
-            "or --subset), and a paired test needs the same images on both sides. Compare runs "
-            "of the same data set scored on the same test set (the same --subset, or none)."
+            f"{a.describe()} and {b.describe()} were scored on different {what} "
+            f"({', '.join(f'{n:,}' for n in sizes)} images, or other labels or corrupted "
+            "copies: another data set, --subset or corruption seed), and a paired test needs "
+            "the same images on both sides. Compare runs of the same data set scored on the "
+            "same test set (the same --subset, or none)."
         )
 
 
@@ -193,8 +255,8 @@ def compare_sides(a: Side, b: Side) -> dict[str, Any]:
 
     def side(s: Side) -> dict[str, Any]:
         correct = s.correct
-        n = correct.shape[1]
-        accuracies = correct.mean(axis=1)
+        n = correct.shape[-1]
+        accuracies = correct.reshape(len(s.runs), -1).mean(axis=1)
         entry: dict[str, Any] = {
             "selector": s.selector,
             "model": s.runs[0].model,
@@ -204,7 +266,7 @@ def compare_sides(a: Side, b: Side) -> dict[str, Any]:
             "accuracy": float(accuracies.mean()),
             "accuracies": [float(x) for x in accuracies],
         }
-        if len(s.runs) == 1:
+        if len(s.runs) == 1 and correct.ndim == 2:
             entry["accuracy_ci95"] = list(wilson_interval(int(correct.sum()), n))
             entry["interval_method"] = "95% CI, Wilson"
         else:
@@ -214,6 +276,8 @@ def compare_sides(a: Side, b: Side) -> dict[str, Any]:
         return entry
 
     return {
+        "on": a.on,
+        "conditions": 1 if a.correct.ndim == 2 else int(a.correct.shape[1]),
         "n_test": paired.n_test,
         "a": side(a),
         "b": side(b),
@@ -247,12 +311,21 @@ def compare_text(result: Mapping[str, Any]) -> str:
 
     low, high = result["difference_ci95"]
     n = result["n_test"]
+    on, conditions = result.get("on", CLEAN), result.get("conditions", 1)
+    if on == CLEAN:
+        scored, unit = f"{n:,} test images", "images"
+    else:
+        which = f"all {conditions} MNIST-C corruptions" if on == CORRUPTED else f"the {on} copy"
+        scored = f"{n:,} test images under {which} (each image one resampling unit)"
+        unit = "image-corruption pairs" if conditions > 1 else "images"
     lines = [
+        *([] if on == CLEAN else [f"on: {which} of the test set (accuracies below are there)"]),
         line("A", result["a"]),
         line("B", result["b"]),
         f"A − B: {100 * result['difference']:+.2f} pt (95% CI {100 * low:+.2f} to "
-        f"{100 * high:+.2f} pt) on {n:,} test images; A alone right on "
-        f"{count(result['a_only_correct'])} images, B alone on {count(result['b_only_correct'])}"
+        f"{100 * high:+.2f} pt) on {scored}; A alone right on "
+        f"{count(result['a_only_correct'])} {unit}, B alone on "
+        f"{count(result['b_only_correct'])}"
         + (
             " (averaged over pairs of seeds)"
             if len(result["a"]["run_ids"]) > 1 or len(result["b"]["run_ids"]) > 1
