@@ -168,11 +168,53 @@ def trained_on(group: RunGroup | None) -> str:
     label = protocol_label(group.config)
     held_out = int(group.config.get("val_size") or 0)
     text = {
-        STUDY: "study: every training image",
+        STUDY: f"study: {_svc_sample(group) or 'every training image'}",
         STUDY_LIKE: "heldout setting, no validation split (the study's data)",
     }.get(label, f"heldout: {held_out:,} held out")
     earlier = earlier_recipe(group)
     return text + (f"; earlier recipe: {', '.join(earlier)}" if earlier else "")
+
+
+def _svc_sample(group: RunGroup) -> str | None:
+    """Which 10,000 images an SVC under the study protocol fit on (None for other models)."""
+    if not group.model.startswith("svm_"):
+        return None
+    if dict(group.config.get("model_options") or []).get("fit_sample") == "first":
+        return "the first 10,000 of all 60,000"
+    return "a random 10,000 of all 60,000 per seed"
+
+
+def sampling_notes(rows: Sequence[Row], groups: Sequence[RunGroup]) -> list[str]:
+    """Under the table, for each SVC row at the study protocol: how far the choice of its
+    10,000 images moves the figure (the seeds' random draws against one run on exactly the
+    first 10,000), since the study does not say which 10,000 it fit on."""
+    found = []
+    for row in rows:
+        group = row.group
+        if group is None or _svc_sample(group) is None or not under_study_protocol(group):
+            continue
+        values = sorted(100 * v for v in group.values("test_accuracy") if isinstance(v, float))
+        first = [g for g in groups
+                 if (g.model, g.dataset) == (group.model, group.dataset)
+                 and under_study_protocol(g) and g is not group
+                 and _svc_sample(g) == "the first 10,000 of all 60,000"]  # fmt: skip
+        firsts = [100 * v for g in first for v in g.values("test_accuracy") if isinstance(v, float)]
+        if not values:
+            continue
+        text = (
+            f"{group.model} ({group.dataset}): the study does not say which 10,000 training "
+            f"images its SVC fit on, so each seed draws its own 10,000 from all 60,000; the "
+            f"{len(values)} seeds score {values[0]:.2f}% to {values[-1]:.2f}%"
+        )
+        if firsts:
+            mean = sum(values) / len(values)
+            shown = ", ".join(f"{v:.2f}%" for v in firsts)
+            text += (
+                f", and a run on exactly the first 10,000 (`--model-option fit_sample=first`) "
+                f"scores {shown} ({firsts[0] - mean:+.2f} pt from the seeds' mean)"
+            )
+        found.append(text + ".")
+    return found
 
 
 def improved_groups(groups: Sequence[RunGroup]) -> list[RunGroup]:

@@ -178,6 +178,7 @@ def build_view(store: Store, name: str) -> Document:
         blocks.append(Table(reproduction.ROW_HEADER, [reproduction.row_cells(r) for r in rows]))
         blocks += [Paragraph(note) for note in reproduction.notes(rows, data.groups, data.epochs)]
         blocks += [Paragraph(note) for note in reproduction.pipeline_notes(rows)]
+        blocks += [Paragraph(note) for note in reproduction.sampling_notes(rows, data.groups)]
     elif view.rows == "improved":
         groups = reproduction.improved_groups(groups)
         if groups:
