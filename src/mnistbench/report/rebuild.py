@@ -33,6 +33,7 @@ TABLES: dict[str, str] = {
     "zoo-small.md": "zoo-small",
     "zoo-large.md": "zoo-large",
     "zoo-speed.md": "zoo-speed",
+    "robustness.md": "robustness",
 }
 # README's measured block, in order: views (rebuilt) and micro-benchmark outputs (copied).
 README_PARTS: tuple[str, ...] = (
@@ -40,6 +41,7 @@ README_PARTS: tuple[str, ...] = (
     "view:improved",
     "micro:epoch_time.md",
     "view:zoo-speed",
+    "view:robustness",
     "micro:speedrun-vs-public.md",
     "micro:speedrun-fashion.md",
     "micro:speedrun-10s.md",

@@ -16,6 +16,8 @@ from mnistbench.report import cards, columns, reproduction, robustness, uncertai
 from mnistbench.report.collect import ReportData, RunGroup, load
 from mnistbench.report.document import Document, Paragraph, Section, Table, to_markdown
 from mnistbench.report.sections.overview import (
+    ACCURACY_NOTE,
+    SEEDS_NOTE,
     STUDY_TABLE_PROTOCOLS,
     commands,
     protocols_for,
@@ -204,6 +206,8 @@ def build_view(store: Store, name: str) -> Document:
 
 def view_protocols(view: View) -> str:
     """What the view's columns mean: only the columns its table has."""
+    if view.rows == "robustness":  # its columns are explained in its own intro and docs
+        return f"{ACCURACY_NOTE} {SEEDS_NOTE}"
     return STUDY_TABLE_PROTOCOLS if view.rows != "groups" else protocols_for(view.columns)
 
 
