@@ -252,33 +252,45 @@ def predictions_blob(
     return PREDICTIONS_MAGIC + line + zlib.compress(payload, 9)
 
 
-def read_predictions(content: bytes) -> Predictions:
-    """A predictions artefact back as arrays; ValueError with what is wrong for anything that
-    is not one (files are untrusted: every size is checked before it is used)."""
-    if not content.startswith(PREDICTIONS_MAGIC):
-        raise ValueError("not a mnistbench predictions artefact (wrong first line)")
-    rest = content[len(PREDICTIONS_MAGIC) :]
-    line, newline, compressed = rest.partition(b"\n")
+def _split_blob(content: bytes, magic: bytes, what: str) -> tuple[dict, bytes]:
+    """(JSON header, compressed payload) of a magic-line + header-line + zlib artefact."""
+    if not content.startswith(magic):
+        raise ValueError(f"not a mnistbench {what} artefact (wrong first line)")
+    line, newline, compressed = content[len(magic) :].partition(b"\n")
     if not newline:
-        raise ValueError("predictions artefact without its header line")
+        raise ValueError(f"{what} artefact without its header line")
     try:
         header = json.loads(line)
     except ValueError as error:
-        raise ValueError(f"predictions header is not JSON: {error}") from error
-    n = header.get("n") if isinstance(header, dict) else None
+        raise ValueError(f"{what} header is not JSON: {error}") from error
+    if not isinstance(header, dict):
+        raise ValueError(f"{what} header is not a JSON object")
+    return header, compressed
+
+
+def _inflate(compressed: bytes, expected: int, what: str) -> bytes:
+    """Exactly `expected` bytes out of one whole zlib stream, never inflating past them."""
+    try:
+        inflater = zlib.decompressobj()
+        payload = inflater.decompress(compressed, expected + 1)
+    except zlib.error as error:
+        raise ValueError(f"{what} payload is not zlib data: {error}") from error
+    if not inflater.eof or inflater.unused_data:  # cut short, or something after the end
+        raise ValueError(f"{what} payload is not one whole zlib stream")
+    if len(payload) != expected:
+        raise ValueError(f"{what} payload holds {len(payload)} bytes, not {expected}")
+    return payload
+
+
+def read_predictions(content: bytes) -> Predictions:
+    """A predictions artefact back as arrays; ValueError with what is wrong for anything that
+    is not one (files are untrusted: every size is checked before it is used)."""
+    header, compressed = _split_blob(content, PREDICTIONS_MAGIC, "predictions")
+    n = header.get("n")
     if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n <= MAX_TEST_IMAGES:
         raise ValueError("predictions header has no valid image count 'n'")
     has_probabilities = header.get("probabilities") is True
-    expected = n * (6 if has_probabilities else 2)
-    try:
-        inflater = zlib.decompressobj()
-        payload = inflater.decompress(compressed, expected + 1)  # never inflate past the size
-    except zlib.error as error:
-        raise ValueError(f"predictions payload is not zlib data: {error}") from error
-    if not inflater.eof or inflater.unused_data:  # cut short, or something after the end
-        raise ValueError("predictions payload is not one whole zlib stream")
-    if len(payload) != expected:
-        raise ValueError(f"predictions payload holds {len(payload)} bytes, not {expected}")
+    payload = _inflate(compressed, n * (6 if has_probabilities else 2), "predictions")
     predicted = np.frombuffer(payload[:n], dtype=np.uint8).copy()
     labels = np.frombuffer(payload[n : 2 * n], dtype=np.uint8).copy()
     if header.get("labels_sha256") != labels_sha256(labels):
@@ -337,17 +349,7 @@ def _hex_digest(value: object) -> bool:
 def read_corrupted_outcomes(content: bytes) -> CorruptedOutcomes:
     """The artefact back as arrays; ValueError with what is wrong for anything else (files
     are untrusted: the header's sizes are checked before the payload is inflated)."""
-    if not content.startswith(CORRUPTED_MAGIC):
-        raise ValueError("not a mnistbench corrupted-outcomes artefact (wrong first line)")
-    line, newline, compressed = content[len(CORRUPTED_MAGIC) :].partition(b"\n")
-    if not newline:
-        raise ValueError("corrupted-outcomes artefact without its header line")
-    try:
-        header = json.loads(line)
-    except ValueError as error:
-        raise ValueError(f"corrupted-outcomes header is not JSON: {error}") from error
-    if not isinstance(header, dict):
-        raise ValueError("corrupted-outcomes header is not a JSON object")
+    header, compressed = _split_blob(content, CORRUPTED_MAGIC, "corrupted-outcomes")
     n, names = header.get("n"), header.get("names")
     if not isinstance(n, int) or isinstance(n, bool) or not 0 < n <= MAX_TEST_IMAGES:
         raise ValueError("corrupted-outcomes header has no valid image count 'n'")
@@ -366,14 +368,7 @@ def read_corrupted_outcomes(content: bytes) -> CorruptedOutcomes:
     ):
         raise ValueError("corrupted-outcomes header has a checksum that is not SHA-256 hex")
     row_bytes = (n + 7) // 8
-    expected = row_bytes * len(names)
-    try:
-        inflater = zlib.decompressobj()
-        payload = inflater.decompress(compressed, expected + 1)  # never inflate past the size
-    except zlib.error as error:
-        raise ValueError(f"corrupted-outcomes payload is not zlib data: {error}") from error
-    if not inflater.eof or inflater.unused_data or len(payload) != expected:
-        raise ValueError(f"corrupted-outcomes payload is not {expected} bytes in one zlib stream")
+    payload = _inflate(compressed, row_bytes * len(names), "corrupted-outcomes")
     packed = np.frombuffer(payload, dtype=np.uint8).reshape(len(names), row_bytes)
     bits = np.unpackbits(packed, axis=1).astype(bool)
     if bits[:, n:].any():  # packbits pads with zeros: a set bit past n means a wrong n
