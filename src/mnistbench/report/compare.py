@@ -95,6 +95,19 @@ class Comparison:
         return f"not comparable ({', '.join(self.shortfall)})"
 
 
+def precision_difference(
+    config: Mapping[str, Any], stated: Mapping[str, Any] | None = None
+) -> str | None:
+    """'precision=bf16' where a run trained in another precision than fp32 and the figure's
+    setting (`stated`) names none; None otherwise. The studies trained in fp32 (study C under
+    AMP), so a bf16 run differs from them even where bf16 is its device's recipe default (CUDA
+    runs): the one rule every view uses to say so."""
+    precision = config.get("precision")
+    if precision in (None, "fp32") or "precision" in (stated or {}):
+        return None
+    return fmt.setting("precision", precision)
+
+
 def compare(config: Mapping[str, Any], card: Mapping[str, Any]) -> Comparison:
     """The published figure a run of `config` is set against, and what keeps them apart."""
     dataset = config.get("dataset")
@@ -118,13 +131,9 @@ def compare(config: Mapping[str, Any], card: Mapping[str, Any]) -> Comparison:
         and key in defaults
         and not same(defaults[key], value)
     ]
-    # The studies trained in fp32 (study C under AMP): a bf16 run differs from them even where
-    # bf16 is its device's recipe default (CUDA runs), and says so.
-    precision = config.get("precision")
-    if precision not in (None, "fp32") and "precision" not in setting:
-        listed = fmt.setting("precision", precision)
-        if listed not in differences:
-            differences.append(listed)
+    listed = precision_difference(config, setting)
+    if listed is not None and listed not in differences:
+        differences.append(listed)
     others = sorted({str(f.get("dataset")) for f in cards.figures(card)} - {str(dataset)})
     return Comparison(
         figure=None if shortfall else figure,

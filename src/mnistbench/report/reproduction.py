@@ -24,6 +24,7 @@ from mnistbench.report.collect import HONEST_PROTOCOL, PUBLISHED_PROTOCOL, RunGr
 from mnistbench.report.columns import group_protocol, protocol_stat
 from mnistbench.report.compare import (
     accuracy_text,
+    precision_difference,
     protocol_fixed,
     setting_text,
     settings_vs_recipe,
@@ -331,10 +332,10 @@ def _changed_with_precision(group: RunGroup) -> str:
     """What the configuration changed from its recipe, plus bf16 where it trained in it (a
     CUDA recipe's default, so not a change from the recipe, but a change from the studies)."""
     changed = settings_vs_recipe(group.config, group.card)
-    precision = group.config.get("precision")
-    if precision in (None, "fp32") or "precision=" in changed:
+    precision = precision_difference(group.config)
+    if precision is None or "precision=" in changed:
         return changed
-    return f"{changed}; precision={precision} (the studies: fp32)"
+    return f"{changed}; {precision} (the studies: fp32)"
 
 
 IMPROVED_HEADER = [
