@@ -101,3 +101,56 @@ def test_report_section_draws_one_figure_per_dataset(store_path: Path, tmp_path:
     assert any(f.name.startswith("robustness-") for f in files.figures)
     html = files.html.read_text()
     assert "Robustness: corruptions, calibration, attacks" in html
+
+
+def test_paired_column_compares_each_row_with_the_most_robust_on_the_same_images(
+    tmp_path: Path,
+) -> None:
+    """Issue 28: 'is A more robust than B' from the per-image outcomes on corrupted images,
+    by the statistics module's paired test and one verdict rule; rows without outcomes say '—'."""
+    import numpy as np
+
+    from mnistbench.artefacts import (
+        CORRUPTED_OUTCOMES,
+        CorruptedOutcomes,
+        corrupted_outcomes_blob,
+    )
+    from mnistbench.report.robustness import PAIRED_HEADER
+    from mnistbench.statistics import compare_correct
+
+    rng = np.random.default_rng(7)
+    names = ("shot_noise", "zigzag")
+    hashes = {"shot_noise": "1" * 64, "zigzag": "2" * 64}
+    kept = {"cnn": [], "mlp": []}
+    path = tmp_path / "results.sqlite"
+    with Store(path) as store:
+        for model, rate in (("cnn", 0.9), ("mlp", 0.7)):
+            for seed in range(2):
+                correct = rng.random((2, 400)) < rate
+                kept[model].append(correct)
+                mean = float(correct.mean())
+                run_id = write_run(store, make_config(model, seed=seed), (1, 1.0, 0.98, 0.98, 0.98))
+                store_evaluations(store, run_id, evaluation(0.98, mean, 0.5, 0.01, 0.4, 0.2))
+                blob = corrupted_outcomes_blob(CorruptedOutcomes(names, correct, "3" * 64, hashes))
+                store.add_artefact(run_id, CORRUPTED_OUTCOMES, "predictions", blob)
+        # a third model evaluated before outcomes were kept: no paired cell
+        run_id = write_run(store, make_config("dbn"), (1, 1.0, 0.98, 0.98, 0.98))
+        store_evaluations(store, run_id, evaluation(0.98, 0.8, 0.5, 0.01, 0.4, 0.2))
+        markdown = view_markdown(store, "robustness")
+    table = _table(markdown, "## Results")
+    assert _row(table, Model="cnn")[PAIRED_HEADER] == "reference: the most robust here"
+    assert _row(table, Model="dbn")[PAIRED_HEADER] == "—"
+    paired = compare_correct(np.stack(kept["mlp"]), np.stack(kept["cnn"]))
+    by_hand = np.stack(kept["mlp"]).mean() - np.stack(kept["cnn"]).mean()  # about -0.2
+    assert paired.difference == pytest.approx(by_hand) and paired.p_value < 0.05
+    low, high = paired.difference_ci95
+    assert _row(table, Model="mlp")[PAIRED_HEADER] == (
+        f"less robust: {100 * by_hand:+.2f} pt (95% CI {100 * low:+.2f} to {100 * high:+.2f}), "
+        f"p = {paired.p_value:.2g}"
+    )
+    # with outcomes, the corrupted interval resamples whole images (their copies together)
+    cnn = np.stack(kept["cnn"])
+    interval = seeds_images_interval(cnn.reshape(2, -1).mean(1), 400, correct=cnn)
+    assert _row(table, Model="cnn")["Corrupted (mean of 15)"] == (
+        f"{100 * cnn.mean():.2f}% ({100 * interval.low:.2f}–{100 * interval.high:.2f})"
+    )

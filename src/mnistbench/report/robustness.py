@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from mnistbench.artefacts import CORRUPTED_OUTCOMES, PREDICTIONS_KIND, read_corrupted_outcomes
 from mnistbench.report import figures as figs
 from mnistbench.report.collect import ReportData, RunGroup
 from mnistbench.report.document import Figure, Paragraph, Section, Table
 from mnistbench.report.figures.common import colors_for, datasets_in, new, save, styled
-from mnistbench.statistics import seeds_images_interval
+from mnistbench.statistics import compare_correct, seeds_images_interval, verdict_between
 from mnistbench.store import Artefact
 
 EVALUATION_KIND = "evaluation"
@@ -42,6 +45,16 @@ RULES = (
     "probe have no input gradient; the SVC gives no probabilities)."
 )
 
+PAIRED_RULE = (
+    "'Corrupted: against the most robust' pairs each row with the row of its data set whose "
+    "mean corrupted accuracy is highest, on the same corrupted images: the difference of the "
+    "mean corrupted accuracies with the paired bootstrap's 95% CI and p-value (test images "
+    "resampled with their 15 corrupted copies together, seeds on each side; docs/statistics.md), "
+    "and 'less robust' or 'more robust' where p < 0.05, else 'no detectable difference'. It "
+    "needs each seed's per-image outcomes ('—' for evaluations stored before they were kept: "
+    "`mnistbench evaluate RUN --what corruptions` records them); `mnistbench compare A B --on "
+    "corrupted` pairs any two."
+)
 
 # ------------------------------------------------------------------------- reading artefacts
 
@@ -128,6 +141,10 @@ def _whole(value: Any) -> int | None:
 class Row:
     group: RunGroup
     seeds: list[SeedFigures]
+    # (seeds, corruptions, images) right/wrong on the corrupted test sets, when every evaluated
+    # seed kept it for the same corrupted images; else None
+    outcomes: np.ndarray | None = None
+    corrupted_images: tuple | None = None  # which corrupted images (names and their hashes)
 
     @property
     def family(self) -> str:
@@ -141,11 +158,65 @@ def robustness_rows(groups: list[RunGroup], artefacts: dict[int, list[Artefact]]
     """One row per configuration with at least one evaluated run."""
     rows = []
     for group in groups:
-        seeds = [seed_figures(evaluations_of(artefacts.get(r.run_id, []))) for r in group.runs]
-        seeds = [s for s in seeds if s.clean is not None]
-        if seeds:
-            rows.append(Row(group, seeds))
+        figures = [
+            (run, seed_figures(evaluations_of(artefacts.get(run.run_id, [])))) for run in group.runs
+        ]
+        evaluated = [(run, s) for run, s in figures if s.clean is not None]
+        if evaluated:
+            kept = [_outcomes_of(artefacts.get(run.run_id, [])) for run, _ in evaluated]
+            row = Row(group, [s for _, s in evaluated])
+            if kept and all(k is not None for k in kept) and len({k[1] for k in kept}) == 1:
+                row.outcomes = np.stack([k[0] for k in kept])
+                row.corrupted_images = kept[0][1]
+            rows.append(row)
     return rows
+
+
+def _outcomes_of(artefacts: list[Artefact]) -> tuple[np.ndarray, tuple] | None:
+    """A run's right/wrong per corrupted image and what identifies those images, or None
+    where it kept none or what it kept cannot be read (merged files are untrusted)."""
+    found = [a for a in artefacts if a.kind == PREDICTIONS_KIND and a.name == CORRUPTED_OUTCOMES]
+    if not found:
+        return None
+    try:
+        kept = read_corrupted_outcomes(found[-1].content)
+    except ValueError:
+        return None
+    names = tuple(sorted(kept.names))
+    order = [kept.names.index(n) for n in names]
+    key = (kept.n, kept.labels_sha256, tuple((n, kept.images_sha256[n]) for n in names))
+    return kept.correct[order], key
+
+
+def paired_cells(rows: list[Row]) -> dict[int, str]:
+    """Per row (by position): is it more or less robust than the most robust row of its data
+    set, from the paired bootstrap over the same corrupted images and the seeds (statistics.
+    compare_correct; an image's 15 corrupted copies resampled together) and the one verdict
+    rule (statistics.verdict_between at 5%)."""
+    cells: dict[int, str] = {}
+    by_images: dict[tuple, list[int]] = {}
+    for index, row in enumerate(rows):
+        if row.outcomes is None:
+            cells[index] = "—"
+        else:
+            by_images.setdefault((row.group.dataset, row.corrupted_images), []).append(index)
+    for indices in by_images.values():
+        best = max(indices, key=lambda i: float(rows[i].outcomes.mean()))
+        cells[best] = "reference: the most robust here" if len(indices) > 1 else "—"
+        for index in indices:
+            if index == best:
+                continue
+            paired = compare_correct(rows[index].outcomes, rows[best].outcomes)
+            verdict = verdict_between(paired)
+            word = {"A better": "more robust", "B better": "less robust"}.get(
+                verdict.label, verdict.label
+            )
+            low, high = paired.difference_ci95
+            cells[index] = (
+                f"{word}: {100 * paired.difference:+.2f} pt (95% CI {100 * low:+.2f} to "
+                f"{100 * high:+.2f}), p = {paired.p_value:.2g}"
+            )
+    return cells
 
 
 def accuracy_cell(values: list[float], n_images: int | None) -> str:
@@ -195,13 +266,30 @@ def _attack(row: Row, key: str) -> str:
     return accuracy_cell(row.values(lambda s: s.attacks.get(key)), _n(row, "attack_images"))
 
 
+PAIRED_HEADER = "Corrupted: against the most robust (paired)"
 HEADER = [
-    "Model", "Family", "Dataset", "Seeds", "Clean", "Corrupted (mean of 15)", "Worst corruption",
-    "ECE", "NLL", "FGSM 0.1", "FGSM 0.3", "PGD 0.1", "PGD 0.3",
+    "Model", "Family", "Dataset", "Seeds", "Clean", "Corrupted (mean of 15)", PAIRED_HEADER,
+    "Worst corruption", "ECE", "NLL", "FGSM 0.1", "FGSM 0.3", "PGD 0.1", "PGD 0.3",
 ]  # fmt: skip
 
 
-def row_cells(row: Row) -> list[str]:
+def _corrupted_cell(row: Row, n_clean: int | None) -> str:
+    """The mean corrupted accuracy and its CI: with the per-image outcomes, the bootstrap
+    resamples whole test images (each with its 15 corrupted copies); without them, as if the
+    150,000 outcomes were the test set's 10,000 (the one-level interval)."""
+    values = row.values(lambda s: s.corruption_mean)
+    if row.outcomes is None or not values:
+        return accuracy_cell(values, n_clean)
+    mean = float(row.outcomes.mean())
+    interval = seeds_images_interval(
+        row.outcomes.reshape(len(row.outcomes), -1).mean(1), row.outcomes.shape[-1],
+        correct=row.outcomes,
+    )  # fmt: skip
+    seeds = "" if interval.seed_spread_known else ", 1 seed"
+    return f"{100 * mean:.2f}% ({100 * interval.low:.2f}–{100 * interval.high:.2f}{seeds})"
+
+
+def row_cells(row: Row, paired: str = "—") -> list[str]:
     n_clean = _n(row, "clean_images") or _recorded_n(row)
     ece, nll = row.values(lambda s: s.ece), row.values(lambda s: s.nll)
     not_applicable = any("probabilities" in n for s in row.seeds for n in s.notes)
@@ -211,7 +299,8 @@ def row_cells(row: Row) -> list[str]:
         row.group.dataset,
         str(len(row.seeds)),
         accuracy_cell(row.values(lambda s: s.clean), n_clean),
-        accuracy_cell(row.values(lambda s: s.corruption_mean), n_clean),
+        _corrupted_cell(row, n_clean),
+        paired,
         _worst(row),
         spread_cell(ece) if ece or not not_applicable else "n/a",
         spread_cell(nll) if nll or not not_applicable else "n/a",
@@ -267,12 +356,19 @@ def anchor_table(rows: list[Row]) -> list[Paragraph | Table]:
     ]
 
 
+def table_blocks(rows: list[Row]) -> list:
+    """The rules, the table (with the paired column) and the evaluations' caveats."""
+    paired = paired_cells(rows)
+    cells = [row_cells(row, paired[i]) for i, row in enumerate(rows)]
+    blocks: list = [Paragraph(RULES + " " + PAIRED_RULE), Table(HEADER, cells)]
+    return blocks + [Paragraph(note) for note in notes(rows)]
+
+
 def robustness_blocks(groups: list[RunGroup], data: ReportData) -> list:
     rows = robustness_rows(groups, data.artefacts)
     if not rows:
         return [Paragraph("No run in the store has been evaluated yet (`mnistbench evaluate`).")]
-    blocks: list = [Paragraph(RULES), Table(HEADER, [row_cells(r) for r in rows])]
-    blocks += [Paragraph(note) for note in notes(rows)]
+    blocks = table_blocks(rows)
     blocks += anchor_table(rows)
     return blocks
 
@@ -328,8 +424,7 @@ def section(data: ReportData, out: Path | None) -> list[Section]:
     rows = robustness_rows(data.groups, data.artefacts)
     if not rows:
         return []
-    blocks: list = [Paragraph(RULES), Table(HEADER, [row_cells(r) for r in rows])]
-    blocks += [Paragraph(note) for note in notes(rows)]
+    blocks = table_blocks(rows)
     if out is not None:
         blocks += [
             robustness_figure(rows, dataset, out)
