@@ -300,25 +300,15 @@ class RowFields(BaseModel):
     model_card: ModelCard
 
 
-class RunFields(BaseModel):
+class RunFields(RowFields):
     """One run as the export writes it (less epochs and artefacts, which a store keeps in
-    tables of their own), checked before it is imported."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
+    tables of their own), checked before it is imported: a store row's fields, with the
+    identity fields held to what a fresh export writes."""
 
     config_hash: Annotated[str, Strict(), Field(pattern=r"^[0-9a-f]{16}$")]
-    model: Name
     dataset: Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
-    status: Literal[RUN_STATUSES]  # type: ignore[valid-type]
-    error: Text | None
-    started_at: Stamp
-    finished_at: Stamp | None
-    hostname: Name | None
     fingerprint: Hex | None = None
     config: StoredConfig  # type: ignore[valid-type]
-    environment: JsonObject
-    metrics: Metrics
-    model_card: ModelCard
 
     @model_validator(mode="after")
     def _consistent(self) -> RunFields:
