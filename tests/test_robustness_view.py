@@ -101,6 +101,7 @@ def test_report_section_draws_one_figure_per_dataset(store_path: Path, tmp_path:
     assert any(f.name.startswith("robustness-") for f in files.figures)
     html = files.html.read_text()
     assert "Robustness: corruptions, calibration, attacks" in html
+    assert "<td><strong>50.0</strong></td>" in html  # the cnn's lowest corruption, in bold
 
 
 def test_paired_column_compares_each_row_with_the_most_robust_on_the_same_images(
@@ -154,3 +155,15 @@ def test_paired_column_compares_each_row_with_the_most_robust_on_the_same_images
     assert _row(table, Model="cnn")["Corrupted (mean of 15)"] == (
         f"{100 * cnn.mean():.2f}% ({100 * interval.low:.2f}–{100 * interval.high:.2f})"
     )
+
+
+def test_per_corruption_table_gives_each_corruptions_mean_and_marks_the_lowest(
+    store_path: Path,
+) -> None:
+    with Store(store_path) as store:
+        markdown = view_markdown(store, "robustness")
+    # the cnn's three seeds: shot_noise 0.9 + (0.9 - 0.5) = 1.3 (a made-up figure), zigzag 0.5
+    line = next(x for x in markdown.splitlines() if x.startswith("| cnn | mnist | 3 | 130.0"))
+    assert line == "| cnn | mnist | 3 | 130.0 | **50.0** |"
+    header = next(x for x in markdown.splitlines() if x.startswith("| Model | Dataset | Seeds |"))
+    assert header == "| Model | Dataset | Seeds | shot_noise | zigzag |"

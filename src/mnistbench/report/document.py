@@ -206,9 +206,10 @@ document.addEventListener("click", function (event) {
 
 
 def _inline(text: str) -> str:
-    """Escape text for HTML; `backticks` become <code>, [text](target) a link when the target
-    is http(s) or relative (escape.safe_url), else the text stays text."""
+    """Escape text for HTML; `backticks` become <code>, **text** <strong>, [text](target) a
+    link when the target is http(s) or relative (escape.safe_url), else the text stays text."""
     escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(terminal(text), quote=False))
+    escaped = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", escaped)
     return _LINK.sub(_html_link, escaped)
 
 
