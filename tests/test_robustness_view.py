@@ -117,7 +117,7 @@ def test_paired_column_compares_each_row_with_the_most_robust_on_the_same_images
         corrupted_outcomes_blob,
     )
     from mnistbench.report.robustness import PAIRED_HEADER
-    from mnistbench.statistics import compare_correct
+    from mnistbench.statistics import compare_correct, p_text
 
     rng = np.random.default_rng(7)
     names = ("shot_noise", "zigzag")
@@ -147,8 +147,9 @@ def test_paired_column_compares_each_row_with_the_most_robust_on_the_same_images
     low, high = paired.difference_ci95
     assert _row(table, Model="mlp")[PAIRED_HEADER] == (
         f"less robust: {100 * by_hand:+.2f} pt (95% CI {100 * low:+.2f} to {100 * high:+.2f}), "
-        f"p = {paired.p_value:.2g}"
+        f"{p_text(paired.p_value, 'p_floor' in paired.extra)}"
     )
+    assert "p ≤ 0.0005" in markdown  # 400 images at 0.9 against 0.7: no replicate crosses zero
     # with outcomes, the corrupted interval resamples whole images (their copies together)
     cnn = np.stack(kept["cnn"])
     interval = seeds_images_interval(cnn.reshape(2, -1).mean(1), 400, correct=cnn)

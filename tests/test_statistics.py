@@ -210,10 +210,22 @@ def test_paired_bootstrap_over_conditions_resamples_whole_images():
     assert stacked.difference_ci95 == pytest.approx(flat.difference_ci95)
     assert stacked.p_value == pytest.approx(flat.p_value)
     assert stacked.a_only_correct == pytest.approx(4 * flat.a_only_correct)
-    assert stacked.extra == {"conditions": 4.0}
+    assert stacked.extra["conditions"] == 4.0
     # conditions that differ: the difference is the mean over images and conditions
     a3, b3 = rng.random((1, 3, 400)) < 0.9, rng.random((1, 3, 400)) < 0.6
     paired = st.compare_correct(a3, b3)
     assert paired.difference == pytest.approx(a3.mean() - b3.mean())
     assert paired.method == st.paired_bootstrap(a3, b3).method  # no McNemar across conditions
     assert paired.p_value < 0.01
+
+
+def test_a_bootstrap_p_with_no_replicate_across_zero_says_it_is_at_the_floor():
+    """p = 2 (1 + 0) / (1 + R) is the smallest the bootstrap can give: printed as a bound."""
+    a = np.ones((1, 300), dtype=bool)
+    b = np.zeros((2, 300), dtype=bool)
+    paired = st.paired_bootstrap(a, b, replicates=999)
+    assert paired.p_value == pytest.approx(2 / 1000)
+    assert paired.extra["p_floor"] == paired.p_value
+    assert "p ≤ 0.002" in st.verdict_between(paired).text
+    close = st.paired_bootstrap(a[:, :1].repeat(300, 1), a.repeat(2, 0), replicates=999)
+    assert "p_floor" not in close.extra and "p = 1" in st.verdict_between(close).text

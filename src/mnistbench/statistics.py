@@ -364,7 +364,11 @@ def paired_bootstrap(
         p_value=p_value,
         method=PAIRED,
         probability_of_improvement=improvement,
-        extra={} if a.ndim == 2 else {"conditions": float(a.shape[1])},
+        extra={
+            **({} if a.ndim == 2 else {"conditions": float(a.shape[1])}),
+            # no replicate on the far side of zero: p is the smallest the bootstrap can give
+            **({"p_floor": p_value} if min(below, above) == 0 else {}),
+        },
     )
 
 
@@ -470,13 +474,19 @@ def verdict_against_published(
     )
 
 
+def p_text(p_value: float, at_floor: bool = False) -> str:
+    """'p = 0.0123', or 'p ≤ 0.0005' where no bootstrap replicate crossed zero, so the
+    bootstrap cannot say how much smaller p is."""
+    return f"p ≤ {p_value:.2g}" if at_floor else f"p = {p_value:.3g}"
+
+
 def verdict_between(paired: Paired, alpha: float = 1 - CONFIDENCE) -> Verdict:
     """One of our rows against another of ours, from the paired test: 'A better' or 'B better'
     when its p-value is under `alpha`, else 'no detectable difference'."""
     low, high = paired.difference_ci95
     gap_pt = 100 * paired.difference
     ci = f"95% CI {100 * low:+.2f} to {100 * high:+.2f} pt"
-    detail = f"{gap_pt:+.2f} pt, {ci}, p = {paired.p_value:.3g}"
+    detail = f"{gap_pt:+.2f} pt, {ci}, {p_text(paired.p_value, 'p_floor' in paired.extra)}"
     if paired.p_value < alpha:
         label = "A better" if paired.difference > 0 else "B better"
     else:

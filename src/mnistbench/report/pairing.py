@@ -28,6 +28,7 @@ from mnistbench.errors import MnistbenchError
 from mnistbench.report.collect import config_key, latest_per_config
 from mnistbench.statistics import (
     compare_correct,
+    p_text,
     seeds_images_interval,
     verdict_between,
     wilson_interval,
@@ -286,6 +287,7 @@ def compare_sides(a: Side, b: Side) -> dict[str, Any]:
         "difference": paired.difference,
         "difference_ci95": list(paired.difference_ci95),
         "p_value": paired.p_value,
+        "p_at_floor": "p_floor" in paired.extra,  # no bootstrap replicate crossed zero
         "method": paired.method,
         "probability_of_improvement": paired.probability_of_improvement,
         "verdict": verdict.label,
@@ -331,7 +333,7 @@ def compare_text(result: Mapping[str, Any]) -> str:
             if len(result["a"]["run_ids"]) > 1 or len(result["b"]["run_ids"]) > 1
             else ""
         ),
-        f"p = {result['p_value']:.3g} ({result['method']})",
+        f"{p_text(result['p_value'], bool(result.get('p_at_floor')))} ({result['method']})",
     ]
     if result["probability_of_improvement"] is not None:
         lines.append(

@@ -23,7 +23,12 @@ from mnistbench.report import figures as figs
 from mnistbench.report.collect import ReportData, RunGroup
 from mnistbench.report.document import Figure, Paragraph, Section, Table
 from mnistbench.report.figures.common import colors_for, datasets_in, new, save, styled
-from mnistbench.statistics import compare_correct, seeds_images_interval, verdict_between
+from mnistbench.statistics import (
+    compare_correct,
+    p_text,
+    seeds_images_interval,
+    verdict_between,
+)
 from mnistbench.store import Artefact
 
 EVALUATION_KIND = "evaluation"
@@ -214,7 +219,7 @@ def paired_cells(rows: list[Row]) -> dict[int, str]:
             low, high = paired.difference_ci95
             cells[index] = (
                 f"{word}: {100 * paired.difference:+.2f} pt (95% CI {100 * low:+.2f} to "
-                f"{100 * high:+.2f}), p = {paired.p_value:.2g}"
+                f"{100 * high:+.2f}), {p_text(paired.p_value, 'p_floor' in paired.extra)}"
             )
     return cells
 
