@@ -8,6 +8,7 @@ role is "scale") is not compared at all: it is a quick look, and says so.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -191,14 +192,21 @@ def catalog_figure(figure: Mapping[str, Any]) -> PublishedFigure | None:
     setting), so labels added since a run was recorded (approximate figures, settings a study
     does not state) reach its rows too; None for a figure the catalogue no longer has."""
     setting = figure.get("setting") or {}
-    for known in FIGURES:
-        if (known.study, known.model, known.dataset) == (
-            figure.get("study"),
-            figure.get("model"),
-            figure.get("dataset"),
-        ) and same(dict(known.setting), setting):
+    key = (figure.get("study"), figure.get("model"), figure.get("dataset"))
+    for known in _figures_by_row().get(key, ()):
+        if same(dict(known.setting), setting):
             return known
     return None
+
+
+@functools.cache
+def _figures_by_row() -> dict[tuple, tuple[PublishedFigure, ...]]:
+    """The catalogue's figures by (study, model, dataset): a table cell looks up its handful
+    of settings instead of scanning every published figure."""
+    rows: dict[tuple, list[PublishedFigure]] = {}
+    for known in FIGURES:
+        rows.setdefault((known.study, known.model, known.dataset), []).append(known)
+    return {key: tuple(found) for key, found in rows.items()}
 
 
 def setting_text(figure: Mapping[str, Any]) -> str:
