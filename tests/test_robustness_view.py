@@ -77,6 +77,7 @@ def test_view_rows_pool_seeds_with_the_statistics_modules_interval(store_path: P
     table = _table(markdown, "## Results")
     assert {row[0] for row in table[1:]} == {"cnn", "svm_rbf"}  # mlp kept no evaluation
     cnn = _row(table, Model="cnn")
+    assert cnn["Trained (protocol, recipe)"] == "heldout: 5,000 held out"
     clean = seeds_images_interval([0.99, 0.98, 0.97], 10_000)
     assert cnn["Seeds"] == "3"
     assert cnn["Clean"] == f"98.00% ({100 * clean.low:.2f}–{100 * clean.high:.2f})"

@@ -23,6 +23,7 @@ from mnistbench.report import figures as figs
 from mnistbench.report.collect import ReportData, RunGroup
 from mnistbench.report.document import Figure, Paragraph, Section, Table
 from mnistbench.report.figures.common import colors_for, datasets_in, new, save, styled
+from mnistbench.report.reproduction import trained_on
 from mnistbench.statistics import (
     compare_correct,
     p_text,
@@ -273,7 +274,8 @@ def _attack(row: Row, key: str) -> str:
 
 PAIRED_HEADER = "Corrupted: against the most robust (paired)"
 HEADER = [
-    "Model", "Family", "Dataset", "Seeds", "Clean", "Corrupted (mean of 15)", PAIRED_HEADER,
+    "Model", "Family", "Dataset", "Trained (protocol, recipe)", "Seeds", "Clean",
+    "Corrupted (mean of 15)", PAIRED_HEADER,
     "Worst corruption", "ECE", "NLL", "FGSM 0.1", "FGSM 0.3", "PGD 0.1", "PGD 0.3",
 ]  # fmt: skip
 
@@ -302,6 +304,7 @@ def row_cells(row: Row, paired: str = "—") -> list[str]:
         row.group.model,
         row.family,
         row.group.dataset,
+        trained_on(row.group),
         str(len(row.seeds)),
         accuracy_cell(row.values(lambda s: s.clean), n_clean),
         _corrupted_cell(row, n_clean),
@@ -443,7 +446,8 @@ def robustness_figure(rows: list[Row], dataset: str, out: Path) -> Figure:
                 xs.append(x)
                 ys.append(100 * sum(values) / len(values))
         ax.plot(xs, ys, color=colors[row.group.model], linewidth=0.8, alpha=0.6)
-        label = f"{row.group.model} ({row.family})"
+        study = "; study protocol" if row.group.config.get("protocol") == "study" else ""
+        label = f"{row.group.model} ({row.family}{study})"
         color = colors[row.group.model]
         ax.plot(xs, ys, linestyle="none", marker=marker[row.family], color=color, label=label)
     ax.set_xticks(range(len(CONDITIONS)), [name for name, _ in CONDITIONS])
