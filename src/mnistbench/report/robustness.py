@@ -225,14 +225,17 @@ def paired_cells(rows: list[Row]) -> dict[int, str]:
     return cells
 
 
-def accuracy_cell(values: list[float], n_images: int | None) -> str:
-    """'98.12% (97.90–98.31)' : the mean over seeds and its 95% CI (statistics module)."""
+def accuracy_cell(
+    values: list[float], n_images: int | None, correct: np.ndarray | None = None
+) -> str:
+    """'98.12% (97.90–98.31)' : the mean over seeds and its 95% CI (statistics module; with
+    `correct`, each seed's per-image outcomes, the test images are resampled from them)."""
     if not values:
         return "—"
     mean = sum(values) / len(values)
     if not n_images:
         return f"{100 * mean:.2f}%"
-    interval = seeds_images_interval(values, n_images)
+    interval = seeds_images_interval(values, n_images, correct=correct)
     seeds = "" if interval.seed_spread_known else ", 1 seed"
     return f"{100 * mean:.2f}% ({100 * interval.low:.2f}–{100 * interval.high:.2f}{seeds})"
 
@@ -287,13 +290,8 @@ def _corrupted_cell(row: Row, n_clean: int | None) -> str:
     values = row.values(lambda s: s.corruption_mean)
     if row.outcomes is None or not values:
         return accuracy_cell(values, n_clean)
-    mean = float(row.outcomes.mean())
-    interval = seeds_images_interval(
-        row.outcomes.reshape(len(row.outcomes), -1).mean(1), row.outcomes.shape[-1],
-        correct=row.outcomes,
-    )  # fmt: skip
-    seeds = "" if interval.seed_spread_known else ", 1 seed"
-    return f"{100 * mean:.2f}% ({100 * interval.low:.2f}–{100 * interval.high:.2f}{seeds})"
+    per_seed = row.outcomes.reshape(len(row.outcomes), -1).mean(1)
+    return accuracy_cell([float(v) for v in per_seed], row.outcomes.shape[-1], row.outcomes)
 
 
 def row_cells(row: Row, paired: str = "—") -> list[str]:
