@@ -81,6 +81,21 @@ def test_seeds_images_interval_from_predictions_matches_counts_when_seeds_agree(
     assert from_predictions.high == pytest.approx(from_counts.high, abs=2e-3)
 
 
+def test_image_resampling_counts_follow_the_multinomial_law():
+    # Multinomial(n, 1/n each), worked by hand: every row sums to n; a count has mean 1 and
+    # variance 1 - 1/n; two counts of one row have covariance -1/n (correlation -1/(n-1))
+    n, replicates = 50, 20_000
+    counts = st._image_weights(np.random.default_rng(3), n, replicates)
+    assert counts.shape == (replicates, n) and counts.dtype == np.float32
+    assert np.all(counts.sum(1) == n) and np.all(counts == np.round(counts)) and counts.min() >= 0
+    assert counts.mean() == pytest.approx(1.0, abs=2e-3)
+    assert counts.var(0).mean() == pytest.approx(1 - 1 / n, abs=0.02)
+    cov = np.cov(counts[:, :10], rowvar=False)
+    assert cov[~np.eye(10, dtype=bool)].mean() == pytest.approx(-1 / n, abs=0.004)
+    # a count's law is Binomial(n, 1/n): P(0) = (1 - 1/n)^n = 0.3642 for n = 50
+    assert np.mean(counts == 0) == pytest.approx((1 - 1 / n) ** n, abs=0.005)
+
+
 def test_prediction_interval_worked_by_hand():
     # seeds 0.945, 0.95, 0.955 on 10,000 images: s^2 = 2.5e-5, seed part 2.5e-5 * 4/3 =
     # 3.3333e-5, test part 0.95 * 0.05 / 1e4 = 4.75e-6; df = (3.8083e-5)^2 / ((3.3333e-5)^2 / 2)

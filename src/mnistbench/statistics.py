@@ -193,8 +193,17 @@ def _seed_weights(rng: np.random.Generator, seeds: int, replicates: int) -> np.n
 
 
 def _image_weights(rng: np.random.Generator, n: int, replicates: int) -> np.ndarray:
-    """(replicates, n) resampling counts of the test images (each row sums to n)."""
-    return rng.multinomial(n, np.full(n, 1 / n), size=replicates).astype(np.float32)
+    """(replicates, n) resampling counts of the test images (each row sums to n).
+
+    Counted from n uniform picks per replicate: the same Multinomial(n, 1/n each) law as
+    `rng.multinomial`, which draws one binomial per image and took 0.4 s per 500 x 10,000
+    block (the robustness view spent two minutes here); picks and a bincount per row take ~8x
+    less."""
+    picks = rng.integers(0, n, size=(replicates, n), dtype=np.int32)
+    counts = np.empty((replicates, n), dtype=np.float32)
+    for row, row_picks in enumerate(picks):  # row by row: each bincount stays in cache
+        counts[row] = np.bincount(row_picks, minlength=n)
+    return counts
 
 
 def _correct_matrix(correct: np.ndarray | Sequence[Sequence[bool]]) -> np.ndarray:
