@@ -1,0 +1,162 @@
+"""Which engine levers make one model's training step faster on this CPU: an in-process A/B.
+
+The roofline (benchmarks/roofline.py) times the whole loop for about 3 s a side, too short to
+tell a 10% lever from this VM's run-to-run noise. Here every variant trains the same model at its
+recipe's batch size on one fixed random batch (forward, loss, backward, fused Adam step: the model
+step alone, without augmentation or the loop's bookkeeping), and the variants take turns, ROUNDS
+blocks of STEPS steps each, so slow spells of the machine fall on all of them alike. The figure is
+each variant's median block; the ratio is against eager fp32.
+
+Variants: eager (today's default), `torch.compile` (inductor: fuses batch norm, ReLU and pooling
+around oneDNN's convolutions; its warm-up is excluded, as the engine times it apart),
+channels-last memory format, and eager with oneDNN switched off (aten's own convolutions).
+
+    python benchmarks/step_levers.py --model small_cnn_bn --out benchmarks/results/step-levers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from mnistbench.engine.environment import cpu_description, git_sha
+from mnistbench.engine.measure import flops_per_sample
+from mnistbench.engine.peaks import load_peaks
+from mnistbench.models import create_model, get_model_info
+
+ROUNDS = 5
+STEPS = 40
+TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (weights and inputs), roofline_table's rule
+
+
+def _trainer(model_name: str, batch: int, *, compiled: bool, channels_last: bool):
+    """A step function on one fixed batch, built from the same seed for every variant."""
+    info = get_model_info(model_name)
+    torch.manual_seed(0)
+    model = create_model(model_name)
+    images = torch.randn(batch, *info.input_shape)
+    labels = torch.randint(0, 10, (batch,))  # every registered model has 10 classes here
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    forward = torch.compile(model) if compiled else model
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss_fn(forward(images), labels).backward()
+        optimizer.step()
+
+    return step
+
+
+def _block_ms(step: Callable[[], None], steps: int, onednn: bool) -> float:
+    torch.backends.mkldnn.enabled = onednn
+    try:
+        started = time.perf_counter()
+        for _ in range(steps):
+            step()
+        return (time.perf_counter() - started) / steps * 1e3
+    finally:
+        torch.backends.mkldnn.enabled = True
+
+
+def measure(model_name: str, rounds: int, steps: int) -> dict:
+    info = get_model_info(model_name)
+    batch = info.recipe.defaults.get("batch_size", 64)
+    variants = {
+        "eager": (_trainer(model_name, batch, compiled=False, channels_last=False), True),
+        "torch.compile": (_trainer(model_name, batch, compiled=True, channels_last=False), True),
+        "channels_last": (_trainer(model_name, batch, compiled=False, channels_last=True), True),
+        "eager, oneDNN off": (
+            _trainer(model_name, batch, compiled=False, channels_last=False),
+            False,
+        ),
+    }
+    for step, onednn in variants.values():  # warm-up: compilation and oneDNN's kernel choice
+        _block_ms(step, 3, onednn)
+    blocks: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, (step, onednn) in variants.items():
+            blocks[name].append(_block_ms(step, steps, onednn))
+    flops = flops_per_sample(create_model(model_name), tuple(info.input_shape), "cpu")
+    peaks = load_peaks("cpu")
+    peak = peaks.peak_for("fp32") if peaks else None
+    base = statistics.median(blocks["eager"])
+    rows = []
+    for name, values in blocks.items():
+        median_ms = statistics.median(values)
+        rate = TRAIN_FLOPS_PER_FORWARD * flops * batch / (median_ms / 1e3)
+        rows.append({
+            "variant": name, "median_step_ms": median_ms, "blocks_ms": values,
+            "ratio_to_eager": median_ms / base, "gflop_per_s": rate / 1e9,
+            "fraction_of_fp32_peak": rate / peak if peak else None,
+        })  # fmt: skip
+    return {
+        "model": model_name, "batch_size": batch, "rounds": rounds, "steps_per_block": steps,
+        "flops_per_sample": flops, "peak_fp32_flops_per_s": peak,
+        "machine": cpu_description(),
+        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
+        "commit": git_sha(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "rows": rows,
+    }  # fmt: skip
+
+
+def markdown(result: dict, command: str) -> str:
+    peak = result["peak_fp32_flops_per_s"]
+    lines = [
+        f"# Training-step levers: {result['model']} at batch {result['batch_size']}",
+        "",
+        f"Command: `{command}`",
+        f"Machine: {result['machine']}, {result['torch_threads']} "
+        f"torch thread(s), torch {result['torch']}, commit {str(result['commit'])[:7]}, "
+        f"{result['date']}; fp32 peak "
+        + (f"{peak / 1e9:.1f} GFLOP/s (`mnistbench bench peak`)" if peak else "not measured"),
+        "",
+        f"The model step alone (one fixed batch: forward, loss, backward, fused Adam), variants "
+        f"taking turns in {result['rounds']} blocks of {result['steps_per_block']} steps; the "
+        "median block per variant. GFLOP/s counts 3x the forward FLOPs per image "
+        f"({result['flops_per_sample']:,}). Not an epoch: augmentation and the loop's bookkeeping "
+        "are outside it (the roofline times those too).",
+        "",
+        "| Variant | Median step ms | Blocks (ms) | Against eager | GFLOP/s | % of fp32 peak |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in result["rows"]:
+        share = row["fraction_of_fp32_peak"]
+        blocks = ", ".join(f"{v:.1f}" for v in row["blocks_ms"])
+        lines.append(
+            f"| {row['variant']} | {row['median_step_ms']:.2f} | {blocks} | "
+            f"{row['ratio_to_eager']:.3f}x | {row['gflop_per_s']:.1f} | "
+            + (f"{100 * share:.1f}" if share is not None else "—")
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="small_cnn_bn")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--out", help="path stem: writes STEM.md and STEM.json (else stdout)")
+    args = parser.parse_args()
+    result = measure(args.model, args.rounds, args.steps)
+    text = markdown(result, "python benchmarks/step_levers.py " + " ".join(sys.argv[1:]))
+    if args.out:
+        Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
+        Path(args.out + ".md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
