@@ -280,6 +280,37 @@ def test_evaluate_corruptions_scores_each_corrupted_test_set(
     )
 
 
+def test_evaluate_tells_its_progress_step_by_step(
+    store: Store, learnable_data_dir: Path, monkeypatch, capsys
+) -> None:
+    import mnistbench.data
+    from mnistbench.cli.evaluate import progress_printer
+    from mnistbench.experiments.evaluate import evaluate_run
+
+    monkeypatch.setattr(mnistbench.data, "corruptions", StandInCorruptions, raising=False)
+    record = trained(store, learnable_data_dir, epochs=1, subset=60)
+    heard: list[tuple[str, int, int]] = []
+    evaluate_run(
+        record.run_id, store, ["corruptions", "calibration"], data_dir=learnable_data_dir,
+        progress=lambda *step: heard.append(step),
+    )  # fmt: skip
+    # one call per stand-in corruption (identity, blank), then one for calibration
+    assert heard == [("corruptions", 1, 2), ("corruptions", 2, 2), ("calibration", 1, 1)]
+    capsys.readouterr()
+    for live, quiet in ((False, False), (True, False), (False, True)):
+        show = progress_printer("[1/1] run 7", live, quiet=quiet)
+        for step in heard:
+            show(*step)
+    err = capsys.readouterr().err
+    # in a log: a line per finished evaluation; on a terminal: every step, rewritten in place;
+    # quiet: nothing
+    logged = err.splitlines()[:2]
+    assert logged[0].startswith("[1/1] run 7: corruptions 2/2, ")
+    assert logged[1].startswith("[1/1] run 7: calibration 1/1, ")
+    assert err.count("\r[1/1] run 7: ") == 3 and err.count("\n") == 4  # 2 logged + 2 live
+    assert capsys.readouterr().out == ""  # stdout stays the results
+
+
 def test_evaluate_keeps_each_images_outcome_and_compare_pairs_them(
     store: Store, learnable_data_dir: Path, monkeypatch, capsys
 ) -> None:

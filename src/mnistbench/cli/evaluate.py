@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import time
+from collections.abc import Callable
 
 from mnistbench.cli.common import DATA_HELP, STORE_HELP, whole_number
 
@@ -52,7 +55,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     what = [w.strip() for w in args.what.split(",") if w.strip()]
     results = []
     with open_existing_store(args.store) as store:
-        for run_id in args.runs:
+        for index, run_id in enumerate(args.runs, start=1):
+            prefix = f"[{index}/{len(args.runs)}] run {run_id}"
             result = evaluate_run(
                 run_id,
                 store,
@@ -60,6 +64,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 adversarial_images=args.adversarial_images,
                 data_dir=args.data_dir,
                 model=args.model,
+                progress=progress_printer(prefix, sys.stderr.isatty()),
             )
             results.append(result)
             if not args.json:
@@ -67,6 +72,27 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(results, indent=2))
     return 0
+
+
+def progress_printer(
+    prefix: str, live: bool, quiet: bool = False
+) -> Callable[[str, int, int], None]:
+    """Where an evaluation is, on stderr (stdout stays the results): on a terminal one line
+    rewritten at every step (each corruption, each evaluation); elsewhere (a log) one line per
+    finished evaluation, with the seconds since the run's evaluation began; nothing if quiet."""
+    started = time.perf_counter()
+
+    def show(evaluation: str, done: int, total: int) -> None:
+        if quiet:
+            return
+        seconds = time.perf_counter() - started
+        text = f"{prefix}: {evaluation} {done}/{total}, {seconds:.0f} s"
+        if live:
+            print(f"\r{text}\033[K", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        elif done == total:
+            print(text, file=sys.stderr, flush=True)
+
+    return show
 
 
 def _percent(value: object) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import sys
 from typing import TYPE_CHECKING
 
 from mnistbench.cli.common import (
@@ -226,7 +227,7 @@ def _run_batch(
 def _evaluate_finished(store, summary, evaluate: tuple[str, ...], args) -> None:
     """`mnistbench evaluate` on each finished run of the batch that kept weights and lacks
     one of the plan's evaluations (so a resumed suite evaluates only what is missing)."""
-    from mnistbench.cli.evaluate import summary_lines
+    from mnistbench.cli.evaluate import progress_printer, summary_lines
     from mnistbench.experiments.evaluate import evaluate_run
 
     for result in summary.results:
@@ -240,7 +241,14 @@ def _evaluate_finished(store, summary, evaluate: tuple[str, ...], args) -> None:
         todo = [w for w in evaluate if f"evaluation_{w}" not in done]
         if todo:
             evaluated = evaluate_run(
-                record.run_id, store, todo, data_dir=args.data_dir, download=not args.no_download
+                record.run_id,
+                store,
+                todo,
+                data_dir=args.data_dir,
+                download=not args.no_download,
+                progress=progress_printer(
+                    f"run {record.run_id}", sys.stderr.isatty(), quiet=args.quiet
+                ),
             )
             print("\n".join(summary_lines(evaluated)))
 

@@ -14,7 +14,7 @@ libsvm votes), in batches of the same size, so the run's test accuracy comes bac
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -52,6 +52,13 @@ ADVERSARIAL_IMAGES = 1000  # the first N test images are attacked (PGD is 20 pas
 CORRUPTION_SEED = 0  # one corrupted test set for every run, so runs compare image by image
 # families scored through a surrogate gradient: the attack may be weaker than on a smooth net
 SURROGATE_GRADIENT_FAMILIES = ("snn",)
+# progress(evaluation, done, total): called as each step of an evaluation ends (a corruption,
+# an attack at one eps), so a caller can show where a minutes-long evaluation is
+Progress = Callable[[str, int, int], None]
+
+
+def _no_progress(evaluation: str, done: int, total: int) -> None:
+    return None
 
 
 @dataclass
@@ -258,7 +265,10 @@ def clean_accuracy(loaded: LoadedModel, images: torch.Tensor, labels: torch.Tens
 
 
 def evaluate_corruptions(
-    loaded: LoadedModel, images: torch.Tensor, labels: torch.Tensor
+    loaded: LoadedModel,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    progress: Progress = _no_progress,
 ) -> tuple[CorruptedOutcomes, dict[str, Any]]:
     """Accuracy on each of MNIST-C's 15 corruptions of the test set (data/corruptions.py,
     seeded: the same corrupted images for every run), their mean and the worst; with each
@@ -267,7 +277,8 @@ def evaluate_corruptions(
     from mnistbench.data.locate import cache_root
 
     per_corruption, scored, correct = {}, {}, {}
-    for name in corruptions.CORRUPTION_NAMES:
+    total = len(corruptions.CORRUPTION_NAMES)
+    for done, name in enumerate(corruptions.CORRUPTION_NAMES, start=1):
         # generated once per test set and seed, then read back verified by its hash
         corrupted = corruptions.corrupted_test_set(
             images, name, CORRUPTION_SEED, cache_root() / "mnist-c"
@@ -275,6 +286,7 @@ def evaluate_corruptions(
         correct[name] = (batched_predictions(loaded, corrupted) == labels).cpu().numpy()
         per_corruption[name] = int(correct[name].sum()) / len(labels)
         scored[name] = corruptions.images_sha256(corrupted)  # exactly which images were scored
+        progress("corruptions", done, total)
     worst = min(per_corruption, key=per_corruption.__getitem__)
     # each image's right or wrong, for the paired test between models (compare --on corrupted)
     outcomes = CorruptedOutcomes(
@@ -346,9 +358,11 @@ def evaluate_run(
     data_dir: str | Path | None = None,
     download: bool = False,
     model: str | None = None,
+    progress: Progress = _no_progress,
 ) -> dict[str, Any]:
     """Reload run `run_id`, check its clean test accuracy against the record, run each
-    evaluation in `what` and store each as artefact "evaluation_<what>" of the run."""
+    evaluation in `what` and store each as artefact "evaluation_<what>" of the run.
+    `progress` hears of each corruption scored and each evaluation finished."""
     unknown = [w for w in what if w not in EVALUATIONS]
     if unknown:
         raise ConfigError(
@@ -375,7 +389,7 @@ def evaluate_run(
         )
     for name in what:
         if name == "corruptions":
-            outcomes, result = evaluate_corruptions(loaded, images, labels)
+            outcomes, result = evaluate_corruptions(loaded, images, labels, progress)
             blob = corrupted_outcomes_blob(outcomes)
             store.add_artefact(run_id, CORRUPTED_OUTCOMES, PREDICTIONS_KIND, blob)
         elif name == "calibration":
@@ -385,4 +399,6 @@ def evaluate_run(
         result = {"clean_accuracy": clean, **result}
         results[name] = result
         store.add_artefact(run_id, f"evaluation_{name}", EVALUATION_KIND, json.dumps(result))
+        if name != "corruptions":  # one step each; the corruptions told of every one
+            progress(name, 1, 1)
     return results
