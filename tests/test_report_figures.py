@@ -3,6 +3,8 @@ each published figure tied to its model. Checked on the canvas the PNG is drawn 
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex
@@ -164,3 +166,23 @@ def test_one_point_gets_a_span_of_at_least_one_point() -> None:
     fig = draw([Point("resnet18", "resnet", "fashion-mnist", 1.1e7, 0.9155)], title="t", xlabel="x")
     low, high = fig.axes[0].get_ylim()
     assert high - low >= MIN_SPAN_PT
+
+
+def test_labels_on_a_subfigure_log_no_false_matplotlib_warning(caplog) -> None:
+    """adjustText falls back to `canvas.draw()` on a SubFigure (the scatter's panels) and logs
+    "an old matplotlib version" each time; the fallback is right and the warning is not."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=(4, 3))
+    ax = fig.subfigures(1, 2)[0].subplots()
+    ax.plot([0, 1, 2], [0, 1, 2], "o")
+    texts = [ax.text(x, x, f"point {x}") for x in (0, 1, 2)]
+    fig.canvas.draw()
+    with caplog.at_level(logging.WARNING):
+        labels.place(ax, texts, [(0, 0), (1, 1), (2, 2)])
+    assert not [r for r in caplog.records if r.name.startswith("adjustText")]
+    assert logging.getLogger("adjustText").level == logging.NOTSET  # put back as it was
+    plt.close(fig)

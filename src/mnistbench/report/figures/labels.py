@@ -7,8 +7,10 @@ any label still overlapping to the nearest free spot on rings around its point.
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from adjustText import adjust_text
 from matplotlib.axis import XTick, YTick
@@ -22,6 +24,10 @@ PAD_PX = 2.0  # space kept between two labels, in pixels
 RINGS = 24  # rings of candidate spots of the fallback placer, 6 px apart
 SPOTS_PER_RING = 16
 LEADER_MIN_PX = 8.0  # a label farther than this from its point gets a line to it
+# adjustText re-draws through `ax.figure.draw_without_rendering()`, which a SubFigure (the
+# scatter's panels) lacks; it then falls back to `canvas.draw()`, the same layout, after
+# logging "you are using an old matplotlib version" once per call (wrong: matplotlib is 3.11)
+_ADJUST_TEXT_LOG = logging.getLogger("adjustText")
 
 
 def boxes(texts: Sequence[Text], renderer, pad: float = 0.0) -> list[Bbox]:
@@ -60,21 +66,32 @@ def place(
     ax.set_autoscale_on(False)  # the limits are final: leader lines must not move them
     renderer = ax.figure.canvas.get_renderer()
     points = [*anchors, *obstacles]
-    adjust_text(
-        texts,
-        x=[x for x, _ in points],
-        y=[y for _, y in points],
-        target_x=[x for x, _ in anchors],
-        target_y=[y for _, y in anchors],
-        ax=ax,
-        iter_lim=ITERATIONS,
-        ensure_inside_axes=True,
-        expand=(1.08, 1.3),
-        prevent_crossings=False,  # a third of its time; leader lines crossing is cosmetic
-    )
+    with _adjust_text_warnings_off():
+        adjust_text(
+            texts,
+            x=[x for x, _ in points],
+            y=[y for _, y in points],
+            target_x=[x for x, _ in anchors],
+            target_y=[y for _, y in anchors],
+            ax=ax,
+            iter_lim=ITERATIONS,
+            ensure_inside_axes=True,
+            expand=(1.08, 1.3),
+            prevent_crossings=False,  # a third of its time; leader lines crossing is cosmetic
+        )
     _separate(ax, texts, renderer)
     for text, anchor in zip(texts, anchors, strict=True):
         _leader(ax, text, anchor, renderer)
+
+
+@contextmanager
+def _adjust_text_warnings_off() -> Iterator[None]:
+    level = _ADJUST_TEXT_LOG.level
+    _ADJUST_TEXT_LOG.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        _ADJUST_TEXT_LOG.setLevel(level)
 
 
 def _leader(ax, text: Text, anchor: tuple[float, float], renderer) -> None:
