@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,14 @@ from synthetic import install_as_mnist
 # Runs written without a card get the model registry's, as in the CLI (which installs the same
 # builder at its start): the store cannot import the registry itself.
 install_card_builder(reconstruct_card)
+
+# The Ctrl-C tests need SIGINT delivered. A job started in the background by a non-interactive
+# shell (`nohup python -m pytest &`) inherits SIGINT ignored, and then neither this process nor
+# the CLI processes it spawns (an ignored signal stays ignored across exec) ever see Ctrl-C:
+# three tests failed that way. Give the session the handler an interactive start would have;
+# its children then start with the default disposition.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Captured before the autouse fixture clears it, for tests marked real_data.
 REAL_DATA_ENV = os.environ.get("MNISTBENCH_DATA")
