@@ -29,12 +29,11 @@ import torch
 
 from mnistbench.engine.environment import cpu_description, git_sha
 from mnistbench.engine.measure import flops_per_sample
-from mnistbench.engine.peaks import load_peaks
+from mnistbench.engine.peaks import load_peaks, training_flop_rate
 from mnistbench.models import create_model, get_model_info
 
 ROUNDS = 5
 STEPS = 40
-TRAIN_FLOPS_PER_FORWARD = 3  # forward + backward (weights and inputs), roofline_table's rule
 
 
 def _trainer(model_name: str, batch: int, *, compiled: bool, channels_last: bool):
@@ -90,16 +89,20 @@ def measure(model_name: str, rounds: int, steps: int) -> dict:
             blocks[name].append(_block_ms(step, steps, onednn))
     flops = flops_per_sample(create_model(model_name), tuple(info.input_shape), "cpu")
     peaks = load_peaks("cpu")
-    peak = peaks.peak_for("fp32") if peaks else None
+    peak = peaks.peak_for("fp32") if peaks else None  # for the header; the rows ask the engine
     base = statistics.median(blocks["eager"])
     rows = []
     for name, values in blocks.items():
         median_ms = statistics.median(values)
-        rate = TRAIN_FLOPS_PER_FORWARD * flops * batch / (median_ms / 1e3)
+        # the engine's rule for every run: 3 x the forward FLOPs per image, against the peak
+        measured = {"flops_per_sample": flops, "train_images_per_s": batch / (median_ms / 1e3)}
+        rate = training_flop_rate(
+            measured, device="cpu", precision="fp32", batch_size=batch, peaks=peaks
+        )
         rows.append({
             "variant": name, "median_step_ms": median_ms, "blocks_ms": values,
-            "ratio_to_eager": median_ms / base, "gflop_per_s": rate / 1e9,
-            "fraction_of_fp32_peak": rate / peak if peak else None,
+            "ratio_to_eager": median_ms / base, "gflop_per_s": rate["train_flops_per_s"] / 1e9,
+            "fraction_of_fp32_peak": rate["fraction_of_peak"],
         })  # fmt: skip
     return {
         "model": model_name, "batch_size": batch, "rounds": rounds, "steps_per_block": steps,
