@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from mnistbench.cli.common import DATA_HELP, STORE_HELP, whole_number
+from mnistbench.cli.common import DATA_HELP, STORE_HELP, eprint, whole_number
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -90,7 +90,7 @@ def progress_printer(
         if live:
             print(f"\r{text}\033[K", end="" if done < total else "\n", file=sys.stderr, flush=True)
         elif done == total:
-            print(text, file=sys.stderr, flush=True)
+            eprint(text)
 
     return show
 

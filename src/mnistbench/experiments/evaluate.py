@@ -52,8 +52,9 @@ ADVERSARIAL_IMAGES = 1000  # the first N test images are attacked (PGD is 20 pas
 CORRUPTION_SEED = 0  # one corrupted test set for every run, so runs compare image by image
 # families scored through a surrogate gradient: the attack may be weaker than on a smooth net
 SURROGATE_GRADIENT_FAMILIES = ("snn",)
-# progress(evaluation, done, total): called as each step of an evaluation ends (a corruption,
-# an attack at one eps), so a caller can show where a minutes-long evaluation is
+# progress(evaluation, done, total): called as each step of an evaluation ends (each
+# corruption; calibration and the attacks as one step each), so a caller can show where a
+# minutes-long evaluation is
 Progress = Callable[[str, int, int], None]
 
 
