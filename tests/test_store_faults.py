@@ -337,6 +337,55 @@ def everything_open(store: Store) -> list[tuple]:
     return [(r, store.epochs(r.run_id), store.artefacts(r.run_id)) for r in store.list_runs()]
 
 
+# ------------------------------------------------------------------------ Ctrl-C mid-write
+
+
+class _InterruptAfter:
+    """A connection that runs `statement` and then raises KeyboardInterrupt, as a Ctrl-C or
+    SIGTERM landing between that statement and the next bytecode does; all else passes on."""
+
+    def __init__(self, conn: sqlite3.Connection, statement: str, before: bool = False) -> None:
+        self.conn, self.statement, self.before = conn, statement, before
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == self.statement and self.before:
+            raise KeyboardInterrupt
+        cursor = self.conn.execute(sql, *args)
+        if sql == self.statement:
+            raise KeyboardInterrupt
+        return cursor
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.conn, name)
+
+
+@pytest.mark.parametrize(
+    ("statement", "before"), [("BEGIN IMMEDIATE", False), ("COMMIT", True)],
+    ids=["just-after-BEGIN", "just-before-COMMIT"],
+)  # fmt: skip
+def test_interrupt_at_a_transaction_edge_rolls_back_and_the_run_can_still_be_ended(
+    tmp_path: Path, statement: str, before: bool
+) -> None:
+    """CI's SIGTERM test once failed "cannot start a transaction within a transaction": the
+    signal landed where the rollback did not reach, the epoch's transaction stayed open, and
+    recording the run as interrupted failed. Now the epoch is not kept, the connection is out
+    of its transaction, and the end of the run is recorded."""
+    path = tmp_path / "s.sqlite"
+    with Store(path, card_builder=card) as store:
+        run_id = store.start_run(REAL, HASH, {})
+        store.log_epoch(run_id, 1, {"train_loss": 0.5})
+        real_conn = store._conn
+        store._conn = _InterruptAfter(real_conn, statement, before)
+        with pytest.raises(KeyboardInterrupt):
+            store.log_epoch(run_id, 2, {"train_loss": 0.4})
+        store._conn = real_conn
+        assert not real_conn.in_transaction
+        store.finish_run(run_id, "interrupted", error="interrupted (Ctrl-C or SIGTERM)")
+    with Store(path, read_only=True, card_builder=card) as store:
+        assert store.get_run(run_id).status == "interrupted"
+        assert [e["epoch"] for e in store.epochs(run_id)] == [1]
+
+
 # ------------------------------------------------------------------------ the store verbs
 
 

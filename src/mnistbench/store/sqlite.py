@@ -360,18 +360,17 @@ class Database:
         conn = conn if conn is not None else self._connection()
         try:
             conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    with suppress(sqlite3.Error):
-                        conn.execute("ROLLBACK")
-                raise
+            yield conn
             conn.execute("COMMIT")
-        except sqlite3.Error as exc:
+        except BaseException as exc:
+            # One handler around BEGIN, the body and COMMIT: a Ctrl-C or SIGTERM (raised as
+            # KeyboardInterrupt between any two bytecodes) just after BEGIN or just before
+            # COMMIT must roll back too, or the connection stays inside the transaction and
+            # the next write, recording the run as interrupted, fails "cannot start a
+            # transaction within a transaction".
             if conn.in_transaction:
                 with suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            if isinstance(exc, _CALLER_BUGS):
-                raise
-            raise self._translate_error(exc, action) from exc
+            if isinstance(exc, sqlite3.Error) and not isinstance(exc, _CALLER_BUGS):
+                raise self._translate_error(exc, action) from exc
+            raise
