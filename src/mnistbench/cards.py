@@ -18,6 +18,7 @@ from torch import nn
 
 from mnistbench.config import RunConfig, normalize_options
 from mnistbench.engine.device import default_precision
+from mnistbench.engine.measure import MEASUREMENT_VERSION, measurement_methods
 from mnistbench.errors import ConfigError, MnistbenchError
 from mnistbench.models import (
     ModelInfo,
@@ -101,13 +102,6 @@ def setting_roles() -> dict[str, str]:
 
 def measurement_card(device: str) -> dict[str, Any]:
     """The measurement version and how each figure was measured on `device`."""
-    try:
-        from mnistbench.engine.measure import (  # type: ignore[attr-defined]
-            MEASUREMENT_VERSION,
-            measurement_methods,
-        )
-    except ImportError:  # TODO(lead): remove once engine.measure has them (E); v1 methods here
-        return {"version": 1, "methods": dict(_V1_METHODS)}
     return {"version": MEASUREMENT_VERSION, "methods": dict(measurement_methods(device))}
 
 
