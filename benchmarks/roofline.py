@@ -177,8 +177,8 @@ def _static(model: str) -> dict[str, object]:
     """FLOPs per image (the new tree's counter) and the cached peak of this machine."""
     import torch
 
-    from mnistbench.engine.measure import flops_per_sample
     from mnistbench.engine.peaks import load_peaks
+    from mnistbench.engine.size import flops_per_sample
     from mnistbench.models import create_model, get_model_info
 
     info = get_model_info(model)

@@ -94,7 +94,7 @@ def command_of(c: Candidate) -> str:
 
 
 def run_candidate(c: Candidate, store_path: Path, which: int = 0) -> dict[str, object]:
-    from mnistbench.engine.measure import flops_per_sample
+    from mnistbench.engine.size import flops_per_sample
     from mnistbench.experiments.batch import Session
     from mnistbench.experiments.speedrun import plan_speedrun, run_speedrun
     from mnistbench.models import create_model

@@ -28,8 +28,8 @@ from pathlib import Path
 import torch
 
 from mnistbench.engine.environment import cpu_description, git_sha
-from mnistbench.engine.measure import flops_per_sample
 from mnistbench.engine.peaks import load_peaks, training_flop_rate
+from mnistbench.engine.size import flops_per_sample
 from mnistbench.models import create_model, get_model_info
 
 ROUNDS = 5

@@ -14,15 +14,10 @@ import torch
 from torch import nn
 
 from mnistbench.engine import energy as energy_module
-from mnistbench.engine import measure, memory, peaks
+from mnistbench.engine import measure, memory, peaks, size
 from mnistbench.engine.energy import EnergyMeter, describe_hardware
-from mnistbench.engine.measure import (
-    MEASUREMENT_VERSION,
-    flop_counts,
-    measurement_methods,
-    model_size_bytes,
-    static_measurements,
-)
+from mnistbench.engine.measure import MEASUREMENT_VERSION, measurement_methods
+from mnistbench.engine.size import flop_counts, model_size_bytes, static_measurements
 from mnistbench.errors import OutOfMemoryError
 from mnistbench.experiments import run_config, runner, train_config
 from mnistbench.experiments.batch import RunFailedError
@@ -75,14 +70,14 @@ def test_cudnn_rnn_formula_counts_every_layer_direction_and_projection() -> None
     steps, batch, features, hidden, proj = 28, 3, 28, 64, 16
     lstm = nn.LSTM(features, hidden, num_layers=2, bidirectional=True, proj_size=proj)
     shapes = [w.shape for w in lstm._flat_weights]  # per layer and direction: 5 tensors
-    flops = measure._cudnn_rnn_flops((steps, batch, features), shapes, 5)
+    flops = size._cudnn_rnn_flops((steps, batch, features), shapes, 5)
     tokens = steps * batch
     layer1 = 2 * (4 * hidden * (features + proj) + proj * hidden)  # gates + projection
     layer2 = 2 * (4 * hidden * (2 * proj + proj) + proj * hidden)  # input: both directions
     assert flops == 2 * tokens * (layer1 + layer2)
     gru = nn.GRU(features, hidden, bias=False)
     shapes = [w.shape for w in gru._flat_weights]
-    assert measure._cudnn_rnn_flops((batch, steps, features), shapes, 2) == (
+    assert size._cudnn_rnn_flops((batch, steps, features), shapes, 2) == (
         2 * tokens * 3 * hidden * (features + hidden)
     )
 

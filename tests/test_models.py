@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mnistbench.engine.measure import flops_per_sample
+from mnistbench.engine.size import flops_per_sample
 from mnistbench.errors import ConfigError
 from mnistbench.models import create_model, get_model_info, list_models
 from mnistbench.studies import published_figures

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from mnistbench.engine.measure import flops_per_sample
+from mnistbench.engine.size import flops_per_sample
 from mnistbench.errors import ConfigError
 from mnistbench.models import create_model
 

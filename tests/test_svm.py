@@ -9,7 +9,7 @@ import torch
 
 from mnistbench.artefacts import read_predictions
 from mnistbench.engine import memory
-from mnistbench.engine.measure import static_measurements
+from mnistbench.engine.size import static_measurements
 from mnistbench.errors import ConfigError, OutOfMemoryError
 from mnistbench.experiments import run_config
 from mnistbench.experiments.configure import make_config

@@ -26,7 +26,7 @@ def _parameters(name: str) -> int:
     their initialisers through torch._refs, whose first call imports torch._dynamo (~2 s)."""
     import torch
 
-    from mnistbench.engine.measure import count_parameters
+    from mnistbench.engine.size import count_parameters
     from mnistbench.models import create_model
 
     with torch.no_grad():

@@ -29,13 +29,9 @@ from mnistbench.data import (
 )
 from mnistbench.engine import FitResult, summarize_epochs
 from mnistbench.engine.device import place_model
-from mnistbench.engine.measure import (
-    RunMeter,
-    collect_environment,
-    measure_after_training,
-    static_measurements,
-)
+from mnistbench.engine.measure import RunMeter, collect_environment, measure_after_training
 from mnistbench.engine.memory import out_of_memory_error
+from mnistbench.engine.size import static_measurements
 from mnistbench.errors import StoreError
 from mnistbench.experiments.configure import validate_config
 from mnistbench.experiments.trained import TrainedRun
