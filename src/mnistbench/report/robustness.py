@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 
 from mnistbench.artefacts import CORRUPTED_OUTCOMES, PREDICTIONS_KIND, read_corrupted_outcomes
-from mnistbench.report import figures as figs
 from mnistbench.report.collect import ReportData, RunGroup
 from mnistbench.report.document import Figure, Paragraph, Section, Table
-from mnistbench.report.figures.common import colors_for, datasets_in, new, save, styled
+from mnistbench.report.figures.common import datasets_in
+from mnistbench.report.figures.conditions import ConditionLine, accuracy_by_condition
 from mnistbench.report.reproduction import trained_on
 from mnistbench.statistics import (
     compare_correct,
@@ -424,42 +424,23 @@ CONDITIONS = (
     ("PGD\neps 0.1", lambda s: s.attacks.get("pgd 0.1")),
     ("PGD\neps 0.3", lambda s: s.attacks.get("pgd 0.3")),
 )
-MARKERS = "osD^v<>pP*Xhd"
 
 
-@styled
 def robustness_figure(rows: list[Row], dataset: str, out: Path) -> Figure:
     """Accuracy under each condition, one line per model, one marker shape per family."""
-    shown = [r for r in rows if r.group.dataset == dataset]
-    fig, axes = new(7.5, 4.2)
-    ax = axes[0][0]
-    families = sorted({r.family for r in shown})
-    marker = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(families)}
-    colors = colors_for([r.group.model for r in shown])
-    for row in shown:
-        xs, ys = [], []
-        for x, (_, pick) in enumerate(CONDITIONS):
-            values = row.values(pick)
-            if values:
-                xs.append(x)
-                ys.append(100 * sum(values) / len(values))
-        ax.plot(xs, ys, color=colors[row.group.model], linewidth=0.8, alpha=0.6)
+    lines = []
+    for row in (r for r in rows if r.group.dataset == dataset):
+        per_condition = [row.values(pick) for _, pick in CONDITIONS]
         study = "; study protocol" if row.group.config.get("protocol") == "study" else ""
-        label = f"{row.group.model} ({row.family}{study})"
-        color = colors[row.group.model]
-        ax.plot(xs, ys, linestyle="none", marker=marker[row.family], color=color, label=label)
-    ax.set_xticks(range(len(CONDITIONS)), [name for name, _ in CONDITIONS])
-    ax.set_ylabel("test accuracy (%), mean over seeds")
-    ax.set_ylim(0, 100)
-    ax.set_title(f"{dataset}: clean, corrupted and attacked accuracy")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    name = f"robustness-{figs.slug(dataset)}"
-    caption = (
-        "Each line is one configuration (mean over its evaluated seeds); the marker's shape is "
-        "its family. A missing marker: the evaluation does not apply (no input gradient) or "
-        "was not run. Attacks on the first N test images only; see the table for intervals."
-    )
-    return save(fig, out, name, f"Robustness on {dataset}", caption)
+        lines.append(
+            ConditionLine(
+                model=row.group.model,
+                label=f"{row.group.model} ({row.family}{study})",
+                family=row.family,
+                accuracy_pct=[100 * sum(v) / len(v) if v else None for v in per_condition],
+            )
+        )
+    return accuracy_by_condition(lines, [name for name, _ in CONDITIONS], dataset, out)
 
 
 def section(data: ReportData, out: Path | None) -> list[Section]:
