@@ -11,7 +11,8 @@ import pytest
 
 from mnistbench.experiments.configure import make_config
 from mnistbench.report import view_markdown
-from mnistbench.report.reproduction import IMPROVED_HEADER, ROW_HEADER, solver_cap_note
+from mnistbench.report.reproduction import IMPROVED_HEADER, ROW_HEADER
+from mnistbench.report.reproduction_notes import solver_cap_note
 from mnistbench.store import Store
 from mnistbench.studies import FIGURES
 from report_store import write_run
@@ -204,7 +205,7 @@ def test_a_shortfall_still_rising_at_its_last_epoch_says_so_by_how_much() -> Non
     every seed ended on its best epoch (a curve that peaked earlier says nothing of the sort)."""
     from types import SimpleNamespace
 
-    from mnistbench.report.reproduction import last_epoch_gain
+    from mnistbench.report.reproduction_notes import last_epoch_gain
 
     group = SimpleNamespace(runs=[SimpleNamespace(run_id=1), SimpleNamespace(run_id=2)])
     rising = {

@@ -12,7 +12,14 @@ import difflib
 from dataclasses import dataclass
 
 from mnistbench.errors import ConfigError
-from mnistbench.report import cards, columns, reproduction, robustness, uncertainty
+from mnistbench.report import (
+    cards,
+    columns,
+    reproduction,
+    reproduction_notes,
+    robustness,
+    uncertainty,
+)
 from mnistbench.report.collect import ReportData, RunGroup, load
 from mnistbench.report.document import Document, Paragraph, Section, Table, to_markdown
 from mnistbench.report.sections.overview import (
@@ -178,9 +185,12 @@ def build_view(store: Store, name: str) -> Document:
         rows = reproduction.reproduction_rows(groups)
         groups = [r.group for r in rows if r.group is not None]
         blocks.append(Table(reproduction.ROW_HEADER, [reproduction.row_cells(r) for r in rows]))
-        blocks += [Paragraph(note) for note in reproduction.notes(rows, data.groups, data.epochs)]
-        blocks += [Paragraph(note) for note in reproduction.pipeline_notes(rows)]
-        blocks += [Paragraph(note) for note in reproduction.sampling_notes(rows, data.groups)]
+        notes = (
+            reproduction_notes.notes(rows, data.groups, data.epochs)
+            + reproduction_notes.pipeline_notes(rows)
+            + reproduction_notes.sampling_notes(rows, data.groups)
+        )
+        blocks += [Paragraph(note) for note in notes]
     elif view.rows == "improved":
         groups = reproduction.improved_groups(groups)
         if groups:
