@@ -25,13 +25,11 @@ from mnistbench.errors import MnistbenchError, SealedTestSetError
 from mnistbench.experiments import RunFailedError, run_config, runner
 from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.machine import machine_of, machines_match
-from mnistbench.experiments.speedrun import (
+from mnistbench.experiments.speedrun import plan_speedrun, run_speedrun, same_machine
+from mnistbench.experiments.speedrun_recipes import (
     check_budget,
     model_parameters,
     pick_time_recipe,
-    plan_speedrun,
-    run_speedrun,
-    same_machine,
     stored_numbers,
 )
 from mnistbench.models import create_model
@@ -189,13 +187,13 @@ def test_a_bf16_recipe_trains_in_fp32_where_bf16_is_emulated(
     emulates bf16 it would be several times slower, so it trains in fp32 there and each run's
     record says so. GPUs and recipes without bf16 are left alone."""
     from mnistbench.engine import environment
-    from mnistbench.experiments import speedrun
-    from mnistbench.experiments.speedrun import TIME_RECIPES, Recipe, plan_speedrun
+    from mnistbench.experiments import speedrun_recipes
+    from mnistbench.experiments.speedrun_recipes import TIME_RECIPES, Recipe
 
     monkeypatch.setattr(environment, "cpu_native_bf16", lambda: native)
     # issue 17's record (speedrun_fast in bf16), listed again to check the substitution
     bf16 = Recipe("speedrun_fast", {"epochs": 1, "batch_size": 64, "precision": "bf16"}, "x")
-    monkeypatch.setitem(speedrun.TIME_RECIPES, ("mnist", 0.99), bf16)
+    monkeypatch.setitem(speedrun_recipes.TIME_RECIPES, ("mnist", 0.99), bf16)
     plan = plan_speedrun(dataset="mnist", target=0.99, seeds=1, device="cpu")
     assert plan.config.precision == ("bf16" if native else "fp32")
     assert ("in fp32 here: this CPU has no native bf16" in plan.recipe.chosen_on) is not native
