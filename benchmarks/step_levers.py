@@ -9,7 +9,9 @@ each variant's median block; the ratio is against eager fp32.
 
 Variants: eager (today's default), `torch.compile` (inductor: fuses batch norm, ReLU and pooling
 around oneDNN's convolutions; its warm-up is excluded, as the engine times it apart),
-channels-last memory format, and eager with oneDNN switched off (aten's own convolutions).
+channels-last memory format, compile with inductor's C++ wrapper (kernels called from C++, not
+Python), compile with the Adam step compiled too, and eager with oneDNN switched off (aten's own
+convolutions).
 
     python benchmarks/step_levers.py --model small_cnn_bn --out benchmarks/results/step-levers
 """
@@ -36,8 +38,19 @@ ROUNDS = 5
 STEPS = 40
 
 
-def _trainer(model_name: str, batch: int, *, compiled: bool, channels_last: bool):
-    """A step function on one fixed batch, built from the same seed for every variant."""
+def _trainer(
+    model_name: str,
+    batch: int,
+    *,
+    compiled: bool,
+    channels_last: bool,
+    cpp_wrapper: bool = False,
+    compiled_adam: bool = False,
+):
+    """A step function on one fixed batch, built from the same seed for every variant.
+    `cpp_wrapper`: inductor calls its kernels from generated C++ instead of Python (less
+    per-step overhead, longer compile). `compiled_adam`: the optimizer step compiled too
+    (torch.compile of a foreach Adam's step), instead of the fused Adam kernel."""
     info = get_model_info(model_name)
     torch.manual_seed(0)
     model = create_model(model_name)
@@ -46,14 +59,20 @@ def _trainer(model_name: str, batch: int, *, compiled: bool, channels_last: bool
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         images = images.contiguous(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
-    forward = torch.compile(model) if compiled else model
+    if compiled_adam:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, foreach=True)
+        optimizer_step = torch.compile(optimizer.step)
+    else:
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+        optimizer_step = optimizer.step
+    options = {"cpp_wrapper": True} if cpp_wrapper else None
+    forward = torch.compile(model, options=options) if compiled else model
     loss_fn = torch.nn.CrossEntropyLoss()
 
     def step() -> None:
         optimizer.zero_grad(set_to_none=True)
         loss_fn(forward(images), labels).backward()
-        optimizer.step()
+        optimizer_step()
 
     return step
 
@@ -76,6 +95,14 @@ def measure(model_name: str, rounds: int, steps: int) -> dict:
         "eager": (_trainer(model_name, batch, compiled=False, channels_last=False), True),
         "torch.compile": (_trainer(model_name, batch, compiled=True, channels_last=False), True),
         "channels_last": (_trainer(model_name, batch, compiled=False, channels_last=True), True),
+        "torch.compile, cpp_wrapper": (
+            _trainer(model_name, batch, compiled=True, channels_last=False, cpp_wrapper=True),
+            True,
+        ),
+        "torch.compile + compiled Adam": (
+            _trainer(model_name, batch, compiled=True, channels_last=False, compiled_adam=True),
+            True,
+        ),
         "eager, oneDNN off": (
             _trainer(model_name, batch, compiled=False, channels_last=False),
             False,

@@ -88,11 +88,14 @@ def test_the_committed_table_round_trips_one_model_a_line(monkeypatch, tmp_path)
 
 def test_step_levers_counts_its_flop_rate_by_hand_and_restores_onednn(monkeypatch) -> None:
     levers = _load("step_levers", monkeypatch)
-    monkeypatch.setattr(levers.torch, "compile", lambda model: model)  # the bookkeeping, fast
+    monkeypatch.setattr(levers.torch, "compile", lambda fn, **options: fn)  # the bookkeeping, fast
     result = levers.measure("mlp", rounds=2, steps=1)
     assert torch_onednn_enabled()  # the oneDNN-off variant switches it back on
     rows = {row["variant"]: row for row in result["rows"]}
-    assert list(rows) == ["eager", "torch.compile", "channels_last", "eager, oneDNN off"]
+    assert list(rows) == [
+        "eager", "torch.compile", "channels_last", "torch.compile, cpp_wrapper",
+        "torch.compile + compiled Adam", "eager, oneDNN off",
+    ]  # fmt: skip
     assert rows["eager"]["ratio_to_eager"] == 1.0
     assert all(len(row["blocks_ms"]) == 2 for row in rows.values())
     # the MLP's forward FLOPs by hand (784-512-256-10, 1 MAC = 2 FLOPs), 3x for training
@@ -102,7 +105,7 @@ def test_step_levers_counts_its_flop_rate_by_hand_and_restores_onednn(monkeypatc
         images_per_s = result["batch_size"] / (row["median_step_ms"] / 1e3)
         assert row["gflop_per_s"] == pytest.approx(3 * forward * images_per_s / 1e9)
     text = levers.markdown(result, "python benchmarks/step_levers.py --model mlp")
-    assert text.count("\n| ") == 2 + 4 and "--model mlp" in text
+    assert text.count("\n| ") == 2 + 6 and "--model mlp" in text
 
 
 def torch_onednn_enabled() -> bool:
