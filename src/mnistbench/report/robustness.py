@@ -345,8 +345,9 @@ def anchor_table(rows: list[Row]) -> list[Paragraph | Table]:
         return []
     cells = []
     for name in names:
-        values = row.values(lambda s, name=name: s.per_corruption.get(name))
-        error = 100 * (1 - sum(values) / len(values))
+        accuracy = _corruption_mean(row, name)
+        assert accuracy is not None  # names come from this row's own seeds
+        error = 100 * (1 - accuracy)
         published = MNIST_C_PUBLISHED.get(name)
         cells.append(
             [name, f"{error:.2f}%", "not quoted" if published is None else f"{published}%"]
