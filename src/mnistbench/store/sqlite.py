@@ -198,9 +198,9 @@ class Database:
         # All reads in one transaction: separate statements could straddle another process's
         # schema creation and see a half-made store as a foreign database.
         own_transaction = not conn.in_transaction
-        if own_transaction:
-            conn.execute("BEGIN")
-        try:
+        try:  # BEGIN inside: a signal just after it still reaches the COMMIT below
+            if own_transaction:
+                conn.execute("BEGIN")
             version = self._schema_version(conn)
             if version is None and self._has_foreign_tables(conn):
                 raise StoreError(
