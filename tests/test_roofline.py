@@ -112,3 +112,30 @@ def torch_onednn_enabled() -> bool:
     import torch
 
     return torch.backends.mkldnn.enabled
+
+
+def test_conv_layers_finds_every_convolution_and_its_im2col_twin_is_the_same_function(
+    monkeypatch,
+) -> None:
+    import torch
+    from torch import nn
+
+    layers = _load("conv_layers", monkeypatch)
+    torch.manual_seed(0)
+    conv = nn.Conv2d(3, 5, 3, padding=1)
+    x = torch.randn(2, 3, 6, 6)
+    torch.testing.assert_close(layers.conv_im2col(x, conv), layers.conv_onednn(x, conv))
+    result = layers.measure("small_cnn_bn", rounds=1, steps=1)
+    rows = result["rows"]
+    # small_cnn_bn's 11 convolutions (models/small_cnn.py _BLOCKS) at batch 32, in forward order
+    assert [(r["in_channels"], r["out_channels"], r["kernel"], r["height"]) for r in rows] == [
+        (1, 6, 3, 28), (6, 12, 3, 28), (12, 24, 3, 28), (24, 8, 1, 28), (8, 16, 3, 14),
+        (16, 16, 3, 14), (16, 8, 1, 14), (8, 16, 3, 7), (16, 16, 3, 7), (16, 16, 3, 3),
+        (16, 32, 3, 3),
+    ]  # fmt: skip
+    assert result["batch_size"] == 32
+    # first layer: forward + weight gradient (2x); 12->24 at 28 px: 3 x 2*12*24*9*784*32 by hand
+    assert rows[0]["training_flops"] == 2 * (2 * 1 * 6 * 9 * 784 * 32)
+    assert rows[2]["training_flops"] == 3 * 2 * 12 * 24 * 9 * 784 * 32 == 390_168_576
+    text = layers.markdown(result, "python benchmarks/conv_layers.py")
+    assert text.count("\n| ") == 2 + 11 + 1
