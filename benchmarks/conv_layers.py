@@ -12,14 +12,10 @@ two ways taking turns per layer, the median of ROUNDS blocks of STEPS calls.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +23,7 @@ from torch import nn
 
 from mnistbench.engine.environment import cpu_description, git_sha
 from mnistbench.models import create_model, get_model_info
+from step_levers import run_cli  # a sibling script: python puts benchmarks/ on the path
 
 ROUNDS = 5
 STEPS = 20
@@ -134,18 +131,7 @@ def markdown(result: dict, command: str) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="small_cnn_bn")
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--steps", type=int, default=STEPS)
-    parser.add_argument("--out", help="path stem: writes STEM.md and STEM.json (else stdout)")
-    args = parser.parse_args()
-    result = measure(args.model, args.rounds, args.steps)
-    text = markdown(result, "python benchmarks/conv_layers.py " + " ".join(sys.argv[1:]))
-    if args.out:
-        Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
-        Path(args.out + ".md").write_text(text)
-    print(text)
+    run_cli(__doc__, measure, markdown, "conv_layers.py", ROUNDS, STEPS)  # step_levers' flags
 
 
 if __name__ == "__main__":

@@ -173,19 +173,27 @@ def markdown(result: dict, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def run_cli(
+    doc: str, measure_fn: Callable, markdown_fn: Callable, script: str, rounds: int, steps: int
+) -> None:
+    """The command line every per-model step benchmark here shares: --model, --rounds, --steps,
+    --out STEM (writes STEM.md and STEM.json; else the table goes to stdout only)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--model", default="small_cnn_bn")
-    parser.add_argument("--rounds", type=int, default=ROUNDS)
-    parser.add_argument("--steps", type=int, default=STEPS)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--steps", type=int, default=steps)
     parser.add_argument("--out", help="path stem: writes STEM.md and STEM.json (else stdout)")
     args = parser.parse_args()
-    result = measure(args.model, args.rounds, args.steps)
-    text = markdown(result, "python benchmarks/step_levers.py " + " ".join(sys.argv[1:]))
+    result = measure_fn(args.model, args.rounds, args.steps)
+    text = markdown_fn(result, f"python benchmarks/{script} " + " ".join(sys.argv[1:]))
     if args.out:
         Path(args.out + ".json").write_text(json.dumps(result, indent=1) + "\n")
         Path(args.out + ".md").write_text(text)
     print(text)
+
+
+def main() -> None:
+    run_cli(__doc__, measure, markdown, "step_levers.py", ROUNDS, STEPS)
 
 
 if __name__ == "__main__":
