@@ -88,10 +88,13 @@ def test_every_published_study_is_a_suite() -> None:
 # small-cnn-ablation bba5479b5a17b565): MicroResNet's, the DBN's and SimSiam's recipes state
 # their new options, and study D's augmentation is study_d_torchvision, so their trials are new
 # configurations; the runs recorded before keep their hashes and are labelled earlier recipes.
+# resnet-svm (was 94afe905c0684ddb) changed with issue 31 in its labels alone: a label now says
+# the command line's settings ("1 epochs" under --epochs 1); config hashes and tags apart from
+# the label are unchanged (their digest is 31c66dd2a40358ad before and after).
 PLANNED_AT_5AE60B7 = {
     "architecture-showdown": "14b5c5030d372482",
     "efficiency-showdown": "7508b952d7f7c6ae",
-    "resnet-svm": "94afe905c0684ddb",
+    "resnet-svm": "64b7cbfe08b02259",
     "cpu-vs-gpu": "0614517d5e40edf4",
     "small-cnn-ablation": "03a2f0f3bc9caedb",
     "parameter-diet": "bff934d598127975",
@@ -209,6 +212,28 @@ def test_study_c_grid_is_32_configs_plus_svms_and_merges_under_epochs_knob() -> 
     assert merged == 16 and len(kept) == len(quick.trials) - 16
 
 
+def test_a_cell_picked_on_the_command_line_is_labelled_and_planned_as_it_runs(
+    capsys, tmp_path: Path
+) -> None:
+    """Study C's cells are picked by settings (docs/results.md): every grid entry becomes the one
+    config, and each trial's label and the plan say that config, not the entry it came from."""
+    plan = plan_suite(get_suite("resnet-svm"), device="cpu", epochs=5,
+                      overrides={"dataset": "mnist", "optimizer": "adam", "lr": 1e-3})  # fmt: skip
+    grid = [t for t in plan.trials if t.config.model == "resnet18"]
+    assert len(grid) == 16 and {t.label for t in grid} == {"adam lr=1e-3 5 epochs"}
+    assert {(t.config.optimizer, t.config.lr, t.config.epochs) for t in grid} == {("adam", 1e-3, 5)}
+    code, out, _ = run_cli(
+        capsys, "suite", "resnet-svm", "--models", "resnet18", "--device", "cpu", "--dataset",
+        "mnist", "--epochs", "5", "--optimizer", "adam", "--lr", "1e-3", "--plan", "--store",
+        str(tmp_path / "none.sqlite"),
+    )  # fmt: skip
+    assert code == 0
+    assert "| 1 | resnet18 | mnist | adam lr=1e-3 5 epochs | 0 | 5 | cpu | to run |" in out
+    assert "| 2 |" not in out and "15 trial(s) merged" in out
+    assert f"1 trial(s) to run (no store at {tmp_path / 'none.sqlite'} yet)" in out
+    assert not (tmp_path / "none.sqlite").exists()  # planning creates no store
+
+
 def test_the_shipped_resnet_sweep_is_the_suites_grid() -> None:
     # one study C grid, written twice in one format: the sweep file for `mnistbench sweep`,
     # the suite for `mnistbench suite`; both must plan the same 32 configs
@@ -274,6 +299,14 @@ def test_suite_runs_records_and_resumes(
     assert "measured on" not in out  # this machine measured them
     with Store(store_path) as store:
         assert len(store.list_runs()) == 4
+        stored_ids = sorted(r.run_id for r in store.list_runs())
+    # --plan with a third seed: the four stored trials name their runs, the two new ones are left
+    code, out, _ = run_cli(capsys, *args[:2], "--seeds", "3", *args[4:], "--plan")
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    named = sorted(int(row.split("| run ")[1].split()[0]) for row in rows if "| run " in row)
+    assert code == 0 and len(rows) == 6 and named == stored_ids
+    assert sum("| to run |" in row for row in rows) == 2
+    assert f"2 of 6 trial(s) to run; 4 finished in {store_path}" in out
 
 
 def test_suite_plan_and_dry_run_record_nothing(

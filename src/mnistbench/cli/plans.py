@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import sys
 from typing import TYPE_CHECKING
 
@@ -174,16 +175,39 @@ def _accuracy_text(results: list) -> str:
     return uncertainty.accuracy_cell(RunGroup("", records), "test_accuracy")
 
 
-def _print_plan(trials: list[Trial]) -> None:
+def _print_plan(trials: list[Trial], store_path: str | None) -> None:
+    """The trials as the driver will see them: identical configs merged, and for each the
+    finished run in the store it would reuse ("to run" when none, or no store yet)."""
+    from mnistbench.experiments.batch import stored_runs
+    from mnistbench.experiments.plan import unique_trials
     from mnistbench.report import markdown_table
+    from mnistbench.store import Store, default_store_path
 
+    kept, merged = unique_trials(trials)
+    path = default_store_path() if store_path is None else store_path
+    stored = {}
+    if os.path.exists(path):
+        with Store(path, read_only=True) as store:
+            stored = stored_runs(store, kept)
     rows = [
         [str(i), t.config.model, t.config.dataset, setting_text(t), str(t.config.seed),
-         str(t.config.epochs), t.config.device, t.config_hash]
-        for i, t in enumerate(trials, 1)
+         str(t.config.epochs), t.config.device, _stored_text(stored.get(t.config_hash)),
+         t.config_hash]
+        for i, t in enumerate(kept, 1)
     ]  # fmt: skip
-    header = ("#", "Model", "Dataset", "Setting", "Seed", "Epochs", "Device", "Config")
+    header = ("#", "Model", "Dataset", "Setting", "Seed", "Epochs", "Device", "Stored", "Config")
     print(markdown_table(header, rows))
+    if merged:
+        print(f"\n{merged} trial(s) merged: identical configs after the command line's settings")
+    if os.path.exists(path):
+        print(f"{len(kept) - len(stored)} of {len(kept)} trial(s) to run; {len(stored)} "
+              f"finished in {path}")  # fmt: skip
+    else:
+        print(f"{len(kept)} trial(s) to run (no store at {path} yet)")
+
+
+def _stored_text(record) -> str:
+    return "to run" if record is None else f"run {record.run_id} ({record.status})"
 
 
 def _run_batch(
@@ -192,6 +216,7 @@ def _run_batch(
     """Run trials with the chosen executor; one line per trial, then a summary table. A plan
     that says `evaluate = [...]` then evaluates each finished run not evaluated yet."""
     from mnistbench.experiments.batch import run_trials
+    from mnistbench.experiments.plan import unique_trials
 
     executor = executor_of(args)
     with contextlib.ExitStack() as cleanup:
@@ -202,7 +227,8 @@ def _run_batch(
             else cleanup.enter_context(open_store(args.store, keep_weights=not args.no_weights))
         )
         where = "a throw-away store (dry run)" if store is None else f"store {store.path}"
-        eprint(f"{desc}: {len(trials)} trial(s) on {executor.describe()}, {where}")
+        distinct = len(unique_trials(trials)[0])  # as the driver counts them: merged once
+        eprint(f"{desc}: {distinct} trial(s) on {executor.describe()}, {where}")
         summary = run_trials(
             trials, store, session_of(args), executor=executor, force=args.force,
             dry_run=args.dry_run, echo=print, desc=desc,
@@ -300,6 +326,6 @@ def _run_plan(plan: SweepPlan, args: argparse.Namespace, desc: str, skipping: st
     if plan.skipped_models:
         eprint(skipping.format(", ".join(plan.skipped_models)))
     if args.plan:
-        _print_plan(plan.trials)
+        _print_plan(plan.trials, args.store)
         return 0
     return _run_batch(plan.trials, args, desc, evaluate=plan.sweep.evaluate)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EXECUTORS", "RunFailedError", "RunOutcome", "Session", "check_runnable", "format_result",
-    "make_executor", "run_config", "run_trials", "trial_tag",
+    "make_executor", "run_config", "run_trials", "stored_runs", "trial_tag",
 ]  # fmt: skip
 
 
@@ -140,6 +140,17 @@ def _find_completed(store: Store, config: RunConfig) -> RunRecord | None:
             "runs into a new store with `mnistbench store recover --out NEW.sqlite`, or pass "
             "--force to train again."
         )
+    return found
+
+
+def stored_runs(store: Store, trials: Iterable[Trial]) -> dict[str, RunRecord]:
+    """The finished run each trial would reuse, by config hash (what `--plan` shows and the
+    driver skips); trials with none are absent."""
+    found: dict[str, RunRecord] = {}
+    for trial in trials:
+        record = _find_completed(store, trial.config)
+        if record is not None:
+            found[trial.config_hash] = record
     return found
 
 

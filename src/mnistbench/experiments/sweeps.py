@@ -101,7 +101,8 @@ def plan_sweep(
             if sweep.missing_models == "skip" and not _registered(model):
                 plan.skipped_models += [] if model in plan.skipped_models else [model]
                 continue
-            label = _label(sweep, entry, written, point)
+            # the label says what the trial runs: the command line's settings included
+            label = _label(sweep, entry, {**written, **knobs}, point)
             tag_label = label
             first_seed = values.pop("seed", 0)
             for run_device in [values.pop("device")] if "device" in values else plan.devices:
