@@ -23,7 +23,10 @@ from torch import nn
 
 from mnistbench.engine.environment import cpu_description, git_sha
 from mnistbench.models import create_model, get_model_info
-from step_levers import run_cli  # a sibling script: python puts benchmarks/ on the path
+from step_levers import (  # a sibling script: python puts benchmarks/ on the path
+    input_shape,
+    run_cli,
+)
 
 ROUNDS = 5
 STEPS = 20
@@ -71,7 +74,7 @@ def measure(model_name: str, rounds: int, steps: int) -> dict:
     torch.manual_seed(0)
     model = create_model(model_name)
     rows = []
-    for index, (name, conv, shape) in enumerate(conv_inputs(model, info.input_shape, batch)):
+    for index, (name, conv, shape) in enumerate(conv_inputs(model, input_shape(model_name), batch)):
         x = torch.randn(shape, requires_grad=index > 0)  # training needs no image gradient
         torch.testing.assert_close(conv_im2col(x, conv), conv_onednn(x, conv), atol=1e-4, rtol=1e-4)
         blocks: dict[str, list[float]] = {"onednn": [], "im2col": []}

@@ -51,10 +51,9 @@ def _trainer(
     `cpp_wrapper`: inductor calls its kernels from generated C++ instead of Python (less
     per-step overhead, longer compile). `compiled_adam`: the optimizer step compiled too
     (torch.compile of a foreach Adam's step), instead of the fused Adam kernel."""
-    info = get_model_info(model_name)
     torch.manual_seed(0)
     model = create_model(model_name)
-    images = torch.randn(batch, *info.input_shape)
+    images = torch.randn(batch, *input_shape(model_name))
     labels = torch.randint(0, 10, (batch,))  # every registered model has 10 classes here
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
@@ -75,6 +74,15 @@ def _trainer(
         optimizer_step()
 
     return step
+
+
+def input_shape(model_name: str) -> tuple[int, ...]:
+    """One image as the model trains on it: at its recipe's image size where the recipe resizes
+    (study C's ResNets train at 64 px), as the roofline measures it."""
+    info = get_model_info(model_name)
+    channels, height, width = info.input_shape
+    size = info.recipe.defaults.get("image_size")
+    return (channels, size, size) if size else (channels, height, width)
 
 
 def _block_ms(step: Callable[[], None], steps: int, onednn: bool) -> float:
@@ -114,7 +122,7 @@ def measure(model_name: str, rounds: int, steps: int) -> dict:
     for _ in range(rounds):
         for name, (step, onednn) in variants.items():
             blocks[name].append(_block_ms(step, steps, onednn))
-    flops = flops_per_sample(create_model(model_name), tuple(info.input_shape), "cpu")
+    flops = flops_per_sample(create_model(model_name), input_shape(model_name), "cpu")
     peaks = load_peaks("cpu")
     peak = peaks.peak_for("fp32") if peaks else None  # for the header; the rows ask the engine
     base = statistics.median(blocks["eager"])
@@ -132,7 +140,8 @@ def measure(model_name: str, rounds: int, steps: int) -> dict:
             "fraction_of_fp32_peak": rate["fraction_of_peak"],
         })  # fmt: skip
     return {
-        "model": model_name, "batch_size": batch, "rounds": rounds, "steps_per_block": steps,
+        "model": model_name, "batch_size": batch, "image_px": input_shape(model_name)[-1],
+        "rounds": rounds, "steps_per_block": steps,
         "flops_per_sample": flops, "peak_fp32_flops_per_s": peak,
         "machine": cpu_description(),
         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -144,7 +153,8 @@ def measure(model_name: str, rounds: int, steps: int) -> dict:
 def markdown(result: dict, command: str) -> str:
     peak = result["peak_fp32_flops_per_s"]
     lines = [
-        f"# Training-step levers: {result['model']} at batch {result['batch_size']}",
+        f"# Training-step levers: {result['model']} at batch {result['batch_size']}, "
+        f"{result.get('image_px', 28)} px",
         "",
         f"Command: `{command}`",
         f"Machine: {result['machine']}, {result['torch_threads']} "

@@ -105,7 +105,12 @@ def test_step_levers_counts_its_flop_rate_by_hand_and_restores_onednn(monkeypatc
         images_per_s = result["batch_size"] / (row["median_step_ms"] / 1e3)
         assert row["gflop_per_s"] == pytest.approx(3 * forward * images_per_s / 1e9)
     text = levers.markdown(result, "python benchmarks/step_levers.py --model mlp")
-    assert text.count("\n| ") == 2 + 6 and "--model mlp" in text
+    assert (
+        text.count("\n| ") == 2 + 6 and "--model mlp" in text and "mlp at batch 128, 28 px" in text
+    )
+    # study C's ResNets train at their recipe's 64 px (one grey channel), as the roofline has them
+    assert levers.input_shape("resnet18") == (1, 64, 64)
+    assert levers.input_shape("mlp") == (1, 28, 28)
 
 
 def torch_onednn_enabled() -> bool:
