@@ -27,6 +27,7 @@ from mnistbench.config import check_overrides
 if TYPE_CHECKING:
     from mnistbench.experiments.plan import BatchSummary, Trial
     from mnistbench.experiments.sweeps import SweepPlan
+    from mnistbench.store import RunRecord
 
 SUITE_DESCRIPTION = (
     "Run every entry of suite NAME (models not registered yet are skipped and named), one run "
@@ -206,7 +207,7 @@ def _print_plan(trials: list[Trial], store_path: str | None) -> None:
         print(f"{len(kept)} trial(s) to run (no store at {path} yet)")
 
 
-def _stored_text(record) -> str:
+def _stored_text(record: RunRecord | None) -> str:
     return "to run" if record is None else f"run {record.run_id} ({record.status})"
 
 
