@@ -186,8 +186,9 @@ def _print_plan(trials: list[Trial], store_path: str | None) -> None:
 
     kept, merged = unique_trials(trials)
     path = default_store_path() if store_path is None else store_path
+    exists = os.path.exists(path)
     stored = {}
-    if os.path.exists(path):
+    if exists:
         with Store(path, read_only=True) as store:
             stored = stored_runs(store, kept)
     rows = [
@@ -200,7 +201,7 @@ def _print_plan(trials: list[Trial], store_path: str | None) -> None:
     print(markdown_table(header, rows))
     if merged:
         print(f"\n{merged} trial(s) merged: identical configs after the command line's settings")
-    if os.path.exists(path):
+    if exists:
         print(f"{len(kept) - len(stored)} of {len(kept)} trial(s) to run; {len(stored)} "
               f"finished in {path}")  # fmt: skip
     else:

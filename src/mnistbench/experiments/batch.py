@@ -276,8 +276,9 @@ def _run(trials, store, session, executor, force, raws, echo, desc) -> BatchSumm
 
     try:
         todo: list[Trial] = []
+        stored = {} if force else stored_runs(store, kept)  # the lookup `--plan` shows
         for trial in kept:
-            existing = None if force else _find_completed(store, trial.config)
+            existing = stored.get(trial.config_hash)
             if existing is not None:
                 done(
                     TrialResult(
