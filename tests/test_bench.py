@@ -53,3 +53,32 @@ def test_threads_flag_changes_the_fingerprint_measured_under(capsys) -> None:
         assert json.loads(capsys.readouterr().out)["machine"]["torch_threads"] == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_disturbed_measurement_is_shown_not_saved_and_exits_2(
+    capsys, monkeypatch, judged_peaks: float
+) -> None:
+    quiet = peaks.measure_peaks("cpu", sizes=(8,), repeats=1)
+    quiet.others_cpu_share = {"fp32": 0.01, "bf16": 0.01}
+    path = peaks.save_peaks(quiet)
+    cache_before = path.read_bytes()
+    monkeypatch.setattr(peaks, "others_cpu_share", lambda before, after: 0.45)
+    assert main(["bench", "peak", "--device", "cpu", "--sizes", "8", "--repeats", "1"]) == 2
+    out, err = capsys.readouterr()
+    rows = [line for line in out.splitlines() if line.startswith(("fp32", "bf16"))]
+    assert len(rows) == 2 and all(row.endswith("45%  DISTURBED") for row in rows)
+    assert "saved to" not in out and "above 10% a CPU rate is disturbed" in out
+    assert err.startswith("mnistbench: error: Other processes took more than 10%")
+    assert "(fp32 45%, bf16 45%)" in err and "not saved" in err and "Traceback" not in err
+    assert path.read_bytes() == cache_before  # the quiet peaks it held are kept
+
+
+def test_a_quiet_measurement_shows_its_share_and_is_saved(
+    capsys, monkeypatch, judged_peaks: float
+) -> None:
+    monkeypatch.setattr(peaks, "others_cpu_share", lambda before, after: 0.02)
+    assert main(["bench", "peak", "--device", "cpu", "--sizes", "8", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    fp32 = next(line for line in out.splitlines() if line.startswith("fp32"))
+    assert fp32.endswith(" 2%") and "saved to" in out
+    assert peaks.load_peaks("cpu").others_cpu_share == {"fp32": 0.02, "bf16": 0.02}

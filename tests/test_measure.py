@@ -4,6 +4,7 @@ energy scope and flag, post-training failures, memory-bounded passes, cached pea
 from __future__ import annotations
 
 import math
+import os
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -448,11 +449,113 @@ def test_measure_peaks_fills_every_precision_and_round_trips(tmp_path: Path) -> 
     measured = peaks.measure_peaks("cpu", sizes=(16,), repeats=1)
     assert set(measured.matmul_flops_per_s) == set(measured.conv_flops_per_s) == {"fp32", "bf16"}
     assert all(math.isfinite(v) and v > 0 for v in measured.matmul_flops_per_s.values())
+    assert set(measured.others_cpu_share) == {"fp32", "bf16"}
+    assert all(v is None or 0 <= v <= 1 for v in measured.others_cpu_share.values())
     path = peaks.save_peaks(measured, tmp_path / "p.json")
     assert peaks.load_peaks("cpu", tmp_path / "p.json") == measured
     table = peaks.describe_peaks(measured, path).splitlines()
     assert [line.split()[0] for line in table[2:4]] == ["fp32", "bf16"]
     assert table[-1].startswith(f"saved to {path}")
+
+
+def test_others_cpu_share_by_hand() -> None:
+    before = peaks.CpuSample(wall_s=10.0, busy_s=100.0, own_cpu_s=5.0, cpus=2)
+    after = peaks.CpuSample(wall_s=12.0, busy_s=103.0, own_cpu_s=6.2, cpus=2)
+    # 2 s on 2 CPUs = 4 CPU-s; they were busy 3 s, 1.2 of them ours: (3 - 1.2) / 4
+    assert peaks.others_cpu_share(before, after) == pytest.approx(0.45)
+    four = peaks.CpuSample(wall_s=12.0, busy_s=103.0, own_cpu_s=6.2, cpus=4)
+    assert peaks.others_cpu_share(before, four) == pytest.approx(0.225)
+    short = peaks.CpuSample(wall_s=10.4, busy_s=100.5, own_cpu_s=5.0, cpus=2)
+    assert peaks.others_cpu_share(before, short) is None  # under MIN_JUDGED_INTERVAL_S
+    # the two clocks tick differently: a share is clamped into [0, 1]
+    ours_only = peaks.CpuSample(wall_s=12.0, busy_s=101.0, own_cpu_s=6.2, cpus=2)
+    assert peaks.others_cpu_share(before, ours_only) == 0.0
+
+
+def test_sample_cpu_sees_a_busy_process_beside_this_one() -> None:
+    import subprocess
+    import sys
+
+    spin = "import time; print('go', flush=True)\nt = time.time()\nwhile time.time() - t < 10: pass"
+    child = subprocess.Popen([sys.executable, "-c", spin], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "go"
+        before = peaks.sample_cpu()
+        time.sleep(1.0)  # this process idles while the child spins on one CPU
+        after = peaks.sample_cpu()
+    finally:
+        child.kill()
+        child.wait()
+    assert after.cpus == len(os.sched_getaffinity(0)) == before.cpus
+    # one busy process holds one of the CPUs this process may use: 1 / cpus of their time, or
+    # more where anything else runs too; 0.6 / cpus leaves room for the tick and scheduling
+    share = peaks.others_cpu_share(before, after)
+    assert share is not None and share >= 0.6 / after.cpus
+
+
+def test_a_disturbed_peak_is_neither_cached_nor_used(monkeypatch, judged_peaks: float) -> None:
+    assert judged_peaks == 0.1
+    monkeypatch.setenv("MNISTBENCH_AUTO_PEAK", "on")
+    monkeypatch.setattr(peaks, "_best_seconds", lambda step, device, repeats: 0.5)
+    monkeypatch.setattr(peaks, "others_cpu_share", lambda before, after: 0.3)
+    bf16_only = _fake_peaks(fp32=1e11)
+    bf16_only.matmul_flops_per_s = {"bf16": 2e11}
+    bf16_only.conv_flops_per_s = {"bf16": 1e11}
+    path = peaks.save_peaks(bf16_only)
+    cache_before = path.read_bytes()
+    measured = peaks.ensure_peak("cpu", "fp32")
+    assert measured.others_cpu_share["fp32"] == 0.3 and measured.disturbed("fp32")
+    assert measured.peak_for("fp32") is None and measured.peak_for("bf16") == 2e11
+    assert path.read_bytes() == cache_before  # not cached: the bf16 entry as it was
+    rate = peaks.training_flop_rate(
+        {"flops_per_sample": 1e6, "train_images_per_s": 1e4},
+        device="cpu", precision="fp32", batch_size=32, peaks=measured,
+    )  # fmt: skip
+    assert rate["train_flops_per_s"] == 3e10 and rate["fraction_of_peak"] is None
+    assert rate["peak_flops_per_s"] is None
+    assert "other processes took 30% of its CPU time" in rate["fraction_of_peak_note"]
+    assert "bench peak" in rate["fraction_of_peak_note"]
+    # a quiet measurement is cached and used
+    monkeypatch.setattr(peaks, "others_cpu_share", lambda before, after: 0.02)
+    quiet = peaks.ensure_peak("cpu", "fp32")
+    assert not quiet.disturbed("fp32") and peaks.load_peaks("cpu") == quiet
+    assert quiet.others_cpu_share == {"fp32": 0.02}  # the bf16 entry had none recorded
+
+
+def test_a_gpu_peak_is_never_judged_by_the_hosts_cpu() -> None:
+    gpu = _fake_peaks()
+    gpu.device, gpu.others_cpu_share = "cuda", {"fp32": 0.9}
+    assert not gpu.disturbed("fp32") and gpu.peak_for("fp32") == 1e11
+
+
+def test_a_fraction_above_what_the_flop_estimate_allows_means_the_peak_is_too_low() -> None:
+    metrics = {"flops_per_sample": 1e6, "train_images_per_s": 1e4}  # 3e10 FLOP/s by hand
+
+    def fraction_against(fp32_peak: float) -> dict[str, object]:
+        return peaks.training_flop_rate(
+            metrics, device="cpu", precision="fp32", batch_size=32,
+            peaks=_fake_peaks(fp32=fp32_peak),
+        )  # fmt: skip
+
+    # 3e10 / 2e10 = 1.5, what the 3 x forward estimate can overcount at most: kept
+    assert fraction_against(2e10)["fraction_of_peak"] == 1.5
+    assert fraction_against(2e10)["fraction_of_peak_note"] is None
+    too_low = fraction_against(1e10)  # 300%: the cached peak is wrong, not the run
+    assert too_low["fraction_of_peak"] is None and too_low["peak_flops_per_s"] == 1e10
+    assert too_low["fraction_of_peak_note"].startswith("300% of the cached fp32 peak (10.0 GFLOP/s")
+
+
+def test_a_cache_written_before_the_cpu_share_existed_still_loads(tmp_path: Path) -> None:
+    import json
+    from dataclasses import asdict
+
+    entry = asdict(_fake_peaks(fp32=1e11))
+    del entry["others_cpu_share"]
+    (tmp_path / "p.json").write_text(
+        json.dumps({"version": 1, "machines": {entry["fingerprint"]: entry}})
+    )
+    loaded = peaks.load_peaks("cpu", tmp_path / "p.json")
+    assert loaded.others_cpu_share == {} and loaded.peak_for("fp32") == 1e11
 
 
 def test_a_damaged_peak_cache_means_no_peak(tmp_path: Path) -> None:

@@ -33,5 +33,9 @@ class SealedTestSetError(MnistbenchError):
     """Something read the test set before a run's one final score (speed and record rules)."""
 
 
+class MeasurementDisturbedError(MnistbenchError):
+    """Other processes held the CPU while the machine was measured, so the figures are not its."""
+
+
 class OutOfMemoryError(MnistbenchError):
     """The run needed more memory (host RAM or GPU memory) than the machine had free."""

@@ -9,14 +9,17 @@ from dataclasses import asdict
 
 from mnistbench.cli.common import start_training, whole_number
 from mnistbench.config import DEVICE_CHOICES
-from mnistbench.errors import ConfigError
+from mnistbench.errors import ConfigError, MeasurementDisturbedError
 
 DESCRIPTION = (
     "Measure this machine's best matmul rate (square sizes, fp32 and bf16; on CUDA also TF32 and "
     "fp16) and a representative conv rate (64->64 channels, 3x3, 28 px), and save them to the "
     "peak cache, keyed by the machine's fingerprint (CPU, SIMD level, torch threads, torch "
-    "version, GPU). Runs read the cache to report fraction_of_peak; they never measure it. "
-    "Run it on a quiet machine: anything else running lowers the figures."
+    "version, GPU). Runs read the cache to report fraction_of_peak (a run that finds no peak "
+    "for its precision measures that one itself, after training). Run it on a quiet machine: "
+    "anything else running lowers the figures, so on a CPU each precision records the share of "
+    "the machine's CPU time other processes took meanwhile; above the limit the table states, "
+    "nothing is saved and the command fails."
 )
 
 
@@ -69,6 +72,7 @@ def cmd_bench_peak(args: argparse.Namespace) -> int:
     from mnistbench.engine import resolve_device
     from mnistbench.engine.peaks import (
         BENCH_PEAK_HINT,
+        MAX_OTHERS_CPU_SHARE,
         describe_peaks,
         load_peaks,
         measure_peaks,
@@ -84,6 +88,7 @@ def cmd_bench_peak(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     path = peaks_path()
+    disturbed: list[str] = []  # precisions measured while other processes held the CPU
     if args.show:
         peaks = load_peaks(device)
         if peaks is None:
@@ -94,9 +99,19 @@ def cmd_bench_peak(args: argparse.Namespace) -> int:
         saved_to = None
     else:
         peaks = measure_peaks(device, sizes=args.sizes, repeats=args.repeats)
-        saved_to = save_peaks(peaks)
+        disturbed = [key for key in peaks.matmul_flops_per_s if peaks.disturbed(key)]
+        saved_to = None if disturbed else save_peaks(peaks)
     if args.json:
-        print(json.dumps({**asdict(peaks), "cache": str(path)}, indent=1))
+        cache = str(path) if saved_to or args.show else None
+        print(json.dumps({**asdict(peaks), "cache": cache}, indent=1))
     else:
         print(describe_peaks(peaks, saved_to))
+    if disturbed:
+        shares = ", ".join(f"{key} {peaks.others_cpu_share[key]:.0%}" for key in disturbed)
+        raise MeasurementDisturbedError(
+            f"Other processes took more than {MAX_OTHERS_CPU_SHARE:.0%} of this machine's CPU "
+            f"time while it was measured ({shares}), so these rates understate its peak and "
+            f"were not saved to {path} (runs keep what it held). Run `mnistbench bench peak` "
+            "again when nothing else is running (see `top`)."
+        )
     return 0

@@ -41,7 +41,13 @@ from mnistbench.engine.memory import (
     out_of_memory_error,
     release_cached_memory,
 )
-from mnistbench.engine.peaks import ensure_peak, read_peak, training_flop_rate
+from mnistbench.engine.peaks import (
+    MAX_CREDIBLE_FRACTION,
+    MAX_OTHERS_CPU_SHARE,
+    ensure_peak,
+    read_peak,
+    training_flop_rate,
+)
 from mnistbench.engine.size import STATIC_KEYS, static_measurements
 from mnistbench.engine.summary import confusion_matrix
 
@@ -348,5 +354,8 @@ def measurement_methods(device: str) -> dict[str, str]:
         "fraction_of_peak": "train_flops_per_s / the best matmul or conv rate that `mnistbench "
         "bench peak` measured on this machine (same fingerprint) at the run's precision (TF32 "
         "for fp32 on a GPU that allows it); null with fraction_of_peak_note when no peak is "
-        "cached.",
+        f"cached, when the peak was measured while other processes took over "
+        f"{MAX_OTHERS_CPU_SHARE:.0%} of the CPU (not cached), or when the fraction exceeds "
+        f"{MAX_CREDIBLE_FRACTION}, more than the 3 x forward estimate can overcount (the cached "
+        "peak is then too low).",
     }

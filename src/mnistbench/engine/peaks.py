@@ -9,6 +9,11 @@ whose steps would lower its figure): `AUTO_PEAK_ENV=off`.
 The cache is `${XDG_CACHE_HOME:-~/.cache}/mnistbench/peaks.json`, one entry per machine
 fingerprint (CPU model, SIMD level, native bf16, torch threads, torch version, device name):
 a peak measured with 2 threads is not used by a run with 16, nor after a torch upgrade.
+
+A peak measured while other processes held the CPU is too low, and every fraction held against
+it too high (a 1-thread fp32 peak cached here during a busy hour read 6.0 GFLOP/s, the 2-thread
+one 89.6), so each CPU measurement records the share of its CPUs' time other processes took
+(`others_cpu_share`); above MAX_OTHERS_CPU_SHARE the rate is neither cached nor used.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+import psutil
 import torch
 from torch.nn import functional as F
 
@@ -41,6 +47,15 @@ REPEATS = 5  # timed repeats per shape after one warm-up; the fastest counts (le
 # A representative conv of the small CNNs: 64 -> 64 channels, 3x3, pad 1, 28 x 28, channels-last
 CONV_SHAPE = {"batch": 64, "channels": 64, "size": 28, "kernel": 3}
 _DTYPES = {"fp32": torch.float32, "tf32": torch.float32, "bf16": torch.bfloat16}
+# Above this share of the machine's CPU time going to other processes during a CPU measurement,
+# its rates are not the machine's (kernel threads and the hypervisor take a little on any VM).
+MAX_OTHERS_CPU_SHARE = 0.1
+# Shorter than this, the kernel's 10 ms accounting tick makes the share unreadable: not judged.
+MIN_JUDGED_INTERVAL_S = 0.5
+# The most a run's fraction_of_peak can read with a right peak: the FLOP estimate counts the
+# backward as 2 x forward, and it is at least 1 x forward (the weight gradients), so the
+# estimate exceeds the work done by at most 3/2. Above it the cached peak itself is too low.
+MAX_CREDIBLE_FRACTION = 1.5
 
 
 @dataclass
@@ -55,9 +70,21 @@ class Peaks:
     matmul_sizes: list[int] = field(default_factory=list)
     repeats: int = REPEATS
     measured_at: str = ""
+    # per precision: the share of the machine's CPU time other processes took while it was
+    # measured (`others_cpu_share`); None or absent: not known (a GPU, too short, older cache)
+    others_cpu_share: dict[str, float | None] = field(default_factory=dict)
+
+    def disturbed(self, precision_key: str) -> bool:
+        """Whether this precision's CPU rates were measured while other processes held more than
+        MAX_OTHERS_CPU_SHARE of the machine, so they understate its peak."""
+        share = self.others_cpu_share.get(precision_key)
+        return self.device == "cpu" and share is not None and share > MAX_OTHERS_CPU_SHARE
 
     def peak_for(self, precision_key: str) -> float | None:
-        """The best of the matmul and conv rates for one precision key; None if unmeasured."""
+        """The best of the matmul and conv rates for one precision key; None if unmeasured or
+        measured disturbed."""
+        if self.disturbed(precision_key):
+            return None
         rates = [
             r[precision_key]
             for r in (self.matmul_flops_per_s, self.conv_flops_per_s)
@@ -151,6 +178,49 @@ def precision_key(device: str, precision: str) -> str:
 # ------------------------------------------------------------------------------ measuring
 
 
+@dataclass(frozen=True)
+class CpuSample:
+    """Cumulative CPU clocks at one moment: enough to tell, between two samples, how much of
+    the CPUs this process may run on went to other processes."""
+
+    wall_s: float  # time.perf_counter
+    busy_s: float  # this process's CPUs (its affinity), every process, plus the hypervisor's steal
+    own_cpu_s: float  # this process, all threads (time.process_time)
+    cpus: int  # how many CPUs busy_s covers
+
+
+def _usable_cpus() -> list[int]:
+    """The CPUs this process may run on: a container pinned to some of a host's CPUs is not
+    disturbed by work on the others."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity API (macOS, Windows): every CPU
+        return list(range(psutil.cpu_count() or 1))
+
+
+def sample_cpu() -> CpuSample:
+    per_cpu = psutil.cpu_times(percpu=True)
+    cpus = [index for index in _usable_cpus() if index < len(per_cpu)]
+    # guest time is already inside user and nice on Linux, so it is not added again
+    busy = sum(
+        getattr(per_cpu[index], name, 0.0)
+        for index in cpus
+        for name in ("user", "nice", "system", "irq", "softirq", "steal")
+    )
+    return CpuSample(time.perf_counter(), busy, time.process_time(), len(cpus))
+
+
+def others_cpu_share(before: CpuSample, after: CpuSample) -> float | None:
+    """The share of the CPUs' time (wall x CPUs) that processes other than this one (and the
+    hypervisor) took between two samples; None when the interval is too short for the kernel's
+    tick to tell. Clamped to [0, 1]: the two clocks tick differently."""
+    wall_s = after.wall_s - before.wall_s
+    if wall_s < MIN_JUDGED_INTERVAL_S or after.cpus < 1:
+        return None
+    others_s = (after.busy_s - before.busy_s) - (after.own_cpu_s - before.own_cpu_s)
+    return min(max(others_s / (wall_s * after.cpus), 0.0), 1.0)
+
+
 def _best_seconds(step: Callable[[], object], device: str, repeats: int) -> float:
     step()  # warm-up: kernel selection, allocations
     best = float("inf")
@@ -194,6 +264,7 @@ def measure_peaks(
     keys = keys or (("fp32", "tf32", "bf16", "fp16") if kind == "cuda" else ("fp32", "bf16"))
     matmul: dict[str, float] = {}
     conv: dict[str, float] = {}
+    others: dict[str, float | None] = {}
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     try:
         for key in keys:
@@ -201,8 +272,10 @@ def measure_peaks(
                 torch.backends.cuda.matmul.allow_tf32 = key == "tf32"
                 torch.backends.cudnn.allow_tf32 = key == "tf32"
             dtype = _DTYPES.get(key, torch.float16)
+            before = sample_cpu()
             matmul[key] = max(_matmul_rate(n, dtype, device, repeats) for n in sizes)
             conv[key] = _conv_rate(dtype, device, repeats)
+            others[key] = others_cpu_share(before, sample_cpu())
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
     identity = machine_identity(device)
@@ -215,7 +288,11 @@ def measure_peaks(
         matmul_sizes=list(sizes),
         repeats=repeats,
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        others_cpu_share=others,
     )
+
+
+OTHERS_HEADING = "others' CPU"
 
 
 def describe_peaks(peaks: Peaks, path: Path | None = None) -> str:
@@ -226,14 +303,22 @@ def describe_peaks(peaks: Peaks, path: Path | None = None) -> str:
         f"Peak FLOP rates of {machine['device_name']} ({machine['device']}, "
         f"{machine['cpu_capability']}, {machine['torch_threads']} torch threads, torch "
         f"{machine['torch_version']}), fingerprint {peaks.fingerprint}, {peaks.measured_at}",
-        f"{'precision':<10} {'matmul GFLOP/s':>15} {'conv GFLOP/s':>13}",
+        f"{'precision':<10} {'matmul GFLOP/s':>15} {'conv GFLOP/s':>13} {OTHERS_HEADING:>15}",
     ]
     for key, rate in peaks.matmul_flops_per_s.items():
         conv_rate = peaks.conv_flops_per_s.get(key)
         conv_text = f"{conv_rate / 1e9:13,.1f}" if conv_rate else f"{'-':>13}"
-        lines.append(f"{key:<10} {rate / 1e9:15,.1f} {conv_text}")
+        share = peaks.others_cpu_share.get(key)
+        share_text = f"{share:15.0%}" if share is not None else f"{'-':>15}"
+        flag = "  DISTURBED" if peaks.disturbed(key) else ""
+        lines.append(f"{key:<10} {rate / 1e9:15,.1f} {conv_text} {share_text}{flag}")
     sizes = ", ".join(map(str, peaks.matmul_sizes))
     lines.append(f"matmul: best of square sizes {sizes}; conv: {conv}; best of {peaks.repeats}")
+    lines.append(
+        "others' CPU: the share of the machine's CPU time other processes took meanwhile "
+        f"(- where not known); above {MAX_OTHERS_CPU_SHARE:.0%} a CPU rate is disturbed, "
+        "neither cached nor used"
+    )
     if path is not None:
         lines.append(f"saved to {path}: runs on this machine now report fraction_of_peak")
     return "\n".join(lines)
@@ -254,9 +339,10 @@ def ensure_peak(
 ) -> Peaks | None:
     """This machine's cached peaks, after measuring the run's precision once if the cache has
     no peak for it (machine, threads and precision; see `precision_key`). The new rate joins
-    the machine's entry (other precisions kept) and is saved for every later run. `progress`
-    gets one line before the measurement. With $MNISTBENCH_AUTO_PEAK=off (pool workers) it
-    only reads the cache."""
+    the machine's entry (other precisions kept) and is saved for every later run, unless other
+    processes disturbed it (`Peaks.disturbed`): then it is returned unsaved, and unused.
+    `progress` gets one line before the measurement. With $MNISTBENCH_AUTO_PEAK=off (pool
+    workers) it only reads the cache."""
     key = precision_key(device, precision)
     peaks = load_peaks(device)
     if peaks is not None and peaks.peak_for(key) is not None:
@@ -272,6 +358,11 @@ def ensure_peak(
     if peaks is not None:  # the same fingerprint: keep its other precisions
         fresh.matmul_flops_per_s = {**peaks.matmul_flops_per_s, **fresh.matmul_flops_per_s}
         fresh.conv_flops_per_s = {**peaks.conv_flops_per_s, **fresh.conv_flops_per_s}
+        fresh.others_cpu_share = {**peaks.others_cpu_share, **fresh.others_cpu_share}
+    if fresh.disturbed(key):
+        # not cached: a later run on a quiet machine measures it again. Returned, so that this
+        # run's note says why it has no fraction (`training_flop_rate`).
+        return fresh
     save_peaks(fresh)
     return fresh
 
@@ -308,19 +399,35 @@ def training_flop_rate(
         setup = metrics.get("batch_setup_flops") or 0
         rate = 3 * (flops + setup / batch_size) * images_per_s
     peak = peaks.peak_for(key) if peaks is not None else None
+    fraction = rate / peak if rate is not None and peak else None
     if not gradient_trained:
         note: str | None = "fitted by a solver, not by forward and backward passes"
     elif rate is None:
         note = "no FLOP count for this model" if flops is None else "no training throughput"
     elif peaks is None:
         note = f"peak not measured for this machine and thread count: {BENCH_PEAK_HINT}"
+    elif peaks.disturbed(key):
+        note = (
+            f"this machine's {key} peak was measured while other processes took "
+            f"{peaks.others_cpu_share[key]:.0%} of its CPU time, so it was neither cached nor "
+            "used: run `mnistbench bench peak` when the machine is quiet"
+        )
     elif peak is None:
         note = f"no {key} peak in this machine's cache: {BENCH_PEAK_HINT}"
+    elif fraction is not None and fraction > MAX_CREDIBLE_FRACTION:
+        # more than the FLOP estimate's overcount allows: the cached peak is too low (measured
+        # on a busy machine before the check existed), so no fraction rather than a wrong one
+        note = (
+            f"{fraction:.0%} of the cached {key} peak ({peak / 1e9:,.1f} GFLOP/s, measured "
+            f"{peaks.measured_at or 'at an unknown time'}) is more than the estimate allows, "
+            "so that peak is too low: run `mnistbench bench peak` on a quiet machine"
+        )
+        fraction = None
     else:
         note = None
     return {
         "train_flops_per_s": rate,
-        "fraction_of_peak": rate / peak if rate is not None and peak else None,
+        "fraction_of_peak": fraction,
         "fraction_of_peak_note": note,
         "peak_flops_per_s": peak,
         "peak_precision": key if peak is not None else None,
