@@ -144,3 +144,25 @@ def test_conv_layers_finds_every_convolution_and_its_im2col_twin_is_the_same_fun
     assert rows[2]["training_flops"] == 3 * 2 * 12 * 24 * 9 * 784 * 32 == 390_168_576
     text = layers.markdown(result, "python benchmarks/conv_layers.py")
     assert text.count("\n| ") == 2 + 11 + 1
+
+
+def test_malloc_lever_runs_each_side_in_its_own_processes_and_counts_by_hand(monkeypatch) -> None:
+    lever = _load("malloc_lever", monkeypatch)
+    result = lever.measure("mlp", rounds=1, blocks=2, steps=1, compiled=False)
+    sides = result["sides"]
+    assert list(sides) == ["default", "retain"]
+    from mnistbench.engine.allocator import retention_available
+
+    assert sides["retain"]["retained"] is retention_available()
+    assert sides["default"]["retained"] is False
+    assert all(len(side["blocks_ms"]) == 2 for side in sides.values())  # 1 process x 2 blocks
+    forward = 2 * (784 * 512 + 512 * 256 + 256 * 10)  # the MLP by hand, as above
+    for side in sides.values():
+        images_per_s = result["batch_size"] / (side["median_step_ms"] / 1e3)
+        assert side["gflop_per_s"] == pytest.approx(3 * forward * images_per_s / 1e9)
+        assert side["peak_rss_mb"] > 50  # KiB from getrusage: torch alone holds more
+    assert result["retain_over_default"] == pytest.approx(
+        sides["retain"]["median_step_ms"] / sides["default"]["median_step_ms"]
+    )
+    text = lever.markdown(result, "python benchmarks/malloc_lever.py --model mlp")
+    assert text.count("\n| ") == 2 + 2 and "mlp (eager) at batch 128, 28 px" in text

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from mnistbench.engine.allocator import malloc_setting, retention_available
 from mnistbench.engine.device import (
     apply_tf32,
     channels_last_setting,
@@ -129,6 +130,8 @@ def collect_environment(device: str) -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "channels_last_setting": channels_last_setting(),  # engine.device.place_model
+        "malloc_setting": malloc_setting(),  # engine.allocator.retained_allocations
+        "malloc_retained": malloc_setting() == "retain" and retention_available(),
     }
     if kind == "cuda":
         environment.update(cuda_environment(device))

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from mnistbench.config import RunConfig
 from mnistbench.data import DeviceData, SealedSplit, Split, augment_batch, iterate_batches
+from mnistbench.engine.allocator import retained_allocations
 from mnistbench.engine.device import synchronize
 from mnistbench.engine.optim import build_optimizer, build_scheduler, total_train_steps
 from mnistbench.objectives import Objective
@@ -152,7 +153,22 @@ def fit(
     After each epoch evaluates on validation and (unless `test_every_epoch` is False, e.g. for
     speed records that may touch the test set only once) on test, then calls `on_epoch`. Stops
     early on validation patience, and ends as "diverged" when the loss becomes NaN or infinite.
+    With $MNISTBENCH_MALLOC=retain the C allocator keeps freed memory throughout
+    (engine/allocator.py).
     """
+    with retained_allocations():
+        return _fit(objective, data, config, on_epoch, progress, eval_batch_size, test_every_epoch)
+
+
+def _fit(
+    objective: Objective,
+    data: DeviceData,
+    config: RunConfig,
+    on_epoch: Callable[[EpochRecord], None] | None,
+    progress: bool,
+    eval_batch_size: int,
+    test_every_epoch: bool,
+) -> FitResult:
     device = data.device
     steps_per_epoch = math.ceil(len(data.train) / config.batch_size)
     optimizers = objective.configure_optimizers(lambda params: build_optimizer(params, config))

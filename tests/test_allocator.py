@@ -1,0 +1,77 @@
+"""engine/allocator.py: `retain` keeps freed memory mapped inside the context (counted in page
+faults, not timed), the defaults come back outside it, training gives the same numbers either
+way, and a bad $MNISTBENCH_MALLOC is one paragraph."""
+
+from __future__ import annotations
+
+import resource
+
+import pytest
+import torch
+
+from mnistbench.engine import allocator
+from mnistbench.engine.allocator import malloc_setting, retained_allocations
+from mnistbench.errors import ConfigError
+from mnistbench.experiments import train_config
+from mnistbench.experiments.configure import make_config
+from synthetic import learnable_raw
+
+needs_glibc = pytest.mark.skipif(
+    not allocator.retention_available(), reason="mallopt is glibc's; this C library has none"
+)
+BLOCK_FLOATS = 16 * 1024 * 1024  # 64 MiB: above glibc's largest mmap threshold (32 MiB)
+PAGES_PER_BLOCK = BLOCK_FLOATS * 4 // 4096  # 16,384 pages of 4 KiB
+
+
+def _faults_per_block(blocks: int = 4) -> float:
+    """Minor page faults per allocation of a 64 MiB tensor that is written and freed."""
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(blocks):
+        block = torch.ones(BLOCK_FLOATS)
+        del block
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / blocks
+
+
+def test_the_setting_defaults_to_default_and_a_bad_one_is_one_paragraph(monkeypatch) -> None:
+    assert malloc_setting() == "default"
+    monkeypatch.setenv("MNISTBENCH_MALLOC", " Retain ")
+    assert malloc_setting() == "retain"
+    monkeypatch.setenv("MNISTBENCH_MALLOC", "jemalloc")
+    with pytest.raises(ConfigError, match=r"MNISTBENCH_MALLOC is 'jemalloc'; it takes one of"):
+        malloc_setting()
+
+
+@needs_glibc
+def test_retain_reuses_freed_pages_and_the_defaults_come_back_after() -> None:
+    # glibc maps a 64 MiB block afresh each time: a fault for every 4 KiB page written
+    assert _faults_per_block() >= 0.9 * PAGES_PER_BLOCK
+    with retained_allocations("retain") as retained:
+        assert retained is True
+        _faults_per_block(blocks=1)  # the first block maps the pages; the heap keeps them
+        assert _faults_per_block() < 0.01 * PAGES_PER_BLOCK
+    assert _faults_per_block() >= 0.9 * PAGES_PER_BLOCK  # given back, mapped afresh again
+
+
+def test_default_changes_nothing(monkeypatch) -> None:
+    monkeypatch.setattr(allocator, "_glibc", lambda: pytest.fail("mallopt was reached"))
+    with retained_allocations("default") as retained:
+        assert retained is False
+    with retained_allocations() as retained:  # $MNISTBENCH_MALLOC unset: default
+        assert retained is False
+
+
+def test_training_gives_the_same_numbers_either_way_and_records_the_setting(monkeypatch) -> None:
+    config = make_config("mlp", epochs=2, val_size=100, batch_size=128)
+    plain = train_config(config, raw=learnable_raw(), measure_energy=False)
+    monkeypatch.setenv("MNISTBENCH_MALLOC", "retain")
+    retained = train_config(config, raw=learnable_raw(), measure_energy=False)
+    assert plain.environment["malloc_setting"] == "default"
+    assert plain.environment["malloc_retained"] is False
+    assert retained.environment["malloc_setting"] == "retain"
+    assert retained.environment["malloc_retained"] is allocator.retention_available()
+    for key in ("test_accuracy", "final_train_loss", "best_val_accuracy"):
+        assert retained.metrics[key] == plain.metrics[key], key
+    assert [e["train_loss"] for _, e in retained.epochs] == [
+        e["train_loss"] for _, e in plain.epochs
+    ]
+    assert retained.status == plain.status == "finished"
