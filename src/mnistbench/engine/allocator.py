@@ -3,9 +3,9 @@
 glibc's malloc serves a large block (above a threshold that starts at 128 KiB) with mmap and
 gives it back with munmap when it is freed, so a training step that frees and allocates its
 activations and gradients again touches fresh pages, and the kernel faults in and zeroes each
-4 KiB of them: 25,800 page faults a step for ResNet-18 at 64 px and 2,500 for small_cnn_bn on
-the 2-core AVX2 EPYC (getrusage over the step alone; `benchmarks/malloc_lever.py` counts them
-beside its timings). Inside
+4 KiB of them: 19,600 minor page faults a step for ResNet-18 at 64 px and 1,500 for
+small_cnn_bn on the 2-core AVX2 EPYC (getrusage over the step alone,
+`benchmarks/results/malloc-*.md`). Inside
 `retained_allocations()` malloc takes every block from its heap (M_MMAP_MAX 0) and keeps what
 is freed (M_TRIM_THRESHOLD 1 GiB), so every step after the first reuses pages already mapped. On
 the way out the limits go back to glibc's documented defaults and malloc_trim(0) returns what
