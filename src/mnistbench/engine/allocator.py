@@ -26,11 +26,10 @@ keeps a fixed threshold.
 from __future__ import annotations
 
 import ctypes
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from mnistbench.errors import ConfigError
+from mnistbench.engine.device import env_choice
 
 MALLOC_ENV = "MNISTBENCH_MALLOC"
 MALLOC_CHOICES = ("default", "retain")
@@ -46,14 +45,13 @@ RETAINED_TRIM_THRESHOLD = 1 << 30  # free memory above the heap's top is returne
 def malloc_setting() -> str:
     """The allocator choice from $MNISTBENCH_MALLOC (default `retain`). Recorded in every run's
     environment."""
-    value = os.environ.get(MALLOC_ENV, "retain").strip().lower() or "retain"
-    if value not in MALLOC_CHOICES:
-        raise ConfigError(
-            f"${MALLOC_ENV} is {value!r}; it takes one of {', '.join(MALLOC_CHOICES)}: "
-            "'retain' keeps freed memory mapped during training (glibc only; fewer page "
-            "faults a step), 'default' leaves the C allocator as it is."
-        )
-    return value
+    return env_choice(
+        MALLOC_ENV,
+        MALLOC_CHOICES,
+        "retain",
+        "'retain' keeps freed memory mapped during training (glibc only; fewer page faults a "
+        "step), 'default' leaves the C allocator as it is.",
+    )
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -100,13 +100,21 @@ CHANNELS_LAST_CHOICES = ("auto", "on", "off")
 def channels_last_setting() -> str:
     """The memory-format choice for conv nets, from $MNISTBENCH_CHANNELS_LAST (default auto:
     channels-last unless the model opts out on the CPU). Recorded in every run's environment."""
-    value = os.environ.get(CHANNELS_LAST_ENV, "auto").strip().lower() or "auto"
-    if value not in CHANNELS_LAST_CHOICES:
-        raise ConfigError(
-            f"${CHANNELS_LAST_ENV} is {value!r}; it takes one of "
-            f"{', '.join(CHANNELS_LAST_CHOICES)}: 'on' trains every conv net channels-last, "
-            "'off' keeps them NCHW, 'auto' leaves the choice to each model."
-        )
+    return env_choice(
+        CHANNELS_LAST_ENV,
+        CHANNELS_LAST_CHOICES,
+        "auto",
+        "'on' trains every conv net channels-last, 'off' keeps them NCHW, 'auto' leaves the "
+        "choice to each model.",
+    )
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str, meanings: str) -> str:
+    """One of `choices` from environment variable `name` (case and spaces ignored; unset or
+    empty: `default`); anything else is a ConfigError that lists them and says what each means."""
+    value = os.environ.get(name, default).strip().lower() or default
+    if value not in choices:
+        raise ConfigError(f"${name} is {value!r}; it takes one of {', '.join(choices)}: {meanings}")
     return value
 
 
@@ -141,15 +149,14 @@ def default_precision(device: str) -> str:
 
 def tf32_setting() -> str:
     """The TF32 choice for "fp32" CUDA runs, from $MNISTBENCH_TF32 (default: PyTorch's)."""
-    value = os.environ.get(TF32_ENV, "default").strip().lower() or "default"
-    if value not in TF32_CHOICES:
-        raise ConfigError(
-            f"${TF32_ENV} is {value!r}; it takes one of {', '.join(TF32_CHOICES)}: 'on' lets "
-            "fp32 matmuls and convolutions use TF32 tensor cores (faster, ~10-bit mantissa), "
-            "'off' keeps them IEEE fp32, 'default' leaves PyTorch's choice (TF32 convolutions, "
-            "fp32 matmuls)."
-        )
-    return value
+    return env_choice(
+        TF32_ENV,
+        TF32_CHOICES,
+        "default",
+        "'on' lets fp32 matmuls and convolutions use TF32 tensor cores (faster, ~10-bit "
+        "mantissa), 'off' keeps them IEEE fp32, 'default' leaves PyTorch's choice (TF32 "
+        "convolutions, fp32 matmuls).",
+    )
 
 
 def apply_tf32(device: str | torch.device) -> dict[str, object]:
