@@ -15,17 +15,16 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnistbench.engine.environment import cpu_description, git_sha
 from mnistbench.models import create_model, get_model_info
 from step_levers import (  # a sibling script: python puts benchmarks/ on the path
     input_shape,
     run_cli,
+    sitting,
 )
 
 ROUNDS = 5
@@ -95,9 +94,7 @@ def measure(model_name: str, rounds: int, steps: int) -> dict:
         })  # fmt: skip
     return {
         "model": model_name, "batch_size": batch, "rounds": rounds, "steps_per_block": steps,
-        "machine": cpu_description(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "commit": git_sha(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "rows": rows,
+        **sitting(), "rows": rows,
     }  # fmt: skip
 
 

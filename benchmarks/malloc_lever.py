@@ -22,17 +22,18 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
 from mnistbench.engine.allocator import retained_allocations, retention_available
-from mnistbench.engine.environment import cpu_description, git_sha
-from mnistbench.engine.peaks import load_peaks, training_flop_rate
+from mnistbench.engine.peaks import load_peaks
 from mnistbench.engine.size import flops_per_sample
 from mnistbench.models import create_model, get_model_info
-from step_levers import _trainer, input_shape  # a sibling script: benchmarks/ is on the path
+from step_levers import (  # a sibling script: benchmarks/ is on the path
+    _trainer,
+    input_shape,
+    sitting,
+    step_rate,
+)
 
 SETTINGS = ("default", "retain")
 ROUNDS = 3  # processes per side
@@ -87,16 +88,11 @@ def measure(model_name: str, rounds: int, blocks: int, steps: int, compiled: boo
         mine = [run for run in runs if run["setting"] == setting]
         blocks_ms = [ms for run in mine for ms in run["block_ms"]]
         median_ms = statistics.median(blocks_ms)
-        measured = {"flops_per_sample": flops, "train_images_per_s": batch / (median_ms / 1e3)}
-        rate = training_flop_rate(
-            measured, device="cpu", precision="fp32", batch_size=batch, peaks=peaks
-        )
         sides[setting] = {
             "median_step_ms": median_ms,
             "blocks_ms": blocks_ms,
             "retained": all(run["retained"] for run in mine) if setting == "retain" else False,
-            "gflop_per_s": rate["train_flops_per_s"] / 1e9,
-            "fraction_of_fp32_peak": rate["fraction_of_peak"],
+            **step_rate(flops, batch, median_ms, peaks),
             **{
                 key: statistics.median(run[key] for run in mine)
                 for key in (
@@ -113,10 +109,7 @@ def measure(model_name: str, rounds: int, blocks: int, steps: int, compiled: boo
         "peak_fp32_flops_per_s": peaks.peak_for("fp32") if peaks else None,
         "retain_over_default": sides["retain"]["median_step_ms"]
         / sides["default"]["median_step_ms"],
-        "machine": cpu_description(), "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__, "commit": git_sha(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "sides": sides,
+        **sitting(), "sides": sides,
     }  # fmt: skip
 
 

@@ -129,24 +129,37 @@ def measure(model_name: str, rounds: int, steps: int) -> dict:
     rows = []
     for name, values in blocks.items():
         median_ms = statistics.median(values)
-        # the engine's rule for every run: 3 x the forward FLOPs per image, against the peak
-        measured = {"flops_per_sample": flops, "train_images_per_s": batch / (median_ms / 1e3)}
-        rate = training_flop_rate(
-            measured, device="cpu", precision="fp32", batch_size=batch, peaks=peaks
-        )
         rows.append({
             "variant": name, "median_step_ms": median_ms, "blocks_ms": values,
-            "ratio_to_eager": median_ms / base, "gflop_per_s": rate["train_flops_per_s"] / 1e9,
-            "fraction_of_fp32_peak": rate["fraction_of_peak"],
+            "ratio_to_eager": median_ms / base, **step_rate(flops, batch, median_ms, peaks),
         })  # fmt: skip
     return {
         "model": model_name, "batch_size": batch, "image_px": input_shape(model_name)[-1],
         "rounds": rounds, "steps_per_block": steps,
         "flops_per_sample": flops, "peak_fp32_flops_per_s": peak,
-        "machine": cpu_description(),
-        "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-        "commit": git_sha(), "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "rows": rows,
+        **sitting(), "rows": rows,
+    }  # fmt: skip
+
+
+def step_rate(flops: int, batch: int, step_ms: float, peaks) -> dict[str, float | None]:
+    """GFLOP/s and fraction of the fp32 peak of a step, by the engine's rule for every run:
+    3 x the forward FLOPs per image, against the cached peak (`training_flop_rate`)."""
+    measured = {"flops_per_sample": flops, "train_images_per_s": batch / (step_ms / 1e3)}
+    rate = training_flop_rate(
+        measured, device="cpu", precision="fp32", batch_size=batch, peaks=peaks
+    )
+    return {
+        "gflop_per_s": rate["train_flops_per_s"] / 1e9,
+        "fraction_of_fp32_peak": rate["fraction_of_peak"],
+    }
+
+
+def sitting() -> dict[str, object]:
+    """Where and when a benchmark ran: machine, torch threads and version, commit, UTC time."""
+    return {
+        "machine": cpu_description(), "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__, "commit": git_sha(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }  # fmt: skip
 
 
