@@ -114,6 +114,7 @@ def collect_environment(device: str) -> dict[str, object]:
         device_name = torch.cuda.get_device_name(cuda_device_index(device))
     else:
         device_name = cpu_model_name()
+    malloc = malloc_setting()
     environment: dict[str, object] = {
         "mnistbench_version": __version__,
         "git_sha": git_sha(),
@@ -130,8 +131,8 @@ def collect_environment(device: str) -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "channels_last_setting": channels_last_setting(),  # engine.device.place_model
-        "malloc_setting": malloc_setting(),  # engine.allocator.retained_allocations
-        "malloc_retained": malloc_setting() == "retain" and retention_available(),
+        "malloc_setting": malloc,  # engine.allocator.retained_allocations
+        "malloc_retained": malloc == "retain" and retention_available(),
     }
     if kind == "cuda":
         environment.update(cuda_environment(device))
