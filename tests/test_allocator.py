@@ -16,8 +16,8 @@ from synthetic import learnable_raw
 needs_glibc = pytest.mark.skipif(
     not allocator.retention_available(), reason="mallopt is glibc's; this C library has none"
 )
-# the script's blocks: 16 Mi floats = 64 MiB, above glibc's largest mmap threshold (32 MiB)
-PAGES_PER_BLOCK = 16 * 1024 * 1024 * 4 // 4096  # 16,384 pages of 4 KiB
+# the script's blocks: 64 MiB, above glibc's largest mmap threshold (32 MiB)
+PAGES_PER_BLOCK = 64 * 1024 * 1024 // 4096  # 16,384 pages of 4 KiB
 
 
 def test_the_setting_defaults_to_retain_and_a_bad_one_is_one_paragraph(monkeypatch) -> None:
@@ -29,21 +29,31 @@ def test_the_setting_defaults_to_retain_and_a_bad_one_is_one_paragraph(monkeypat
         malloc_setting()
 
 
-# Run in a fresh interpreter: once other modules have shaped the heap, a retained 64 MiB block
-# still faults in part of its pages (8,192 a block in this process with the whole suite
-# collected, 4,096 with only mnistbench.cli imported; seen 2026-12-08, not yet explained),
-# though a real training step's faults still vanish there (small_cnn_bn with the CLI's
-# libraries loaded: 2,949 a step by default, 0.05 retained). The fresh process shows the
-# mechanism without that noise.
+# Blocks come from malloc itself, not torch.ones: torch asks posix_memalign, which asks the heap
+# for the size plus its alignment plus 32 bytes, so a freed block with a small allocation pinned
+# behind it can be a few bytes short of the next identical request and the heap grows instead
+# (seen 2026-12-08: 1 fresh process in 6, strace showing brk grow 64 MiB a block; also the
+# 4,096-8,192 faults a block seen in-process with the suite loaded). A real training step's
+# blocks mostly reuse anyway (ResNet-18 at 64 px: 19,628 faults a step down to 195,
+# benchmarks/results/malloc-resnet18.md); an exact-size malloc reuses its freed block wherever it
+# lies, so this shows the mechanism on any heap layout. A fresh interpreter keeps it apart from
+# the thresholds earlier tests leave behind.
 _FAULTS_SCRIPT = """
-import json, resource, torch
+import ctypes, json, resource
 from mnistbench.engine.allocator import retained_allocations
+
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.malloc.argtypes = [ctypes.c_size_t]
+libc.free.argtypes = [ctypes.c_void_p]
+BLOCK_BYTES = 64 * 1024 * 1024
 
 def faults_per_block(blocks=4):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(blocks):
-        block = torch.ones(16 * 1024 * 1024)
-        del block
+        block = libc.malloc(BLOCK_BYTES)
+        ctypes.memset(block, 1, BLOCK_BYTES)  # writes every page
+        libc.free(block)
     return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / blocks
 
 counts = {"before": faults_per_block()}
