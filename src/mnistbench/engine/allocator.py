@@ -6,11 +6,16 @@ activations and gradients again touches fresh pages, and the kernel faults in an
 4 KiB of them: 19,600 minor page faults a step for ResNet-18 at 64 px and 1,500 for
 small_cnn_bn on the 2-core AVX2 EPYC (getrusage over the step alone,
 `benchmarks/results/malloc-*.md`). Inside `retained_allocations()` malloc takes every block from
-its heap (M_MMAP_MAX 0) and keeps what is freed (M_TRIM_THRESHOLD 1 GiB), so every step after
-the first reuses pages already mapped. On the way out the limits go back to glibc's documented
+its heap (M_MMAP_MAX 0) and keeps what is freed (M_TRIM_THRESHOLD 1 GiB), so the steps after
+the first reuse pages already mapped. On the way out the limits go back to glibc's documented
 defaults and malloc_trim(0) returns what was kept, so what a later run measures as its peak
-memory is its own. A nested fit restores the defaults when it ends, early for the outer one:
-harmless (slower, not wrong), and no recipe nests them today.
+memory is its own. Reuse is the heap's to give, not a promise: torch allocates with
+posix_memalign, which asks for a block's size plus its alignment, so a freed block with a small
+allocation pinned behind it can be too small for the same request, and the heap grows instead.
+A training step's many blocks reuse well in practice (the faults above, peak memory the same);
+a lone block allocated over and over may not (tests/test_allocator.py says when it was seen).
+A nested fit restores the defaults when it ends, early for the outer one: harmless (slower,
+not wrong), and no recipe nests them today.
 
 `$MNISTBENCH_MALLOC` chooses: `retain` (the default since it measured faster on both models
 it was timed on: ResNet-18 at 64 px 0.934x a step, small_cnn_bn 0.945x, peak memory the same;
