@@ -43,6 +43,10 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # the suite shares its machine (Ray's workers, a developer's own runs), so a peak a test
     # measures for real is never judged disturbed; the tests of that judgement use judged_peaks
     monkeypatch.setattr(peaks, "MAX_OTHERS_CPU_SHARE", 1.0)
+    # inductor's C++ wrapper (the CPU's default for --compile) builds a C++ file per compiled
+    # graph, minutes on the 2-core CI machine for the few tests that compile; those tests check
+    # compilation through the Python wrapper, tests/test_speedrun.py the C++ one's wiring
+    monkeypatch.setenv("MNISTBENCH_COMPILE_WRAPPER", "python")
     for var in list(os.environ):
         if var.lower().endswith("_proxy"):
             monkeypatch.delenv(var)

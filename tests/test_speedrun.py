@@ -21,7 +21,7 @@ from mnistbench.cli.speedrun import records_table
 from mnistbench.data import SealedSplit, prepare_device_data, seal_test
 from mnistbench.engine import evaluate, final_test, fit
 from mnistbench.engine.compile import batch_sizes, compile_for_training
-from mnistbench.errors import MnistbenchError, SealedTestSetError
+from mnistbench.errors import ConfigError, MnistbenchError, SealedTestSetError
 from mnistbench.experiments import RunFailedError, run_config, runner
 from mnistbench.experiments.configure import make_config
 from mnistbench.experiments.machine import machine_of, machines_match
@@ -307,7 +307,31 @@ def test_compile_warm_up_is_timed_apart_and_restores_the_model(monkeypatch) -> N
     result = recipes.run_recipe(ctx, recipes.SUPERVISED)
     assert result.status == "finished"
     assert ctx.metrics["compile_time_s"] == compile_seconds[0]  # the compile's own timing
+    assert ctx.metrics["compile_wrapper"] == "python"  # the suite's choice (conftest), recorded
     assert 0 < dataclasses.asdict(result.epochs[0])["train_time_s"] < 3.0
+
+
+def test_compile_wrapper_is_cpp_on_the_cpu_python_elsewhere_and_a_bad_one_is_one_paragraph(
+    monkeypatch,
+) -> None:
+    from mnistbench.engine import compile as engine_compile
+    from mnistbench.engine.compile import compile_model, compile_wrapper
+
+    monkeypatch.delenv("MNISTBENCH_COMPILE_WRAPPER")  # conftest's; unset is the default
+    assert compile_wrapper("cpu") == "cpp"
+    asked = []
+    monkeypatch.setattr(engine_compile.torch, "compile", lambda m, options: asked.append(options))
+    model = create_model("speedrun_fast_small")
+    compile_model(model, "cpu")
+    compile_model(model, "cuda")
+    assert asked == [{"cpp_wrapper": True}, None]
+    assert compile_wrapper("cuda:0") == "python"  # the C++ wrapper is untimed on a GPU
+    monkeypatch.setenv("MNISTBENCH_COMPILE_WRAPPER", " Python ")
+    assert compile_wrapper("cpu") == "python"
+    monkeypatch.setenv("MNISTBENCH_COMPILE_WRAPPER", "aot")
+    with pytest.raises(ConfigError, match=r"MNISTBENCH_COMPILE_WRAPPER is 'aot'; it takes one"):
+        compile_wrapper("cpu")
+    assert compile_wrapper("cuda") == "python"  # the variable is the CPU's alone
 
 
 def test_success_rate_interval_and_time_to_target_quartiles() -> None:

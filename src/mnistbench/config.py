@@ -144,7 +144,8 @@ class RunConfig:
     compile: bool = setting(
         False,
         role="environment",
-        help="torch.compile the model (same training, other speed); warm-up is timed apart",
+        help="torch.compile the model (same training, other speed); warm-up is timed apart; on "
+        "the CPU through inductor's C++ wrapper ($MNISTBENCH_COMPILE_WRAPPER=cpp|python)",
     )
     val_size: int = setting(
         5000,

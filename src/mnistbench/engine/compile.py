@@ -4,6 +4,13 @@ Compilation happens on the first call of each new input shape (and again for bac
 eval under inference mode), so without a warm-up it lands inside the first epoch's training
 time. `compile_for_training` runs every shape the run will use on random inputs (never the
 data: a sealed test split stays sealed), then restores the weights and buffers it touched.
+
+On the CPU inductor's C++ wrapper is the default (`$MNISTBENCH_COMPILE_WRAPPER`: `cpp` or
+`python`): the compiled graph calls its kernels from generated C++ rather than Python, which
+measured at least as fast as the Python wrapper on every model timed on the 2-core AVX2 EPYC
+(small_cnn_bn 0.852x the eager step against 0.901x, ResNet-50 at 64 px 0.972x against 0.986x,
+ResNet-18 1.124x both; `benchmarks/results/step-levers-*.md`) at the price of a longer first
+compile, which is timed apart. The kernels are the same either way, so the numbers are too.
 """
 
 from __future__ import annotations
@@ -16,7 +23,31 @@ import torch
 from torch import nn
 
 from mnistbench.data.device import Split
-from mnistbench.engine.device import synchronize
+from mnistbench.engine.device import env_choice, synchronize
+
+COMPILE_WRAPPER_ENV = "MNISTBENCH_COMPILE_WRAPPER"
+COMPILE_WRAPPER_CHOICES = ("cpp", "python")
+
+
+def compile_wrapper(device: str | torch.device) -> str:
+    """How a compiled graph calls its kernels on `device`: `cpp` (inductor's C++ wrapper, the
+    CPU's default) or `python` (inductor's default, and the only one on CUDA here: the C++
+    wrapper has not been timed on a GPU). Recorded by every compiled run."""
+    if torch.device(device).type != "cpu":
+        return "python"
+    return env_choice(
+        COMPILE_WRAPPER_ENV,
+        COMPILE_WRAPPER_CHOICES,
+        "cpp",
+        "'cpp' calls a compiled graph's kernels from generated C++ (less overhead a step, a "
+        "longer first compile), 'python' from Python (inductor's default).",
+    )
+
+
+def compile_model(model: nn.Module, device: str | torch.device) -> nn.Module:
+    """torch.compile(model) with the wrapper `compile_wrapper` chooses for `device`."""
+    options = {"cpp_wrapper": True} if compile_wrapper(device) == "cpp" else None
+    return torch.compile(model, options=options)
 
 
 def batch_input_shape(split: Split) -> tuple[int, int, int]:
@@ -52,7 +83,7 @@ def compile_for_training(
     model's state (weights, BN running statistics) is restored afterwards and its gradients
     cleared, so training starts from the same point as without compilation.
     """
-    compiled = torch.compile(model)
+    compiled = compile_model(model, device)
     context = autocast or nullcontext
     saved = {name: value.detach().clone() for name, value in model.state_dict().items()}
     was_training = model.training

@@ -27,6 +27,7 @@ from mnistbench.artefacts import (
     PREDICTIONS_KIND,
     predictions_blob,
 )
+from mnistbench.engine.compile import compile_model
 from mnistbench.engine.device import autocast_factory, synchronize
 from mnistbench.engine.energy import EnergyMeter, disabled_reading
 from mnistbench.engine.environment import (  # re-exported: benchmarks import them from here
@@ -118,7 +119,7 @@ def latency_form(model: nn.Module, config: RunConfig) -> nn.Module:
     in `inference_latency_ms`'s two untimed warm-up passes, never in the median."""
     if not config.compile or not isinstance(model, nn.Module):
         return model
-    return torch.compile(model)
+    return compile_model(model, config.device)
 
 
 # -------------------------------------------------------------------------- the whole run

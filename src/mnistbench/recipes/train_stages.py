@@ -9,7 +9,12 @@ from mnistbench.artefacts import image_grid_png
 from mnistbench.config import RunConfig
 from mnistbench.data import DeviceData
 from mnistbench.engine import FitResult, autocast_factory
-from mnistbench.engine.compile import batch_input_shape, batch_sizes, compile_for_training
+from mnistbench.engine.compile import (
+    batch_input_shape,
+    batch_sizes,
+    compile_for_training,
+    compile_wrapper,
+)
 from mnistbench.objectives import CrossEntropyObjective, Objective
 from mnistbench.objectives.contrastive_divergence import ContrastiveDivergenceObjective
 from mnistbench.recipes.kinds import (
@@ -54,7 +59,7 @@ def _cross_entropy(run: StageRun) -> FitResult:
             config.device,
             autocast_factory(config.device, config.precision),
         )
-        run.record(compile_time_s=compile_s)
+        run.record(compile_time_s=compile_s, compile_wrapper=compile_wrapper(config.device))
     return run.fit(objective)
 
 
