@@ -45,6 +45,9 @@ PARTS = ("speedrun", "fashion", "roofline", "accuracy")
 BASE_COMMIT = "7704491"  # main before issues 29 and 31
 ROOFLINE_MODELS = ("small_cnn_bn", "resnet18", "resnet50")
 CHANNELS_LAST_VARIANTS = ("small_cnn_bn", "resnet18")  # NCHW on the CPU by their choice
+COMPILED_VARIANTS = ("small_cnn_bn",)
+ROOFLINE_ROUNDS = 3  # fresh processes per tree and model, taking turns (a 3 s sample is noisy)
+COMPILED_ROUNDS = 2  # each compiled process compiles again (the second from inductor's cache)
 ACCURACY_MODELS = ("resnet18", "resnet50")
 WARM_UP_IMAGES = 2560  # each recipe's untimed warm-up before seed 0 (speedrun part)
 ACCURACY_IMAGES = 1024  # training images of the short run (and test images it is scored on)
@@ -55,9 +58,10 @@ ACCURACY_IMAGES = 1024  # training images of the short run (and test images it i
 # warm-up and one peak measurement: ~5 x 25 + 30 s. fashion: 5 seeds of the listed recipe,
 # 5 epochs of a net at 1.36x the public net's FLOPs, ~1.06x its per-image cost (scaled from
 # the interleaved step ratio of speedrun-explore-29.md): ~5 x 75 + 25 s. roofline:
-# 8 child runs (3 models x 2 trees, 2 channels-last rows) of ~15-20 s each. accuracy: 4 short
+# 24 child runs (3 models x 2 trees x 3 rounds, 2 x 2 compiled, 2 channels-last rows) of
+# ~15-20 s each, the first compiled one ~2 min more. accuracy: 4 short
 # runs, ResNet-50's ~55 s (64 steps of ~0.5 s, evaluation, latency probes), ResNet-18's ~30 s.
-ESTIMATE_S = {"speedrun": 160, "fashion": 400, "roofline": 160, "accuracy": 180}
+ESTIMATE_S = {"speedrun": 160, "fashion": 400, "roofline": 600, "accuracy": 180}
 
 
 def machine_line(threads: int) -> str:
@@ -227,7 +231,13 @@ def part_roofline(args, base: Path, out: Path, command: str) -> None:
     rows.unlink(missing_ok=True)
     run = [sys.executable, str(HERE / "roofline.py")]
     subprocess.run([*run, "compare", "--base", str(base), "--models", *ROOFLINE_MODELS,
-                    "--threads", str(args.threads), "--out", str(rows)], check=True)  # fmt: skip
+                    "--threads", str(args.threads), "--rounds", str(ROOFLINE_ROUNDS), "--out",
+                    str(rows)], check=True)  # fmt: skip
+    # the compiled small net against the same eager before: --compile is the engine's lever for
+    # small models (issue 29 item 4); its warm-up is outside the timed steps, as in a run
+    subprocess.run([*run, "compare", "--base", str(base), "--models", *COMPILED_VARIANTS,
+                    "--threads", str(args.threads), "--rounds", str(COMPILED_ROUNDS),
+                    "--extra=--compile", "--out", str(rows)], check=True)  # fmt: skip
     # the other layout of the models that opt out of channels-last on the CPU: rows of their
     # own, this tree only (docs/speed.md: the A/B under contention did not settle it)
     subprocess.run([*run, "compare", "--models", *CHANNELS_LAST_VARIANTS, "--threads",
@@ -237,9 +247,14 @@ def part_roofline(args, base: Path, out: Path, command: str) -> None:
         f"Before: commit {BASE_COMMIT} (main before issues 29 and 31). After: this tree. "
         f"{args.threads} torch threads in both, measured one after the other in one quiet "
         f"sitting on {machine_line(args.threads)} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} "
-        "UTC). ResNets at 64 px are timed on a few batches of 512 images (see the Timed steps "
-        "column). Rows marked [MNISTBENCH_CHANNELS_LAST=on] are this tree with every conv net "
-        "channels-last (no before column)."
+        f"UTC). Each model's two trees take turns, {ROOFLINE_ROUNDS} fresh processes each "
+        f"({COMPILED_ROUNDS} for the [--compile] row), and each side's median process counts; "
+        "the profile columns come from the last process of the after side. ResNets at 64 px "
+        "are timed on a few batches of 512 images (see the Timed steps column). The "
+        "[--compile] row is this tree compiled (on the CPU through inductor's C++ wrapper) "
+        "against the same eager before; its compile warm-up, timed apart by every run, is not "
+        "in its step. Rows marked [MNISTBENCH_CHANNELS_LAST=on] are this tree with every conv "
+        "net channels-last (no before column)."
     )
     title = f"Roofline before ({BASE_COMMIT}) and after: small nets and ResNets at 64 px"
     subprocess.run([*run, "table", str(rows), "--out", str(out / "roofline-quiet"),

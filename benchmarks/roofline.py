@@ -39,6 +39,8 @@ MAX_STEPS = 150
 MIN_STEPS = 3
 PROFILE_STEPS = 10
 TOP_OPS = 8  # the most expensive aten ops kept per profiled row
+PROFILE_KEYS = ("profiled_steps", "top_ops", "compute_share", "other_ops_share",
+                "outside_ops_share", "aten_ops_per_step", "mean_op_us")  # fmt: skip
 TRAIN_IMAGES = 55_000  # 60,000 minus the default 5,000-image validation split
 BIG_IMAGE_SIZE = 64  # runs at or above this size get few batches (see _subset)
 COMPUTE_OPS = ("conv", "mm", "matmul", "linear", "lstm", "gru", "rnn_", "dot_product", "attention")
@@ -214,6 +216,20 @@ def _child(
     return json.loads(lines[-1])
 
 
+def _median_child(children: list[dict], profiled: dict | None = None) -> dict:
+    """The child with the median step time (the lower middle of an even count), its profile
+    figures taken from `profiled` (one child profiles: profiling slows the steps after the
+    timed ones, never the timed ones); every child's step time kept in `rounds_step_ms`."""
+    timed = sorted((c for c in children if c.get("step_ms")), key=lambda c: c["step_ms"])
+    if not timed:
+        return children[-1]  # every child failed: its note says why
+    chosen = dict(timed[(len(timed) - 1) // 2])
+    if profiled is not None and "compute_share" in profiled:
+        chosen.update({k: profiled[k] for k in PROFILE_KEYS if k in profiled})
+    chosen["rounds_step_ms"] = [c.get("step_ms") for c in children]
+    return chosen
+
+
 def compare(args: argparse.Namespace) -> None:
     from mnistbench.engine.environment import cpu_model_name
     from mnistbench.models import list_models
@@ -227,11 +243,19 @@ def compare(args: argparse.Namespace) -> None:
         for model in models:
             row = {"model": model, "machine": cpu_model_name(), **_static(model)}
             subset = _subset(row["image_size"], row["batch_size"])
+            # the two trees take turns, `rounds` children each, so a slow spell of the VM falls
+            # on both; each side keeps its median child (the after side's last child profiles)
+            befores, afters = [], []
+            for round_ in range(args.rounds):
+                if args.base:
+                    befores.append(_child(args.base, model, subset, False))
+                profile = round_ == args.rounds - 1
+                afters.append(_child(head, model, subset, profile, args.extra, head_env))
             if args.base:
-                row["before"] = _child(args.base, model, subset, False)
-            row["after"] = _child(head, model, subset, True, args.extra, head_env)
+                row["before"] = _median_child(befores)
+            row["after"] = _median_child(afters, profiled=afters[-1])
             row["after_settings"] = " ".join([args.extra, *args.env]).strip()
-            row["variant"] = " ".join(args.env)  # a row of its own in the table
+            row["variant"] = row["after_settings"]  # a row of its own in the table
             row["threads_override"] = args.threads
             out.write(json.dumps(row) + "\n")
             out.flush()
@@ -253,6 +277,8 @@ def main() -> None:
     c.add_argument("--threads", type=int, help="torch threads in both trees (default torch's)")
     c.add_argument("--out", required=True, help="JSON lines file to append rows to")
     c.add_argument("--extra", default="", help="run flags for the new tree only, e.g. --compile")
+    c.add_argument("--rounds", type=int, default=1,
+                   help="children per tree, in turns; the median child's step counts")  # fmt: skip
     c.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="environment of the new tree only, e.g. MNISTBENCH_CHANNELS_LAST=on; "
                    "the row is a variant of its own")  # fmt: skip

@@ -166,3 +166,23 @@ def test_malloc_lever_runs_each_side_in_its_own_processes_and_counts_by_hand(mon
     )
     text = lever.markdown(result, "python benchmarks/malloc_lever.py --model mlp")
     assert text.count("\n| ") == 2 + 2 and "mlp (eager) at batch 128, 28 px" in text
+
+
+def test_rounds_keep_the_median_child_and_the_last_childs_profile(monkeypatch) -> None:
+    roofline = _load("roofline", monkeypatch)
+    children = [
+        {"step_ms": 40.0, "steps": 9},
+        {"step_ms": 30.0, "steps": 9},
+        {"step_ms": 50.0, "steps": 9, "compute_share": 0.6, "top_ops": [["aten::conv", 0.5, 2]]},
+    ]
+    chosen = roofline._median_child(children, profiled=children[-1])
+    # median of 30, 40, 50 is the 40 ms child; its timing stands, the profile comes from the last
+    assert chosen["step_ms"] == 40.0 and chosen["compute_share"] == 0.6
+    assert chosen["top_ops"] == [["aten::conv", 0.5, 2]]
+    assert chosen["rounds_step_ms"] == [40.0, 30.0, 50.0]
+    # an even count keeps the lower middle; a failed child is left out of the choice
+    two = roofline._median_child([{"step_ms": 20.0}, {"steps": 0, "note": "failed: x"}])
+    assert two["step_ms"] == 20.0 and two["rounds_step_ms"] == [20.0, None]
+    assert roofline._median_child([{"step_ms": 31.0}, {"step_ms": 29.0}])["step_ms"] == 29.0
+    failed = roofline._median_child([{"steps": 0, "note": "failed: y"}])
+    assert failed["note"] == "failed: y"
