@@ -82,3 +82,48 @@ def test_a_quiet_measurement_shows_its_share_and_is_saved(
     fp32 = next(line for line in out.splitlines() if line.startswith("fp32"))
     assert fp32.endswith(" 2%") and "saved to" in out
     assert peaks.load_peaks("cpu").others_cpu_share == {"fp32": 0.02, "bf16": 0.02}
+
+
+def test_precisions_measures_only_those_and_keeps_the_cached_others(capsys, monkeypatch) -> None:
+    earlier = peaks.measure_peaks("cpu", sizes=(8,), repeats=1, keys=("fp32",))
+    earlier.matmul_flops_per_s["bf16"] = 123.0e9  # a cached bf16 rate the new run must keep
+    earlier.conv_flops_per_s["bf16"] = 45.0e9
+    earlier.others_cpu_share["bf16"] = 0.03
+    earlier.measured_at = "2026-01-02T03:04:05+00:00"
+    peaks.save_peaks(earlier)
+    asked = []
+    measure = peaks.measure_peaks
+    monkeypatch.setattr(
+        peaks, "measure_peaks", lambda *a, **kw: asked.append(kw["keys"]) or measure(*a, **kw)
+    )
+    assert main(["bench", "peak", "--device", "cpu", "--sizes", "16", "--repeats", "1",
+                 "--precisions", " FP32 "]) == 0  # fmt: skip
+    out = capsys.readouterr().out
+    assert asked == [("fp32",)]  # bf16 was not measured again
+    assert "Kept from the cache, measured 2026-01-02T03:04:05+00:00: bf16." in out
+    cached = peaks.load_peaks("cpu")
+    assert cached.matmul_sizes == [16] and cached.measured_at != earlier.measured_at
+    assert (
+        cached.matmul_flops_per_s["bf16"] == 123.0e9 and cached.conv_flops_per_s["bf16"] == 45.0e9
+    )
+    assert cached.others_cpu_share["bf16"] == 0.03
+    assert set(cached.matmul_flops_per_s) == {"fp32", "bf16"}
+
+
+@pytest.mark.parametrize(
+    ("precisions", "message"),
+    [
+        ("fp64", "expected comma-separated precisions out of fp32, tf32, bf16, fp16"),
+        ("fp32,", "expected comma-separated precisions"),
+        ("tf32", "--precisions asks for tf32; on cpu `bench peak` measures fp32, bf16."),
+    ],
+)
+def test_bad_precisions_are_one_paragraph_and_exit_2(precisions, message, capsys) -> None:
+    try:
+        code = main(["bench", "peak", "--device", "cpu", "--precisions", precisions])
+    except SystemExit as stop:  # argparse's own refusal
+        code = stop.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert peaks.load_peaks("cpu") is None  # nothing was measured or saved

@@ -35,6 +35,17 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _precisions(text: str) -> tuple[str, ...]:
+    keys = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",")))
+    known = ("fp32", "tf32", "bf16", "fp16")
+    unknown = [key for key in keys if key not in known]
+    if not keys or "" in keys or unknown:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated precisions out of {', '.join(known)}, got {text!r}"
+        )
+    return keys
+
+
 def register(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser(
         "bench", help="measure the machine: peak FLOP rates (bench peak)", description=DESCRIPTION
@@ -52,6 +63,13 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     peak.add_argument(
         "--repeats", type=whole_number, default=5, help="timed repeats per shape (default 5)"
+    )
+    peak.add_argument(
+        "--precisions",
+        type=_precisions,
+        help="measure only these, comma-separated (fp32, bf16; on CUDA also tf32, fp16); the "
+        "cached rates of the others are kept. Default: all of them (bf16 takes minutes where "
+        "the CPU emulates it)",
     )
     peak.add_argument(
         "--show",
@@ -76,6 +94,8 @@ def cmd_bench_peak(args: argparse.Namespace) -> int:
         describe_peaks,
         load_peaks,
         measure_peaks,
+        merge_peaks,
+        peak_keys,
         peaks_path,
         save_peaks,
     )
@@ -89,6 +109,7 @@ def cmd_bench_peak(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     path = peaks_path()
     disturbed: list[str] = []  # precisions measured while other processes held the CPU
+    kept: list[str] = []  # cached precisions --precisions left as they were
     if args.show:
         peaks = load_peaks(device)
         if peaks is None:
@@ -98,14 +119,27 @@ def cmd_bench_peak(args: argparse.Namespace) -> int:
             )
         saved_to = None
     else:
-        peaks = measure_peaks(device, sizes=args.sizes, repeats=args.repeats)
-        disturbed = [key for key in peaks.matmul_flops_per_s if peaks.disturbed(key)]
+        keys = args.precisions
+        if keys is not None:
+            missing = [key for key in keys if key not in peak_keys(device)]
+            if missing:
+                raise ConfigError(
+                    f"--precisions asks for {', '.join(missing)}; on {device} `bench peak` "
+                    f"measures {', '.join(peak_keys(device))}. Leave those out."
+                )
+        fresh = measure_peaks(device, sizes=args.sizes, repeats=args.repeats, keys=keys)
+        disturbed = [key for key in fresh.matmul_flops_per_s if fresh.disturbed(key)]
+        cached = load_peaks(device) if keys else None
+        kept = [k for k in (cached.matmul_flops_per_s if cached else {}) if k not in keys]
+        peaks = merge_peaks(cached, fresh)
         saved_to = None if disturbed else save_peaks(peaks)
     if args.json:
         cache = str(path) if saved_to or args.show else None
         print(json.dumps({**asdict(peaks), "cache": cache}, indent=1))
     else:
         print(describe_peaks(peaks, saved_to))
+        if kept:  # the entry's one date is the new measurement's; say which rows are older
+            print(f"Kept from the cache, measured {cached.measured_at}: {', '.join(kept)}.")
     if disturbed:
         shares = ", ".join(f"{key} {peaks.others_cpu_share[key]:.0%}" for key in disturbed)
         raise MeasurementDisturbedError(

@@ -248,6 +248,13 @@ def _conv_rate(dtype: torch.dtype, device: str, repeats: int) -> float:
         return flops / _best_seconds(lambda: F.conv2d(x, w, padding=k // 2), device, repeats)
 
 
+def peak_keys(device: str) -> tuple[str, ...]:
+    """The precisions `measure_peaks` measures on `device` (fp32 on CUDA is with TF32 off)."""
+    if torch.device(device).type == "cuda":
+        return ("fp32", "tf32", "bf16", "fp16")
+    return ("fp32", "bf16")
+
+
 def measure_peaks(
     device: str,
     sizes: tuple[int, ...] | None = None,
@@ -261,7 +268,7 @@ def measure_peaks(
     figures."""
     kind = torch.device(device).type
     sizes = sizes or (CUDA_MATMUL_SIZES if kind == "cuda" else CPU_MATMUL_SIZES)
-    keys = keys or (("fp32", "tf32", "bf16", "fp16") if kind == "cuda" else ("fp32", "bf16"))
+    keys = keys or peak_keys(kind)
     matmul: dict[str, float] = {}
     conv: dict[str, float] = {}
     others: dict[str, float | None] = {}
@@ -290,6 +297,18 @@ def measure_peaks(
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         others_cpu_share=others,
     )
+
+
+def merge_peaks(cached: Peaks | None, fresh: Peaks) -> Peaks:
+    """`fresh` with the precisions it did not measure taken from `cached` (the same machine's
+    entry, or None), so measuring one precision keeps the others. The entry's date and sizes
+    become the fresh measurement's."""
+    if cached is None or cached.fingerprint != fresh.fingerprint:
+        return fresh
+    fresh.matmul_flops_per_s = {**cached.matmul_flops_per_s, **fresh.matmul_flops_per_s}
+    fresh.conv_flops_per_s = {**cached.conv_flops_per_s, **fresh.conv_flops_per_s}
+    fresh.others_cpu_share = {**cached.others_cpu_share, **fresh.others_cpu_share}
+    return fresh
 
 
 OTHERS_HEADING = "others' CPU"
@@ -354,11 +373,7 @@ def ensure_peak(
             f"measuring this machine's {key} peak once ({torch.get_num_threads()} torch "
             f"threads, a few seconds; cached in {peaks_path()} for later runs) ..."
         )
-    fresh = measure_peaks(device, keys=(key,))
-    if peaks is not None:  # the same fingerprint: keep its other precisions
-        fresh.matmul_flops_per_s = {**peaks.matmul_flops_per_s, **fresh.matmul_flops_per_s}
-        fresh.conv_flops_per_s = {**peaks.conv_flops_per_s, **fresh.conv_flops_per_s}
-        fresh.others_cpu_share = {**peaks.others_cpu_share, **fresh.others_cpu_share}
+    fresh = merge_peaks(peaks, measure_peaks(device, keys=(key,)))
     if fresh.disturbed(key):
         # not cached: a later run on a quiet machine measures it again. Returned, so that this
         # run's note says why it has no fraction (`training_flop_rate`).
