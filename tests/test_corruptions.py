@@ -13,6 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
+from mnistbench.data import corruption_generators as gen
 from mnistbench.data import corruptions as mc
 from mnistbench.data.corruptions import CORRUPTION_NAMES, corrupt, corrupted_test_set
 from mnistbench.errors import ConfigError, DataError
@@ -121,7 +122,7 @@ def test_rotate_quarter_turn_moves_a_pixel_where_worked_out() -> None:
     # = (col 20, row 10), so the pixel at row 10, col 20 lands at row 7, col 10 (exactly).
     x = np.zeros((1, 28, 28))
     x[0, 10, 20] = 1.0
-    out = mc.rotate_images(x, np.array([math.pi / 2]))
+    out = gen.rotate_images(x, np.array([math.pi / 2]))
     assert out[0, 7, 10] == pytest.approx(1.0)
     assert out.sum() == pytest.approx(1.0)
 
@@ -136,7 +137,7 @@ def test_rotate_by_point_four_radians_moves_a_spot_on_the_circle() -> None:
             -math.sin(angle) * q[0] + math.cos(angle) * q[1],
         ]
     )
-    out = mc.rotate_images(blob(8.0, 18.0), np.array([angle]))
+    out = gen.rotate_images(blob(8.0, 18.0), np.array([angle]))
     row, col = centroid(out[0])
     assert (col, row) == pytest.approx(tuple(p + 13.5), abs=0.05)
 
@@ -146,7 +147,7 @@ def test_corrupt_rotate_uses_plus_or_minus_point_four_radians() -> None:
     out = corrupt(images, "rotate", seed=0).numpy()
     x = images.numpy() / 255.0
     both = [
-        np.round(np.clip(mc.rotate_images(x, np.full(12, s * 0.4)), 0, 1) * 255) for s in (1, -1)
+        np.round(np.clip(gen.rotate_images(x, np.full(12, s * 0.4)), 0, 1) * 255) for s in (1, -1)
     ]
     which = [
         next(s for s, cand in zip((1, -1), both, strict=True) if np.array_equal(out[i], cand[i]))
@@ -177,12 +178,12 @@ def test_translate_moves_by_three_pixels_on_each_axis() -> None:
 def test_translate_images_known_offset() -> None:
     x = np.zeros((1, 28, 28))
     x[0, 5, 6] = 1.0
-    out = mc.translate_images(x, np.array([[4.0, -2.0]]))  # (d_col, d_row)
+    out = gen.translate_images(x, np.array([[4.0, -2.0]]))  # (d_col, d_row)
     assert out[0, 3, 10] == pytest.approx(1.0) and out.sum() == pytest.approx(1.0)
 
 
 def test_scale_shrinks_to_seventy_percent_about_the_centre() -> None:
-    out = mc.scale_images(blob(6.0, 20.0), 0.7)
+    out = gen.scale_images(blob(6.0, 20.0), 0.7)
     row, col = centroid(out[0])
     assert row == pytest.approx(13.5 + 0.7 * (6.0 - 13.5), abs=0.05)
     assert col == pytest.approx(13.5 + 0.7 * (20.0 - 13.5), abs=0.05)
@@ -199,10 +200,10 @@ def test_shear_moves_a_spot_by_the_inverse_of_skimage_shear() -> None:
     q_col, q_row = 16.0, 20.0
     row = (q_row - t1) / math.cos(s)
     col = q_col - t0 + math.sin(s) * row
-    out = mc.shear_images(blob(q_row, q_col), np.array([s]))
+    out = gen.shear_images(blob(q_row, q_col), np.array([s]))
     assert centroid(out[0]) == pytest.approx((row, col), abs=0.06)
     # The centre stays where it is.
-    centre = mc.shear_images(blob(13.5, 13.5), np.array([-s]))
+    centre = gen.shear_images(blob(13.5, 13.5), np.array([-s]))
     assert centroid(centre[0]) == pytest.approx((13.5, 13.5), abs=0.02)
 
 
@@ -281,7 +282,7 @@ def test_zigzag_adds_a_line_from_column_two_to_twenty_five() -> None:
 
 
 def test_line_from_points_is_brightest_on_the_line() -> None:
-    line = mc.line_from_points(np.array([0.0]), np.array([5.0]), np.array([27.0]), np.array([5.0]))
+    line = gen.line_from_points(np.array([0.0]), np.array([5.0]), np.array([27.0]), np.array([5.0]))
     assert (line[0, 5, :27] == 1).all() and (line[0, :, 27] == 0).all()
     # One row away: log(1 - 1/2.3) + 1.
     assert line[0, 6, 3] == pytest.approx(math.log(1 - 1 / 2.3) + 1)
@@ -294,7 +295,7 @@ def test_line_from_points_is_brightest_on_the_line() -> None:
 def test_canny_edges_of_a_square_lie_on_its_border() -> None:
     x = np.zeros((1, 28, 28))
     x[0, 9:19, 9:19] = 1.0  # rows and columns 9..18
-    edges = mc.canny_edges_images(x)[0]
+    edges = gen.canny_edges_images(x)[0]
     rows, cols = np.nonzero(edges)
     border = {8, 9, 18, 19}  # the step lies between 8|9 and 18|19
     on_border = np.isin(rows, list(border)) | np.isin(cols, list(border))
@@ -316,7 +317,7 @@ def test_canny_edges_of_a_blank_image_are_none() -> None:
 def test_motion_blur_trails_along_the_angle() -> None:
     x = np.zeros((2, 28, 28))
     x[:, 14, 14] = 1.0
-    out = mc.motion_blur_images(x, np.array([0.0, 90.0]))
+    out = gen.motion_blur_images(x, np.array([0.0, 90.0]))
     # Output p sums kernel[i] * x[p + i * direction]: a dot leaves its trail behind it.
     width = np.arange(21.0)
     kernel = np.exp(-(width**2) / 18)
@@ -342,7 +343,7 @@ def test_blur_and_weather_change_the_image_within_bounds(name: str) -> None:
 def test_glass_blur_blurs_only_vertically_as_the_authors_code_does() -> None:
     x = np.zeros((1, 28, 28))
     x[0, 14, :] = 1.0  # a horizontal line stays a line of constant rows under a vertical blur
-    blurred = mc._vertical_gaussian(x, 0.7)
+    blurred = gen._vertical_gaussian(x, 0.7)
     assert np.allclose(blurred[0], blurred[0, :, :1])
     assert blurred[0, 13, 5] > 0.1
 
@@ -357,7 +358,7 @@ def test_fog_keeps_a_blank_image_blank_and_dims_a_white_one() -> None:
 
 
 def test_plasma_fractal_spans_zero_to_one_and_is_smooth() -> None:
-    maps = mc.plasma_fractal(3, np.random.default_rng(0))
+    maps = gen.plasma_fractal(3, np.random.default_rng(0))
     assert maps.shape == (3, 256, 256)
     assert maps.min(axis=(1, 2)) == pytest.approx(0) and maps.max(axis=(1, 2)) == pytest.approx(1)
     # Neighbouring values differ far less than the range: a fractal, not white noise.
@@ -409,7 +410,7 @@ def test_canny_and_warps_match_scikit_image_where_installed() -> None:
     transform = pytest.importorskip("skimage.transform")
     x = digits(6).numpy() / 255.0
     ref = np.stack([feature.canny(im) for im in x])
-    assert np.array_equal(mc.canny_edges_images(x), ref)
+    assert np.array_equal(gen.canny_edges_images(x), ref)
     for rotation, shear in ((0.4, 0.0), (-0.4, 0.0), (0.0, 0.4)):
         # skimage < 0.19's AffineTransform(rotation, shear), built by hand (0.19 redefined shear)
         m = np.array(
@@ -421,7 +422,7 @@ def test_canny_and_warps_match_scikit_image_where_installed() -> None:
         full = np.eye(3)
         full[:2, :2], full[:2, 2] = m, 13.5 * (1 - m.sum(axis=1))
         ref = np.stack([transform.warp(im, transform.AffineTransform(matrix=full)) for im in x])
-        ours = mc.warp_affine(x, np.broadcast_to(m, (6, 2, 2)), np.tile(full[:2, 2], (6, 1)))
+        ours = gen.warp_affine(x, np.broadcast_to(m, (6, 2, 2)), np.tile(full[:2, 2], (6, 1)))
         assert ours == pytest.approx(ref, abs=1e-12)
 
 
@@ -453,11 +454,11 @@ def test_motion_blur_matches_imagemagick_where_installed(tmp_path: Path) -> None
             [convert, str(source), "-motion-blur", f"10x3+{angle}", str(blurred)], check=True
         )
         reference = np.array(image_module.open(blurred).convert("L"))
-        quantum = np.round(mc.motion_blur_images(image[None] / 255.0, np.array([angle])) * 65535)
+        quantum = np.round(gen.motion_blur_images(image[None] / 255.0, np.array([angle])) * 65535)
         assert np.array_equal(np.floor(quantum / 257)[0].astype(np.uint8), reference)
 
 
 def test_plasma_crop_is_the_corner_of_the_full_map() -> None:
-    full = mc.plasma_fractal(2, np.random.default_rng(5))
-    corner = mc.plasma_fractal(2, np.random.default_rng(5), crop=28)
+    full = gen.plasma_fractal(2, np.random.default_rng(5))
+    corner = gen.plasma_fractal(2, np.random.default_rng(5), crop=28)
     assert corner.shape == (2, 28, 28) and np.array_equal(corner, full[:, :28, :28])
