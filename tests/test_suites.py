@@ -78,7 +78,10 @@ def test_every_published_study_is_a_suite() -> None:
     ]  # fmt: skip
     for suite in suites.list_suites():
         assert suite.kind == "suite" and suite.version and suite.study in "ABCDE"
-        assert suite.size() > 0
+        # size() is the configurations a seed on one device: what two seeds plan, halved
+        planned = plan_suite(suite, device="cpu", seeds=2).trials
+        assert len(planned) == 2 * suite.size() > 0, suite.name
+        assert len({t.config_hash for t in planned}) == len(planned), suite.name
 
 
 # sha256 of [label, config hash, membership tag] of every trial, as the suites planned them when
