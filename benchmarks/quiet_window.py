@@ -244,7 +244,8 @@ def part_roofline(args, base: Path, out: Path, command: str) -> None:
                     str(args.threads), "--env", "MNISTBENCH_CHANNELS_LAST=on", "--out",
                     str(rows)], check=True)  # fmt: skip
     notes = (
-        f"Before: commit {BASE_COMMIT} (main before issues 29 and 31). After: this tree. "
+        f"Before: commit {BASE_COMMIT} (main before issues 29 and 31). After: this tree, with "
+        "its defaults (among them the allocator's `retain`, engine/allocator.py). "
         f"{args.threads} torch threads in both, measured one after the other in one quiet "
         f"sitting on {machine_line(args.threads)} ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} "
         f"UTC). Each model's two trees take turns, {ROOFLINE_ROUNDS} fresh processes each "
