@@ -67,6 +67,27 @@ def test_the_timer_times_steps_then_stops_the_run(monkeypatch, learnable_data_di
     assert figures["profiled_steps"] == 2
     shares = figures["compute_share"] + figures["other_ops_share"] + figures["outside_ops_share"]
     assert shares == pytest.approx(1.0, abs=0.05) or figures["outside_ops_share"] == 0.0
+    assert figures["compile_warm_up_s"] is None  # not compiled
+
+
+def test_a_compiled_measurement_keeps_its_warm_up_beside_the_step(
+    monkeypatch, learnable_data_dir
+) -> None:
+    from mnistbench.recipes import train_stages
+
+    roofline = _load("roofline", monkeypatch)
+    monkeypatch.setattr(roofline, "WARMUP_STEPS", 1)
+    monkeypatch.setattr(roofline, "MAX_STEPS", 2)
+    monkeypatch.setenv("MNISTBENCH_DATA", str(learnable_data_dir))
+
+    def fake_warm_up(model, *args, **kwargs):  # what compile_for_training returns, no compiling
+        return model, 1.5
+
+    monkeypatch.setattr(train_stages, "compile_for_training", fake_warm_up)
+    extra = ["--val-size", "32", "--batch-size", "8", "--compile"]
+    figures = roofline.measure("mlp", subset=8 * 8, profile=False, extra=extra)
+    assert figures["steps"] == 2 and figures["compile_warm_up_s"] == 1.5
+    assert train_stages.compile_for_training is fake_warm_up  # given back as it was
 
 
 def test_the_committed_table_round_trips_one_model_a_line(monkeypatch, tmp_path) -> None:
