@@ -245,6 +245,8 @@ def _median_child(children: list[dict], profiled: dict | None = None) -> dict:
     if profiled is not None and "compute_share" in profiled:
         chosen.update({k: profiled[k] for k in PROFILE_KEYS if k in profiled})
     chosen["rounds_step_ms"] = [c.get("step_ms") for c in children]
+    if any(c.get("compile_warm_up_s") is not None for c in children):  # the first is the cold one
+        chosen["rounds_compile_warm_up_s"] = [c.get("compile_warm_up_s") for c in children]
     return chosen
 
 

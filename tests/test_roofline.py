@@ -201,6 +201,12 @@ def test_rounds_keep_the_median_child_and_the_last_childs_profile(monkeypatch) -
     assert chosen["step_ms"] == 40.0 and chosen["compute_share"] == 0.6
     assert chosen["top_ops"] == [["aten::conv", 0.5, 2]]
     assert chosen["rounds_step_ms"] == [40.0, 30.0, 50.0]
+    assert "rounds_compile_warm_up_s" not in chosen  # none compiled
+    compiled = [
+        {"step_ms": 9.0, "compile_warm_up_s": 80.0},
+        {"step_ms": 8.0, "compile_warm_up_s": 6.0},
+    ]
+    assert roofline._median_child(compiled)["rounds_compile_warm_up_s"] == [80.0, 6.0]
     # an even count keeps the lower middle; a failed child is left out of the choice
     two = roofline._median_child([{"step_ms": 20.0}, {"steps": 0, "note": "failed: x"}])
     assert two["step_ms"] == 20.0 and two["rounds_step_ms"] == [20.0, None]
