@@ -9,7 +9,9 @@ steps first (oneDNN picks kernels on the first calls), then steps until `TIMED_S
 `MAX_STEPS`; then the run is stopped (nothing of it is kept). An epoch-equivalent is the step
 time x ceil(55,000 / batch size), the recipe's epoch with the default 5,000-image validation
 split. The same code path exists at commit 5ae60b7, so `compare` measures the old and the new
-tree side by side in one sitting (`measure` runs under whichever tree PYTHONPATH names).
+tree side by side in one sitting (`measure` runs under whichever tree PYTHONPATH names);
+with `--rounds N` the two trees take turns, N fresh processes each, and each side's median
+process counts (a 3-second sample moves by 10% between spells of the VM).
 
 The bound comes from torch.profiler over `PROFILE_STEPS` more steps: the share of the step's
 wall time spent in matmul/conv ops, in other aten ops (element-wise, normalisation, copies,
