@@ -230,19 +230,20 @@ def part_roofline(args, base: Path, out: Path, command: str) -> None:
     rows = out / "roofline-quiet.rows.jsonl"
     rows.unlink(missing_ok=True)
     run = [sys.executable, str(HERE / "roofline.py")]
-    subprocess.run([*run, "compare", "--base", str(base), "--models", *ROOFLINE_MODELS,
-                    "--threads", str(args.threads), "--rounds", str(ROOFLINE_ROUNDS), "--out",
-                    str(rows)], check=True)  # fmt: skip
+
+    def compare(models: tuple[str, ...], *flags: str) -> None:
+        """roofline.py compare of `models` into this sitting's rows, at its threads."""
+        subprocess.run([*run, "compare", "--models", *models, "--threads", str(args.threads),
+                        *flags, "--out", str(rows)], check=True)  # fmt: skip
+
+    compare(ROOFLINE_MODELS, "--base", str(base), "--rounds", str(ROOFLINE_ROUNDS))
     # the compiled small net against the same eager before: --compile is the engine's lever for
     # small models (issue 29 item 4); its warm-up is outside the timed steps, as in a run
-    subprocess.run([*run, "compare", "--base", str(base), "--models", *COMPILED_VARIANTS,
-                    "--threads", str(args.threads), "--rounds", str(COMPILED_ROUNDS),
-                    "--extra=--compile", "--out", str(rows)], check=True)  # fmt: skip
+    compare(COMPILED_VARIANTS, "--base", str(base), "--rounds", str(COMPILED_ROUNDS),
+            "--extra=--compile")  # fmt: skip
     # the other layout of the models that opt out of channels-last on the CPU: rows of their
     # own, this tree only (docs/speed.md: the A/B under contention did not settle it)
-    subprocess.run([*run, "compare", "--models", *CHANNELS_LAST_VARIANTS, "--threads",
-                    str(args.threads), "--env", "MNISTBENCH_CHANNELS_LAST=on", "--out",
-                    str(rows)], check=True)  # fmt: skip
+    compare(CHANNELS_LAST_VARIANTS, "--env", "MNISTBENCH_CHANNELS_LAST=on")
     notes = (
         f"Before: commit {BASE_COMMIT} (main before issues 29 and 31). After: this tree, with "
         "its defaults (among them the allocator's `retain`, engine/allocator.py). "
